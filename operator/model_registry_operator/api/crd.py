@@ -1,0 +1,173 @@
+"""Generate CustomResourceDefinitions from the pydantic models.
+
+The API server wants a *structural* schema: every node typed, no `$ref`, no nullable
+unions, no titles. Pydantic's JSON schema is close; this module inlines references,
+collapses `X | None` to `X` and keeps only the keywords Kubernetes understands.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import modelregistry
+from .common import GROUP
+
+# Keywords that OpenAPI v3 structural schemas accept (others are dropped).
+_KEEP = {
+    "type",
+    "description",
+    "default",
+    "enum",
+    "format",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "items",
+    "properties",
+    "required",
+    "additionalProperties",
+    "anyOf",
+    "x-kubernetes-validations",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].split("/")[-1]])
+        # A description next to the reference describes the field, not the type.
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        return _resolve({**target, **extra}, defs)
+    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
+        variants = [v for v in node["anyOf"] if v.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(variants) == 1:
+            return _resolve({**variants[0], **rest}, defs)
+        if all("$ref" not in v and v.get("type") in ("integer", "string") for v in variants):
+            return _resolve({**rest, **_INT_OR_STRING}, defs)
+        raise ValueError(f"cannot express union {variants!r} in a structural schema")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in _KEEP:
+            continue
+        if key == "properties":
+            out[key] = {name: _resolve(prop, defs) for name, prop in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _resolve(value, defs)
+        elif key == "additionalProperties":
+            # `false` is implied by pruning; structural schemas forbid it beside properties.
+            continue
+        elif key == "default" and value is None:
+            continue
+        else:
+            out[key] = copy.deepcopy(value)
+    if "const" in node:
+        out["enum"] = [node["const"]]
+    return out
+
+
+_INT_OR_STRING = {"x-kubernetes-int-or-string": True}
+
+
+def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI v3 structural schema of a pydantic model."""
+    raw = model.model_json_schema(by_alias=True, mode="serialization")
+    defs = raw.pop("$defs", {})
+    schema: dict[str, Any] = _resolve(raw, defs)
+    return schema
+
+
+def _quantity_fix(node: Any) -> Any:
+    """Int-or-string nodes must not also carry `anyOf` types with a type of their own."""
+    if isinstance(node, list):
+        return [_quantity_fix(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    fixed = {k: _quantity_fix(v) for k, v in node.items()}
+    if fixed.get("x-kubernetes-int-or-string"):
+        fixed.pop("type", None)
+    return fixed
+
+
+def _status_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = structural_schema(model)
+    return dict(_quantity_fix(schema))
+
+
+def model_registry_crd() -> dict[str, Any]:
+    """The ModelRegistry CRD with both served versions sharing one schema."""
+    spec_schema = _quantity_fix(structural_schema(modelregistry.ModelRegistrySpec))
+    status_schema = _status_schema(modelregistry.ModelRegistryStatus)
+    schema = {
+        "type": "object",
+        "description": "ModelRegistry deploys a Model Registry REST server backed by PostgreSQL or MySQL.",
+        "properties": {
+            "apiVersion": {"type": "string", "description": "Versioned schema of this representation."},
+            "kind": {"type": "string", "description": "REST resource this object represents."},
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+        "required": ["spec"],
+    }
+    available = '.status.conditions[?(@.type=="Available")]'
+    columns = [
+        {"name": "Available", "type": "string", "jsonPath": f"{available}.status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Hosts", "type": "string", "jsonPath": ".status.hostsStr", "priority": 1},
+        {"name": "Status", "type": "string", "jsonPath": f"{available}.message", "priority": 1},
+    ]
+
+    def version(name: str, storage: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": name,
+            "served": True,
+            "storage": storage,
+            "schema": {"openAPIV3Schema": copy.deepcopy(schema)},
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": copy.deepcopy(columns),
+        }
+        if not storage:
+            entry["deprecated"] = True
+            entry["deprecationWarning"] = modelregistry.DEPRECATION_WARNING
+        return entry
+
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{modelregistry.PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": modelregistry.KIND,
+                "listKind": f"{modelregistry.KIND}List",
+                "plural": modelregistry.PLURAL,
+                "singular": modelregistry.SINGULAR,
+                "shortNames": list(modelregistry.SHORT_NAMES),
+            },
+            "scope": "Namespaced",
+            "versions": [
+                version(modelregistry.STORAGE_VERSION, storage=True),
+                version(modelregistry.DEPRECATED_VERSION, storage=False),
+            ],
+        },
+    }
+
+
+def all_crds() -> list[dict[str, Any]]:
+    """Every CRD the operator owns, in a stable order."""
+    return [model_registry_crd()]

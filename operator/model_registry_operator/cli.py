@@ -1,0 +1,93 @@
+"""The console command: ``model-registry-operator run | render | crds | upload``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .api.crd import all_crds
+
+
+def _dump(objects: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False)
+
+
+def crd_filename(crd: dict[str, Any]) -> str:
+    spec = crd["spec"]
+    return f"{spec['group']}_{spec['names']['plural']}.yaml"
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    crds = all_crds()
+    if not args.output_dir:
+        sys.stdout.write(_dump(crds))
+        return 0
+    for directory in args.output_dir:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for crd in crds:
+            (out / crd_filename(crd)).write_text(_dump([crd]))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render.offline import render_file
+
+    try:
+        objects = render_file(Path(args.file))
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(_dump(objects))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run
+    from .settings import load_settings
+
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run(settings, kubeconfig=args.kubeconfig)
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from .upload.cli import main as upload_main
+
+    return upload_main(args.upload_args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="model-registry-operator", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the operator against the current cluster")
+    run_p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG)")
+    run_p.set_defaults(func=cmd_run)
+    render_p = sub.add_parser("render", help="print every object the operator would apply for a CR (offline)")
+    render_p.add_argument("-f", "--file", required=True, help="a ModelRegistry YAML file ('-' for stdin)")
+    render_p.set_defaults(func=cmd_render)
+    crds_p = sub.add_parser("crds", help="print the CustomResourceDefinitions")
+    crds_p.add_argument("-o", "--output-dir", action="append", help="write one file per CRD here (repeatable)")
+    crds_p.set_defaults(func=cmd_crds)
+    upload_p = sub.add_parser("upload", help="copy a model and register it (the upload Job's program)", add_help=False)
+    upload_p.add_argument("upload_args", nargs=argparse.REMAINDER)
+    upload_p.set_defaults(func=cmd_upload)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

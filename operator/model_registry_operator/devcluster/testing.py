@@ -1,0 +1,173 @@
+"""Helpers for test-suites that need a real control plane and a simulated node.
+
+Typical use in a ``conftest.py``::
+
+    from model_registry_operator.devcluster.testing import control_plane as control_plane
+    from model_registry_operator.devcluster.testing import dev_cluster as dev_cluster
+
+which provides the session-scoped fixtures ``dev_cluster`` (a :class:`DevCluster`) and
+``control_plane`` (its :class:`ControlPlane`). Import them in the top-level ``tests/conftest.py``
+to share one cluster between all test folders of a session.
+
+Without the binaries (``make k8s``) the fixture skips the tests that use it, unless
+``MRO_REQUIRE_K8S=1`` is set (CI), in which case it fails them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import kubernetes
+import pytest
+
+from .controlplane import ControlPlane, default_bin_dir, missing_binaries
+from .simnode import BehaviourPolicy, SimulatedNode
+
+_k8s: Any = cast(Any, kubernetes)
+T = TypeVar("T")
+
+
+@dataclass
+class DevCluster:
+    """A running control plane plus its simulated node."""
+
+    control_plane: ControlPlane
+    node: SimulatedNode
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.control_plane.kubeconfig
+
+    @property
+    def server_url(self) -> str:
+        return self.control_plane.server_url
+
+    @property
+    def token(self) -> str:
+        return self.control_plane.token
+
+    def api_client(self) -> Any:
+        """A new ``kubernetes.client.ApiClient`` for this cluster (close it when done)."""
+        return _k8s.config.new_client_from_config(config_file=str(self.kubeconfig))
+
+
+def k8s_unavailable_reason(bin_dir: Path | None = None) -> str | None:
+    """Why a control plane cannot be started here, or ``None`` when it can."""
+    missing = missing_binaries(bin_dir)
+    if missing:
+        where = bin_dir if bin_dir is not None else default_bin_dir()
+        return f"Kubernetes binaries missing in {where} ({', '.join(missing)}): run `make k8s`"
+    return None
+
+
+@contextlib.contextmanager
+def run_dev_cluster(
+    workdir: Path | None = None,
+    *,
+    bin_dir: Path | None = None,
+    behaviour: BehaviourPolicy | None = None,
+    ready_delay: float = 0.2,
+    node_name: str = "sim-node",
+) -> Iterator[DevCluster]:
+    """Start a :class:`ControlPlane` and a :class:`SimulatedNode`; stop both on exit.
+
+    Without ``workdir`` a temporary directory is used and removed afterwards.
+    """
+    own_dir = workdir is None
+    directory = Path(tempfile.mkdtemp(prefix="mro-cluster-")) if workdir is None else workdir
+    try:
+        with (
+            ControlPlane(directory, bin_dir) as cp,
+            SimulatedNode(cp.kubeconfig, node_name, behaviour, ready_delay) as node,
+        ):
+            yield DevCluster(cp, node)
+    finally:
+        if own_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def skip_or_fail_without_k8s(bin_dir: Path | None = None) -> None:
+    """``pytest.skip`` (or ``pytest.fail`` with ``MRO_REQUIRE_K8S=1``) when binaries are missing."""
+    reason = k8s_unavailable_reason(bin_dir)
+    if reason is None:
+        return
+    if os.environ.get("MRO_REQUIRE_K8S") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+class _Shared:
+    """One cluster per test process, however many conftest files register the fixture."""
+
+    lock = threading.Lock()
+    users = 0
+    stack: contextlib.ExitStack | None = None
+    cluster: DevCluster | None = None
+
+
+@contextlib.contextmanager
+def shared_dev_cluster(workdir_factory: Callable[[], Path]) -> Iterator[DevCluster]:
+    """The process-wide :class:`DevCluster`, started on first use, stopped after the last user."""
+    with _Shared.lock:
+        if _Shared.cluster is None:
+            stack = contextlib.ExitStack()
+            _Shared.cluster = stack.enter_context(run_dev_cluster(workdir_factory()))
+            _Shared.stack = stack
+        _Shared.users += 1
+        cluster = _Shared.cluster
+    try:
+        yield cluster
+    finally:
+        with _Shared.lock:
+            _Shared.users -= 1
+            if _Shared.users == 0 and _Shared.stack is not None:
+                stack, _Shared.stack, _Shared.cluster = _Shared.stack, None, None
+                stack.close()
+
+
+@pytest.fixture(scope="session")
+def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    """Session-wide control plane + simulated node (default image-name policy)."""
+    skip_or_fail_without_k8s()
+    with shared_dev_cluster(lambda: tmp_path_factory.mktemp("dev-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def control_plane(dev_cluster: DevCluster) -> ControlPlane:
+    """The session cluster's :class:`ControlPlane` (its simulated node is running too)."""
+    return dev_cluster.control_plane
+
+
+def wait_for(
+    check: Callable[[], T | None],
+    timeout: float = 30.0,
+    interval: float = 0.2,
+    message: str | Callable[[], str] = "condition",
+) -> T:
+    """Call ``check`` until it returns something truthy; return that or raise ``TimeoutError``.
+
+    Exceptions raised by ``check`` count as "not yet" (the last one is chained on timeout).
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {text}") from last_exc
+        time.sleep(interval)

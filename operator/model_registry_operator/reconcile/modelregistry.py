@@ -1,0 +1,431 @@
+"""Reconcile one ModelRegistry: read, render, apply, prune, observe, write status.
+
+Every trigger (kopf create / update / resume, the periodic drift check, events of owned
+children and of referenced Secrets) funnels into :meth:`RegistryReconciler.run`, which is
+serialised per registry, so there is exactly one reconcile of a registry at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..api.common import SecretKeyValue
+from ..api.modelregistry import ModelRegistrySpec
+from ..api.validation import parse_spec
+from ..database import probe as db_probe
+from ..kube import ApiError, Kube, Obj, kind_of, lookup
+from ..platform.capabilities import Capabilities
+from ..render.database import DatabaseSecrets, referenced_keys
+from ..render.defaults import apply_runtime_defaults, merge_patch, postgres_names, spec_json
+from ..render.modelregistry import (
+    REGISTRY_LABEL,
+    RETAIN_ANNOTATION,
+    RegistryRef,
+    RenderInputs,
+    digest_of,
+    render_model_registry,
+)
+from ..settings import OperatorSettings
+from ..status.conditions import FALSE, TRUE, UNKNOWN, set_conditions
+from ..status.modelregistry import (
+    AVAILABLE,
+    DatabaseState,
+    Observation,
+    ready_endpoint_count,
+    registry_conditions,
+    registry_hosts,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_REGISTRY = lookup("modelregistry.opendatahub.io/v1beta1", "ModelRegistry")
+DEPLOYMENT = lookup("apps/v1", "Deployment")
+POD = lookup("v1", "Pod")
+SECRET = lookup("v1", "Secret")
+CONFIG_MAP = lookup("v1", "ConfigMap")
+ENDPOINT_SLICE = lookup("discovery.k8s.io/v1", "EndpointSlice")
+# Kinds a registry may own in its namespace; anything labelled as ours and no longer
+# rendered is deleted.
+PRUNABLE = [
+    lookup("v1", "ServiceAccount"),
+    lookup("v1", "Service"),
+    SECRET,
+    CONFIG_MAP,
+    lookup("v1", "PersistentVolumeClaim"),
+    DEPLOYMENT,
+    lookup("networking.k8s.io/v1", "NetworkPolicy"),
+    lookup("rbac.authorization.k8s.io/v1", "Role"),
+    lookup("rbac.authorization.k8s.io/v1", "RoleBinding"),
+]
+# Applied first: what pods of the later objects need to start.
+FIRST_WAVE = {"ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim"}
+UNSUPPORTED_FIELDS = (("oauthProxy", "oauth_proxy"), ("kubeRBACProxy", "kube_rbac_proxy"), ("istio", "istio"))
+PROBE_INTERVAL = 30.0
+
+EventSink = Callable[[Obj, str, str, str], None]
+
+
+class ConfigurationError(Exception):
+    """The spec or what it references cannot work; the message names the field."""
+
+
+@dataclass
+class ReconcileResult:
+    available: bool = False
+    configuration_error: str | None = None
+    pruned: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ProbeMemo:
+    key: str
+    at: float
+    state: DatabaseState
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decode(obj: Obj, key: str) -> str | None:
+    if obj.get("kind") == "Secret":
+        raw = (obj.get("data") or {}).get(key)
+        return base64.b64decode(raw).decode("utf-8", "replace") if raw is not None else None
+    value = (obj.get("data") or {}).get(key)
+    return str(value) if value is not None else None
+
+
+class RegistryReconciler:
+    """Holds the clients and per-registry bookkeeping (locks, probe cache) of the operator."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        capabilities: Callable[[], Capabilities],
+        emit: EventSink | None = None,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.capabilities = capabilities
+        self.emit = emit or (lambda body, type_, reason, message: None)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._queued: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._probes: dict[tuple[str, str], _ProbeMemo] = {}
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def run(self, namespace: str, name: str) -> ReconcileResult:
+        """Reconcile now (serialised with any other reconcile of the same registry)."""
+        key = (namespace, name)
+        async with self._lock(key):
+            self._queued.discard(key)
+            return await self._reconcile(namespace, name)
+
+    def schedule(self, namespace: str, name: str) -> None:
+        """Reconcile soon; bursts of triggers collapse into one run."""
+        key = (namespace, name)
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        task = asyncio.get_running_loop().create_task(self._scheduled(namespace, name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _scheduled(self, namespace: str, name: str) -> None:
+        try:
+            await self.run(namespace, name)
+        except Exception:
+            log.exception("reconcile of %s/%s failed; the next trigger retries", namespace, name)
+
+    def forget(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        self._probes.pop(key, None)
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked():
+            self._locks.pop(key, None)
+
+    # -- the reconcile -------------------------------------------------------------------
+    async def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
+        body = await self.kube.get(MODEL_REGISTRY, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            self.forget(namespace, name)
+            return ReconcileResult()
+        meta = body["metadata"]
+        generation = int(meta.get("generation", 0))
+        result = ReconcileResult()
+        registry = RegistryRef(name, namespace, meta["uid"], dict(meta.get("annotations") or {}))
+        spec_defaults = ""
+        try:
+            spec = self._validated_spec(body)
+            effective = apply_runtime_defaults(spec, self.settings, name)
+            spec_defaults = _json_text(merge_patch(spec_json(spec), spec_json(effective)))
+            inputs, probe_target = await self._resolve(namespace, name, effective)
+            desired = render_model_registry(registry, effective, self.settings, self.capabilities(), inputs)
+            applied = await self._apply(desired, result)
+            result.pruned = await self._prune(namespace, name, meta["uid"], desired)
+            observation = await self._observe(namespace, name, generation, spec, applied, probe_target)
+        except ConfigurationError as exc:
+            result.configuration_error = str(exc)
+            observation = Observation(generation=generation, configuration_error=str(exc))
+        except ApiError as exc:
+            if exc.status in (400, 422):  # the API server rejected what the spec rendered
+                result.configuration_error = f"the API server rejected a generated object: {exc.message}"
+                observation = Observation(generation=generation, configuration_error=result.configuration_error)
+            else:
+                if await self.kube.get(MODEL_REGISTRY, namespace, name) is None:
+                    self.forget(namespace, name)  # deleted while we worked: nothing to report
+                    return ReconcileResult()
+                await self._write_status(body, Observation(generation=generation, reconcile_error=str(exc)), "")
+                raise
+        available = await self._write_status(body, observation, spec_defaults, result)
+        result.available = available
+        return result
+
+    def _validated_spec(self, body: Obj) -> ModelRegistrySpec:
+        spec, problems = parse_spec(body.get("spec"))
+        if problems or spec is None:
+            raise ConfigurationError("invalid spec: " + "; ".join(str(p) for p in problems))
+        required_ns = self.settings.registries_namespace
+        namespace = body["metadata"]["namespace"]
+        if required_ns and namespace != required_ns:
+            raise ConfigurationError(f"metadata.namespace: registries must be created in namespace {required_ns}")
+        return spec
+
+    async def _resolve(
+        self, namespace: str, name: str, spec: ModelRegistrySpec
+    ) -> tuple[RenderInputs, db_probe.PostgresTarget | db_probe.MySQLTarget | None]:
+        """Read what the spec references; a missing Secret / key is a configuration error."""
+        generated_password = ""
+        pg = spec.postgres
+        if pg is not None and pg.generate_deployment:
+            names = postgres_names(name)
+            existing = await self.kube.get(SECRET, namespace, names["secret_name"])
+            generated_password = (_decode(existing, "password") if existing else None) or secrets.token_urlsafe(16)
+        refs = referenced_keys(spec)
+        objects = await asyncio.gather(
+            *(
+                self.kube.get(
+                    SECRET if kind == "secret" else CONFIG_MAP, namespace, ref if isinstance(ref, str) else ref.name
+                )
+                for kind, ref in refs
+            )
+        )
+        values: dict[tuple[str, str], str] = {}
+        digest_parts: dict[str, Any] = {}
+        for (kind, ref), obj in zip(refs, objects, strict=True):
+            obj_name = ref if isinstance(ref, str) else ref.name
+            label = "Secret" if kind == "secret" else "ConfigMap"
+            generated = pg is not None and pg.generate_deployment and obj_name == postgres_names(name)["secret_name"]
+            if obj is None:
+                if generated:
+                    values[(obj_name, "password")] = generated_password
+                    continue
+                raise ConfigurationError(f"{label} {obj_name!r} not found in namespace {namespace}")
+            # Only digests of the data go further: the values themselves never leave here.
+            digest_parts[f"{kind}/{obj_name}"] = obj.get("data") or {}
+            if isinstance(ref, SecretKeyValue):
+                value = _decode(obj, ref.key)
+                if value is None:
+                    raise ConfigurationError(f"{label} {obj_name!r} has no key {ref.key!r}")
+                values[(obj_name, ref.key)] = value
+        db_secrets = DatabaseSecrets(
+            password=_lookup(values, _db_field(spec, "password_secret")),
+            ssl_password=_lookup(values, pg.ssl_password_secret if pg else None),
+        )
+        inputs = RenderInputs(db_secrets, generated_password, digest_of(digest_parts))
+        return inputs, self._probe_target(spec, values, db_secrets)
+
+    def _probe_target(
+        self, spec: ModelRegistrySpec, values: dict[tuple[str, str], str], db: DatabaseSecrets
+    ) -> db_probe.PostgresTarget | db_probe.MySQLTarget | None:
+        if self.settings.database_probe == "off":
+            return None
+        if spec.postgres is not None:
+            pg = spec.postgres
+            return db_probe.PostgresTarget(
+                host=pg.address,
+                port=pg.port,
+                database=pg.database or pg.username or "postgres",
+                username=pg.username or "",
+                password=db.password,
+                sslmode=pg.ssl_mode,
+                sslrootcert=_lookup(values, pg.ssl_root_certificate_config_map or pg.ssl_root_certificate_secret),
+                sslcert=_lookup(values, pg.ssl_certificate_secret),
+                sslkey=_lookup(values, pg.ssl_key_secret),
+            )
+        if spec.mysql is not None:
+            my = spec.mysql
+            return db_probe.MySQLTarget(
+                host=my.host,
+                port=my.port,
+                database=my.database,
+                username=my.username,
+                password=db.password,
+                ssl_ca=_lookup(values, my.ssl_root_certificate_config_map or my.ssl_root_certificate_secret),
+                ssl_cert=_lookup(values, my.ssl_certificate_secret),
+                ssl_key=_lookup(values, my.ssl_key_secret),
+                ssl_cipher=my.ssl_cipher,
+                verify_server_cert=bool(my.verify_server_cert),
+            )
+        return None
+
+    async def _apply(self, desired: list[Obj], result: ReconcileResult) -> dict[tuple[str, str], Obj]:
+        applied: dict[tuple[str, str], Obj] = {}
+        waves = [[o for o in desired if o["kind"] in FIRST_WAVE], [o for o in desired if o["kind"] not in FIRST_WAVE]]
+        for wave in waves:
+            live = await asyncio.gather(*(self.kube.apply(obj) for obj in wave))
+            for obj, answer in zip(wave, live, strict=True):
+                applied[(obj["kind"], obj["metadata"]["name"])] = answer
+        return applied
+
+    async def _prune(self, namespace: str, name: str, uid: str, desired: list[Obj]) -> list[str]:
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
+        listings = await asyncio.gather(
+            *(self.kube.list(kind, namespace, f"{REGISTRY_LABEL}={name}") for kind in PRUNABLE)
+        )
+        doomed = []
+        for item in (item for items in listings for item in items):
+            meta = item["metadata"]
+            if (item["kind"], meta["name"]) in wanted:
+                continue
+            if (meta.get("annotations") or {}).get(RETAIN_ANNOTATION) == "true":
+                continue  # data (PVC, generated credentials) outlives a configuration switch
+            if not any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or []):
+                continue  # not ours to delete
+            doomed.append(item)
+        await asyncio.gather(
+            *(
+                self.kube.delete(kind_of(item), namespace, item["metadata"]["name"], item["metadata"]["uid"])
+                for item in doomed
+            )
+        )
+        return [f"{item['kind']}/{item['metadata']['name']}" for item in doomed]
+
+    async def _observe(
+        self,
+        namespace: str,
+        name: str,
+        generation: int,
+        spec: ModelRegistrySpec,
+        applied: dict[tuple[str, str], Obj],
+        probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None,
+    ) -> Observation:
+        selector = f"app={name},component=model-registry"
+        pods, slices, database = await asyncio.gather(
+            self.kube.list(POD, namespace, selector),
+            self.kube.list(ENDPOINT_SLICE, namespace, f"kubernetes.io/service-name={name}"),
+            self._probe(namespace, name, probe_target),
+        )
+        unsupported = [field_name for field_name, attr in UNSUPPORTED_FIELDS if getattr(spec, attr) is not None]
+        return Observation(
+            generation=generation,
+            deployment=applied.get(("Deployment", name)),
+            ready_endpoints=ready_endpoint_count(slices),
+            pods=pods,
+            database=database,
+            unsupported=[f"spec.{f}" for f in unsupported],
+        )
+
+    async def _probe(
+        self, namespace: str, name: str, target: db_probe.PostgresTarget | db_probe.MySQLTarget | None
+    ) -> DatabaseState | None:
+        if target is None:
+            return None
+        key = (namespace, name)
+        target_key = digest_of({"target": repr(target), "password": digest_of({"p": target.password or ""})})
+        memo = self._probes.get(key)
+        if memo and memo.key == target_key and time.monotonic() - memo.at < PROBE_INTERVAL:
+            return memo.state
+        state = await self._probe_now(target)
+        self._probes[key] = _ProbeMemo(target_key, time.monotonic(), state)
+        return state
+
+    async def _probe_now(self, target: db_probe.PostgresTarget | db_probe.MySQLTarget) -> DatabaseState:
+        try:
+            await asyncio.to_thread(socket.getaddrinfo, target.host, target.port)
+        except OSError:
+            where = "inside the cluster" if os.environ.get("KUBERNETES_SERVICE_HOST") else "where it runs"
+            return DatabaseState(
+                UNKNOWN, db_probe.UNKNOWN, f"the operator cannot resolve {target.host} from {where}; not probed"
+            )
+        outcome = await db_probe.probe(target, timeout=self.settings.database_probe_timeout)
+        if outcome.ok:
+            return DatabaseState(TRUE, outcome.reason, outcome.message)
+        status = UNKNOWN if outcome.reason == db_probe.UNKNOWN else FALSE
+        return DatabaseState(status, outcome.reason, outcome.message)
+
+    async def _write_status(
+        self, body: Obj, obs: Observation, spec_defaults: str, result: ReconcileResult | None = None
+    ) -> bool:
+        meta = body["metadata"]
+        old = body.get("status") or {}
+        previous = old.get("conditions") or []
+        desired = registry_conditions(obs, previous)
+        conditions = set_conditions(previous, desired, _now(), obs.generation)
+        hosts = registry_hosts(meta["name"], meta["namespace"])
+        status: dict[str, Any] = {
+            "observedGeneration": obs.generation,
+            "conditions": conditions,
+            "hosts": hosts,
+            "hostsStr": ",".join(hosts),
+            "specDefaults": spec_defaults or old.get("specDefaults") or "{}",
+        }
+        available = next(c for c in conditions if c["type"] == AVAILABLE)
+        if any(old.get(k) != v for k, v in status.items()):
+            try:
+                await self.kube.merge_patch(
+                    MODEL_REGISTRY, meta["namespace"], meta["name"], {"status": status}, "status"
+                )
+            except ApiError as exc:
+                if exc.not_found:  # deleted meanwhile: nothing left to report on
+                    return False
+                raise
+            self._events(body, previous, available, obs, result)
+        return bool(available["status"] == TRUE)
+
+    def _events(
+        self, body: Obj, previous: list[Obj], available: Obj, obs: Observation, result: ReconcileResult | None
+    ) -> None:
+        before = next((c for c in previous if c.get("type") == AVAILABLE), None)
+        if before is None and not obs.configuration_error:
+            self.emit(body, "Normal", "Created", "Created the registry's objects")
+        elif result and result.pruned:
+            self.emit(body, "Normal", "Pruned", "Removed " + ", ".join(result.pruned))
+        if before is not None and (before.get("status"), before.get("reason")) == (
+            available["status"],
+            available["reason"],
+        ):
+            return
+        if available["status"] == TRUE:
+            self.emit(body, "Normal", "Available", available["message"])
+        elif available["reason"] in ("ConfigurationError", "ReconcileError", "DeploymentUnavailable"):
+            self.emit(body, "Warning", available["reason"], available["message"])
+
+
+def _lookup(values: dict[tuple[str, str], str], ref: SecretKeyValue | None) -> str | None:
+    return values.get((ref.name, ref.key)) if ref is not None else None
+
+
+def _db_field(spec: ModelRegistrySpec, attr: str) -> SecretKeyValue | None:
+    config = spec.postgres or spec.mysql
+    return getattr(config, attr, None) if config is not None else None
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,156 @@
+"""Render every object a ModelRegistry wants. Pure: spec and inputs in, manifests out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api.common import GROUP
+from ..api.modelregistry import KIND, STORAGE_VERSION, ModelRegistrySpec
+from ..platform.capabilities import Capabilities
+from ..settings import OperatorSettings
+from .database import DatabaseSecrets, database_wiring
+from .defaults import postgres_names
+from .engine import render_template
+
+Obj = dict[str, Any]
+
+MANAGED_BY = "model-registry-operator"
+REGISTRY_LABEL = f"{GROUP}/registry"
+RETAIN_ANNOTATION = f"{GROUP}/retain"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+COPIED_ANNOTATIONS = ("openshift.io/display-name", "openshift.io/description")
+
+CORE_TEMPLATES = [
+    "modelregistry/core/serviceaccount.yaml.j2",
+    "modelregistry/core/database-secret.yaml.j2",
+    "modelregistry/core/service.yaml.j2",
+    "modelregistry/core/role.yaml.j2",
+    "modelregistry/core/deployment.yaml.j2",
+]
+POSTGRES_TEMPLATES = [
+    "modelregistry/postgres/secret.yaml.j2",
+    "modelregistry/postgres/pvc.yaml.j2",
+    "modelregistry/postgres/deployment.yaml.j2",
+    "modelregistry/postgres/service.yaml.j2",
+    "modelregistry/postgres/networkpolicy.yaml.j2",
+]
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    """Identity of the ModelRegistry being rendered."""
+
+    name: str
+    namespace: str
+    uid: str
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    """What the reconcile read from the cluster: secret values and a digest of referenced data."""
+
+    database: DatabaseSecrets = field(default_factory=DatabaseSecrets)
+    generated_postgres_password: str = ""
+    referenced_digest: str = ""
+
+
+def registry_labels(name: str, component: str = "model-registry") -> dict[str, str]:
+    return {
+        "app": name,
+        "component": component,
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/created-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": "model-registry",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        REGISTRY_LABEL: name,
+    }
+
+
+def registry_selector(name: str) -> dict[str, str]:
+    return {"app": name, "component": "model-registry", "app.kubernetes.io/name": name}
+
+
+def owner_references(registry: RegistryRef) -> list[Obj]:
+    return [
+        {
+            "apiVersion": f"{GROUP}/{STORAGE_VERSION}",
+            "kind": KIND,
+            "name": registry.name,
+            "uid": registry.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def render_model_registry(
+    registry: RegistryRef,
+    spec: ModelRegistrySpec,
+    settings: OperatorSettings,
+    capabilities: Capabilities,
+    inputs: RenderInputs,
+) -> list[Obj]:
+    """Every object for a validated spec with run-time defaults applied."""
+    del settings, capabilities  # used by the security and exposure modes
+    labels = registry_labels(registry.name)
+    generated = spec.postgres is not None and bool(spec.postgres.generate_deployment)
+    db_secrets = inputs.database
+    if generated:  # the DSN uses the password of the database we deploy
+        db_secrets = DatabaseSecrets(inputs.generated_postgres_password, inputs.database.ssl_password)
+    database = database_wiring(registry.name, spec, db_secrets)
+    context: dict[str, Any] = {
+        "registry": registry,
+        "spec": spec,
+        "labels": labels,
+        "selector": registry_selector(registry.name),
+        "pod_labels": labels,
+        "args": ["--hostname=0.0.0.0", f"--port={spec.rest.port}", *database.args],
+        "owner_references": owner_references(registry),
+        "database": database,
+        "resources": spec.rest.resources.model_dump(mode="json", exclude_none=True) if spec.rest.resources else {},
+        "service_annotations": {k: v for k, v in registry.annotations.items() if k in COPIED_ANNOTATIONS},
+        "pod_annotations": {
+            "openshift.io/required-scc": "restricted-v2",
+            # Rolls the pod when the DSN or any referenced Secret / ConfigMap changes.
+            CONFIG_HASH_ANNOTATION: _digest(database.dsn, inputs.referenced_digest),
+        },
+    }
+    objects: list[Obj] = []
+    if generated and spec.postgres is not None:
+        names = postgres_names(registry.name)
+        pg_selector = {"app": names["name"], "component": "database", "app.kubernetes.io/name": names["name"]}
+        pg_labels = {**registry_labels(registry.name, component="database"), **pg_selector}
+        context["postgres"] = {
+            **names,
+            "labels": pg_labels,
+            "selector": pg_selector,
+            "pod_labels": pg_labels,
+            "username": spec.postgres.username,
+            "database": spec.postgres.database,
+            "password": inputs.generated_postgres_password,
+            "image": spec.postgres.image,
+        }
+        for template in POSTGRES_TEMPLATES:
+            objects.extend(render_template(template, context))
+    for template in CORE_TEMPLATES:
+        objects.extend(render_template(template, context))
+    return objects
+
+
+def digest_of(data: dict[str, Any]) -> str:
+    """Stable digest of referenced Secret / ConfigMap contents (never the contents themselves)."""
+    return _digest(json.dumps(data, sort_keys=True))

@@ -1,0 +1,118 @@
+"""Operator settings: one typed object read from the environment once, at start-up.
+
+Variable names follow the upstream operator (``RELATED_IMAGE_*``, ``REGISTRIES_NAMESPACE``,
+``DEFAULT_DOMAIN``, ...), so existing deployment manifests keep working. A bad value is a
+start-up error that names the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FIELD_MANAGER = "model-registry-operator"
+
+
+def parse_labels(raw: str) -> dict[str, str]:
+    """Parse ``k=v,k2=v2`` (the upstream DEFAULT_AUTH_CONFIG_LABELS format)."""
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value pairs separated by commas, got {item!r}")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator reads from its environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # Images (upstream names).
+    registry_image: str = Field(
+        default="quay.io/opendatahub/model-registry:latest",
+        validation_alias=AliasChoices("RELATED_IMAGE_ODH_MODEL_REGISTRY_IMAGE", "REST_IMAGE"),
+    )
+    kube_rbac_proxy_image: str = Field(
+        default="quay.io/openshift/origin-kube-rbac-proxy:latest",
+        validation_alias="RELATED_IMAGE_ODH_KUBE_RBAC_PROXY_IMAGE",
+    )
+    oauth_proxy_image: str = Field(
+        default="quay.io/openshift/origin-oauth-proxy:latest", validation_alias="OAUTH_PROXY_IMAGE"
+    )
+    postgres_image: str = Field(
+        default="quay.io/sclorg/postgresql-16-c10s:latest", validation_alias="RELATED_IMAGE_POSTGRESQL_16_IMAGE"
+    )
+    upload_job_image: str = Field(
+        default="quay.io/opendatahub/model-registry-operator:latest",
+        validation_alias="RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE",
+    )
+
+    # Where registries may live and how they are exposed (upstream names).
+    registries_namespace: str = Field(default="", validation_alias="REGISTRIES_NAMESPACE")
+    watch_namespace: str = Field(default="", validation_alias="WATCH_NAMESPACE")
+    default_domain: str = Field(default="", validation_alias="DEFAULT_DOMAIN")
+    gateway_domain: str = Field(default="", validation_alias="GATEWAY_DOMAIN")
+    gateway_name: str = Field(default="data-science-gateway", validation_alias="GATEWAY_NAME")
+    gateway_namespace: str = Field(default="openshift-ingress", validation_alias="GATEWAY_NAMESPACE")
+    httproute_namespace: str = Field(default="redhat-ods-applications", validation_alias="HTTPROUTE_NAMESPACE")
+
+    # Istio + Authorino defaults (upstream v0.2 names).
+    default_auth_provider: str = Field(default="", validation_alias="DEFAULT_AUTH_PROVIDER")
+    default_auth_config_labels: str = Field(default="", validation_alias="DEFAULT_AUTH_CONFIG_LABELS")
+    default_istio_ingress: str = Field(default="ingressgateway", validation_alias="DEFAULT_ISTIO_INGRESS")
+    default_cert: str = Field(default="", validation_alias="DEFAULT_CERT")
+    default_control_plane: str = Field(default="", validation_alias="DEFAULT_CONTROL_PLANE")
+    create_auth_resources: bool = Field(default=True, validation_alias="CREATE_AUTH_RESOURCES")
+    enable_webhooks: bool = Field(default=False, validation_alias="ENABLE_WEBHOOKS")
+
+    # Our own knobs.
+    resync_seconds: float = Field(default=60.0, gt=0, validation_alias="RESYNC_INTERVAL_SECONDS")
+    database_probe: Literal["auto", "on", "off"] = Field(default="auto", validation_alias="DATABASE_PROBE")
+    database_probe_timeout: float = Field(default=3.0, gt=0, le=30, validation_alias="DATABASE_PROBE_TIMEOUT")
+    health_port: int = Field(default=8081, ge=1, le=65535, validation_alias="HEALTH_PROBE_PORT")
+    health_host: str = Field(default="0.0.0.0", validation_alias="HEALTH_PROBE_HOST")  # noqa: S104
+    api_workers: int = Field(default=16, ge=1, le=256, validation_alias="API_WORKERS")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("default_auth_config_labels")
+    @classmethod
+    def _labels_parse(cls, value: str) -> str:
+        parse_labels(value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def auth_config_labels(self) -> dict[str, str]:
+        return parse_labels(self.default_auth_config_labels)
+
+
+def load_settings() -> OperatorSettings:
+    """Read the settings; raises a ValueError naming the variable on bad input."""
+    from pydantic import ValidationError
+
+    try:
+        return OperatorSettings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{_env_name(field)}: {err['msg']}")
+        raise ValueError("invalid operator settings: " + "; ".join(problems)) from None
+
+
+def _env_name(field: str) -> str:
+    info = OperatorSettings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field.upper()

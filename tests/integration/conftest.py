@@ -1,0 +1,116 @@
+"""The operator running as a process against the local control plane, one namespace per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_registry_operator.devcluster.controlplane import ControlPlane
+
+from .kube import Cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def cluster(control_plane: ControlPlane) -> Cluster:
+    c = Cluster(control_plane.kubeconfig)
+    c.kubectl("apply", "--server-side", "-k", str(ROOT / "config" / "crd"))
+    c.kubectl("wait", "--for=condition=Established", "crd/modelregistries.modelregistry.opendatahub.io")
+    return c
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = workdir / "operator.log"
+        self.health_port = _free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "HEALTH_PROBE_HOST": "127.0.0.1",
+            "HEALTH_PROBE_PORT": str(self.health_port),
+            "RESYNC_INTERVAL_SECONDS": "10",
+            "LOG_LEVEL": "INFO",
+            **(extra_env or {}),
+        }
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "model_registry_operator", "run", "--kubeconfig", str(kubeconfig)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"operator exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1):  # noqa: S310
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"operator did not become live:\n{self.tail()}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 60) -> str:
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, operator: OperatorProcess, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.create_namespace(name)
+    yield name
+    # Registries are deleted through the operator's view of the world before the namespace goes.
+    cluster.kubectl("delete", "modelregistries", "--all", "-n", name, "--wait=true", "--timeout=60s", check=False)
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        print(f"--- operator log tail ---\n{operator.tail()}")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
