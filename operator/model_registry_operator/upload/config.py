@@ -1,0 +1,709 @@
+"""Parameters of the upload program.
+
+Every parameter has a ``--flag`` and a ``MODEL_SYNC_*`` environment variable of the same name
+(``--source-aws-bucket`` / ``MODEL_SYNC_SOURCE_AWS_BUCKET``), as in the upstream async-upload
+job. Each value is resolved with this precedence, highest first:
+
+1. command-line argument,
+2. environment variable,
+3. credential files (``*_CREDENTIALS_PATH``: an S3 Secret directory, a ``.dockerconfigjson``
+   file, a directory holding a ``URI`` file),
+4. built-in default.
+
+The result is a typed :class:`UploadConfig`. Every problem raises :class:`ConfigError` whose
+message names the parameter by flag and environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from .errors import ConfigError
+from .redact import register_basic_auth, register_secret
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "MODEL_SYNC_"
+DEFAULT_BASE_IMAGE = "public.ecr.aws/docker/library/busybox:latest"
+DEFAULT_METADATA_PATH = "/etc/model-metadata"
+DEFAULT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+
+SourceType = Literal["s3", "oci", "uri", "pvc"]
+DestinationType = Literal["oci", "s3"]
+Intent = Literal["create_model", "create_version", "update_artifact"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: ``name`` is the snake_case field, flag and env are derived."""
+
+    name: str
+    default: str | None = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    help: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def label(self) -> str:
+        return f"{self.flag} ({self.env})"
+
+
+def _aws(prefix: str) -> list[Param]:
+    return [
+        Param(f"{prefix}_aws_bucket", help="S3 bucket"),
+        Param(f"{prefix}_aws_key", help="object key or prefix"),
+        Param(f"{prefix}_aws_region"),
+        Param(f"{prefix}_aws_access_key_id", secret=True),
+        Param(f"{prefix}_aws_secret_access_key", secret=True),
+        Param(f"{prefix}_aws_endpoint", help="S3 endpoint URL (scheme://host:port)"),
+    ]
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("source_type", "s3", ("s3", "oci", "uri", "pvc")),
+    Param("source_uri", help="http(s):// or hf://repo/model[:revision]"),
+    *_aws("source"),
+    Param("source_oci_uri"),
+    Param("source_oci_registry"),
+    Param("source_oci_username"),
+    Param("source_oci_password", secret=True),
+    Param("source_oci_enable_tls_verify", "true"),
+    Param("source_oci_ca_bundle", help="PEM CA bundle to verify the source registry"),
+    Param("source_path", help="pvc source: a mounted directory or file"),
+    Param("destination_type", "oci", ("oci", "s3")),
+    *_aws("destination"),
+    Param("destination_oci_uri", help="host[:port]/repository:tag, no scheme"),
+    Param("destination_oci_registry"),
+    Param("destination_oci_username"),
+    Param("destination_oci_password", secret=True),
+    Param("destination_oci_base_image", DEFAULT_BASE_IMAGE),
+    Param("destination_oci_enable_tls_verify", "true"),
+    Param("destination_oci_platform", "linux/amd64", help="platform picked from a multi-arch base"),
+    Param("destination_oci_ca_bundle", help="PEM CA bundle to verify the destination (and base) registry"),
+    Param("source_aws_ca_bundle", help="PEM CA bundle to verify the source S3 endpoint"),
+    Param("destination_aws_ca_bundle", help="PEM CA bundle to verify the destination S3 endpoint"),
+    Param("source_uri_ca_bundle", help="PEM CA bundle to verify an https source URI"),
+    Param("model_upload_intent", "update_artifact", ("create_model", "create_version", "update_artifact")),
+    Param("model_id"),
+    Param("model_version_id"),
+    Param("model_artifact_id"),
+    Param("storage_path", "/tmp/model-sync"),  # noqa: S108 - upstream default scratch dir
+    Param("registry_server_address"),
+    Param("registry_port", "443"),
+    Param("registry_is_secure", "true"),
+    Param("registry_author"),
+    Param("registry_user_token", secret=True),
+    Param("registry_user_token_envvar"),
+    Param("registry_custom_ca"),
+    Param("registry_custom_ca_envvar"),
+    Param("registry_log_level", "30"),
+    Param("sign"),
+    Param("signing_identity_token_path"),
+    Param("metadata_configmap_path"),
+    Param("source_s3_credentials_path"),
+    Param("destination_s3_credentials_path"),
+    Param("source_oci_credentials_path"),
+    Param("destination_oci_credentials_path"),
+    Param("source_uri_credentials_path"),
+    Param("parallelism", "4", help="concurrent part transfers"),
+    Param("part_size", "8388608", help="bytes per transferred part"),
+    Param("progress_interval", "5", help="seconds between progress log lines"),
+    Param("timeout", "60", help="network timeout in seconds"),
+)
+PARAMS_BY_NAME = {p.name: p for p in PARAMS}
+
+
+def label(name: str) -> str:
+    """``--flag (MODEL_SYNC_ENV)`` of a parameter."""
+    return PARAMS_BY_NAME[name].label
+
+
+# ---------------------------------------------------------------------------------------
+# typed result
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class S3Location(_Model):
+    bucket: str
+    key: str
+    region: str | None = None
+    endpoint: str | None = None
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    ca_bundle: Path | None = None
+
+
+class S3Source(_Model):
+    type: Literal["s3"] = "s3"
+    s3: S3Location
+
+
+class UriSource(_Model):
+    type: Literal["uri"] = "uri"
+    uri: SecretStr
+    """May carry credentials (user:pass@ or a signed query), so it is kept secret."""
+    ca_bundle: Path | None = None
+
+
+class PvcSource(_Model):
+    type: Literal["pvc"] = "pvc"
+    path: Path
+
+
+class OciSource(_Model):
+    type: Literal["oci"] = "oci"
+    uri: str
+    registry: str
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_verify: bool = True
+    ca_bundle: Path | None = None
+
+
+class OciDestination(_Model):
+    type: Literal["oci"] = "oci"
+    uri: str
+    registry: str
+    username: str | None = None
+    password: SecretStr | None = None
+    base_image: str
+    tls_verify: bool = True
+    ca_bundle: Path | None = None
+    platform: str = "linux/amd64"
+    auths: dict[str, tuple[str, SecretStr]] = {}
+    """Extra ``host -> (user, password)`` pairs from the dockerconfigjson (base image pulls)."""
+
+
+class S3Destination(_Model):
+    type: Literal["s3"] = "s3"
+    s3: S3Location
+
+
+class RegistryConfig(_Model):
+    url: str
+    """``scheme://host:port`` without the API path."""
+    is_secure: bool
+    token: SecretStr | None = None
+    custom_ca: Path | None = None
+    author: str | None = None
+    log_level: int = 30
+
+
+class UploadConfig(_Model):
+    source: S3Source | UriSource | PvcSource | OciSource
+    destination: OciDestination | S3Destination
+    intent: Intent
+    model_id: str | None = None
+    model_version_id: str | None = None
+    model_artifact_id: str | None = None
+    storage_path: Path
+    registry: RegistryConfig
+    metadata_path: Path | None = None
+    sign: bool = False
+    parallelism: int = 4
+    part_size: int = 8 * 1024 * 1024
+    progress_interval: float = 5.0
+    timeout: float = 60.0
+
+
+# ---------------------------------------------------------------------------------------
+# raw resolution
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # noqa: ANN401 - signature of the base class
+        raise ConfigError(f"invalid command line: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="model-registry-operator upload",
+        description="Copy a model to an OCI modelcar image or S3 and register it in Model Registry. "
+        f"Every --flag can also be given as environment variable {ENV_PREFIX}<FLAG>.",
+        allow_abbrev=False,
+    )
+    for p in PARAMS:
+        extra = f" [env {p.env}; default {p.default}]" if p.default is not None else f" [env {p.env}]"
+        parser.add_argument(p.flag, dest=p.name, default=None, metavar="VALUE", help=(p.help + extra).strip())
+    return parser
+
+
+def _from_args(argv: Sequence[str]) -> dict[str, str]:
+    ns = build_parser().parse_args(list(argv))
+    return {k: v for k, v in vars(ns).items() if v is not None}
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in PARAMS:
+        value = environ.get(p.env)
+        if value is not None and value != "":
+            out[p.name] = value
+    return out
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _s3_credentials(directory: str, prefix: str, param: str) -> dict[str, str]:
+    """Keys of a mounted S3 Secret directory (first match wins per field)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError(f"{label(param)}: credentials folder not found: {directory}")
+    wanted = {
+        f"{prefix}_aws_access_key_id": ("AWS_ACCESS_KEY_ID",),
+        f"{prefix}_aws_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+        f"{prefix}_aws_region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+        f"{prefix}_aws_endpoint": ("AWS_ENDPOINT_URL", "AWS_S3_ENDPOINT"),
+        f"{prefix}_aws_bucket": ("AWS_BUCKET", "AWS_S3_BUCKET"),
+    }
+    out: dict[str, str] = {}
+    for field, keys in wanted.items():
+        for key in keys:
+            f = root / key
+            if f.is_file():
+                value = _read_text(f)
+                if value:
+                    out[field] = value
+                    break
+        else:
+            log.debug("%s not found in %s", "/".join(keys), directory)
+    return out
+
+
+def parse_dockerconfig(path: str, param: str) -> dict[str, tuple[str, str]]:
+    """``host -> (username, password)`` from a ``.dockerconfigjson`` (or ``config.json``)."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{label(param)}: cannot read docker config {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{label(param)}: {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("auths"), dict):
+        raise ConfigError(f"{label(param)}: invalid docker config file {path}: no \"auths\" object")
+    out: dict[str, tuple[str, str]] = {}
+    for host, entry in data["auths"].items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{label(param)}: invalid docker config file {path}: auths[{host!r}] is not an object")
+        user = entry.get("username")
+        password = entry.get("password")
+        auth = entry.get("auth")
+        if isinstance(auth, str) and auth:
+            try:
+                decoded = base64.b64decode(auth, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = auth
+                if ":" in auth:
+                    log.warning("DEPRECATED: plain-text user:password in auths[%s].auth of %s", host, path)
+            if ":" not in decoded:
+                raise ConfigError(
+                    f"{label(param)}: invalid docker config file {path}: auths[{host!r}].auth "
+                    "is not base64 of user:password"
+                )
+            user, _, password = decoded.partition(":")
+        if isinstance(user, str) and isinstance(password, str) and (user or password):
+            register_basic_auth(user, password)
+            if isinstance(auth, str):
+                register_secret(auth)
+            out[_normalize_host(host)] = (user, password)
+    return out
+
+
+def _normalize_host(host: str) -> str:
+    for scheme in ("https://", "http://"):
+        if host.startswith(scheme):
+            host = host[len(scheme) :]
+    host = host.split("/", 1)[0]
+    if host in ("index.docker.io", "registry-1.docker.io"):
+        return "docker.io"
+    return host
+
+
+def registry_host(ref: str) -> str:
+    """Registry host of an image reference (``docker.io`` when there is none)."""
+    ref = ref.removeprefix("oci://").removeprefix("docker://")
+    first = ref.split("/", 1)[0]
+    if "/" in ref and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def _lookup_auth(auths: Mapping[str, tuple[str, str]], registry: str) -> tuple[str, str] | None:
+    host = _normalize_host(registry)
+    if host in auths:
+        return auths[host]
+    # a key may carry a repository path (quay.io/org): match by host
+    for key, value in auths.items():
+        if key.split("/", 1)[0] == host:
+            return value
+    return None
+
+
+def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Flat ``name -> value`` with the documented precedence (credential files included)."""
+    args = _from_args(argv)
+    env = _from_env(environ)
+    explicit = {**env, **args}  # args > env
+
+    files: dict[str, str] = {}
+    for side in ("source", "destination"):
+        cred = explicit.get(f"{side}_s3_credentials_path")
+        if cred:
+            files.update(_s3_credentials(cred, side, f"{side}_s3_credentials_path"))
+    uri_cred = explicit.get("source_uri_credentials_path")
+    if uri_cred:
+        root = Path(uri_cred)
+        if not root.is_dir():
+            raise ConfigError(f"{label('source_uri_credentials_path')}: credentials folder not found: {uri_cred}")
+        uri_file = root / "URI"
+        if not uri_file.is_file():
+            raise ConfigError(f"{label('source_uri_credentials_path')}: URI credential file not found: {uri_file}")
+        value = _read_text(uri_file)
+        if value:
+            register_secret(value)
+            files["source_uri"] = value
+    for side in ("source", "destination"):
+        path = explicit.get(f"{side}_oci_credentials_path")
+        if not path:
+            continue
+        auths = parse_dockerconfig(path, f"{side}_oci_credentials_path")
+        registry = explicit.get(f"{side}_oci_registry") or (
+            registry_host(explicit[f"{side}_oci_uri"]) if explicit.get(f"{side}_oci_uri") else None
+        )
+        if registry is None:
+            continue
+        found = _lookup_auth(auths, registry)
+        if found is None:
+            raise ConfigError(
+                f"{label(f'{side}_oci_credentials_path')}: no credentials for registry {registry!r} in {path} "
+                f"(auths has: {', '.join(sorted(auths)) or 'nothing'})"
+            )
+        files[f"{side}_oci_username"], files[f"{side}_oci_password"] = found
+
+    defaults = {p.name: p.default for p in PARAMS if p.default is not None}
+    resolved = {**defaults, **files, **explicit}
+    for name, value in resolved.items():
+        if PARAMS_BY_NAME[name].secret:
+            register_secret(value)
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------
+# validation into the typed config
+
+_TRUE = {"yes", "y", "true", "t", "1", "on"}
+_FALSE = {"no", "n", "false", "f", "0", "off"}
+
+
+def parse_bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ConfigError(f"{label(name)}: invalid boolean value {value!r} (use true/false, yes/no, 1/0)")
+
+
+def _parse_int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{label(name)}: {value!r} is not an integer") from None
+    if number < minimum:
+        raise ConfigError(f"{label(name)}: must be at least {minimum}, got {number}")
+    return number
+
+
+def _parse_float(name: str, value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{label(name)}: {value!r} is not a number") from None
+    if number <= 0:
+        raise ConfigError(f"{label(name)}: must be positive, got {value}")
+    return number
+
+
+def _log_level(value: str) -> int:
+    v = value.strip()
+    if v.lstrip("-").isdigit():
+        return int(v)
+    level = logging.getLevelName(v.upper())
+    if isinstance(level, int):
+        return level
+    raise ConfigError(f"{label('registry_log_level')}: unknown log level {value!r}")
+
+
+def _require(raw: Mapping[str, str], names: Sequence[str], what: str) -> None:
+    missing = [n for n in names if not raw.get(n)]
+    if missing:
+        raise ConfigError(f"{what}: missing required parameter(s) " + ", ".join(label(n) for n in missing))
+
+
+def _ca_bundle(raw: Mapping[str, str], name: str) -> Path | None:
+    value = raw.get(name)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"{label(name)}: CA bundle {value} not found")
+    return path
+
+
+def _s3_location(raw: Mapping[str, str], side: str) -> S3Location:
+    names = [f"{side}_aws_bucket", f"{side}_aws_key", f"{side}_aws_access_key_id", f"{side}_aws_secret_access_key"]
+    _require(raw, names, f"{side} type s3")
+    endpoint = raw.get(f"{side}_aws_endpoint")
+    if endpoint and "://" not in endpoint:
+        raise ConfigError(f"{label(f'{side}_aws_endpoint')}: {endpoint!r} must be a URL such as https://host:port")
+    return S3Location(
+        bucket=raw[f"{side}_aws_bucket"],
+        key=raw[f"{side}_aws_key"],
+        region=raw.get(f"{side}_aws_region"),
+        endpoint=endpoint,
+        access_key_id=SecretStr(raw[f"{side}_aws_access_key_id"]),
+        secret_access_key=SecretStr(raw[f"{side}_aws_secret_access_key"]),
+        ca_bundle=_ca_bundle(raw, f"{side}_aws_ca_bundle"),
+    )
+
+
+def _user_pass(raw: Mapping[str, str], side: str) -> tuple[str | None, SecretStr | None]:
+    user = raw.get(f"{side}_oci_username")
+    password = raw.get(f"{side}_oci_password")
+    if bool(user) != bool(password):
+        raise ConfigError(
+            f"{label(f'{side}_oci_username')} and {label(f'{side}_oci_password')} "
+            "must be set together or both be unset"
+        )
+    if user and password:
+        register_basic_auth(user, password)
+        return user, SecretStr(password)
+    return None, None
+
+
+def _source(raw: Mapping[str, str]) -> S3Source | UriSource | PvcSource | OciSource:
+    kind = raw["source_type"]
+    if kind == "s3":
+        return S3Source(s3=_s3_location(raw, "source"))
+    if kind == "uri":
+        _require(raw, ["source_uri"], "source type uri")
+        uri = raw["source_uri"]
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+        if scheme not in ("http", "https", "hf"):
+            raise ConfigError(f"{label('source_uri')}: unsupported URI scheme (use http://, https:// or hf://)")
+        _register_uri_secrets(uri)
+        return UriSource(uri=SecretStr(uri), ca_bundle=_ca_bundle(raw, "source_uri_ca_bundle"))
+    if kind == "pvc":
+        _require(raw, ["source_path"], "source type pvc")
+        path = Path(raw["source_path"])
+        if not path.exists():
+            raise ConfigError(f"{label('source_path')}: {path} does not exist (is the volume mounted?)")
+        return PvcSource(path=path)
+    _require(raw, ["source_oci_uri"], "source type oci")
+    user, password = _user_pass(raw, "source")
+    registry = raw.get("source_oci_registry") or registry_host(raw["source_oci_uri"])
+    return OciSource(
+        uri=raw["source_oci_uri"].removeprefix("oci://").removeprefix("docker://"),
+        registry=registry,
+        username=user,
+        password=password,
+        tls_verify=parse_bool("source_oci_enable_tls_verify", raw["source_oci_enable_tls_verify"]),
+        ca_bundle=_ca_bundle(raw, "source_oci_ca_bundle") or _containers_ca(registry),
+    )
+
+
+def _register_uri_secrets(uri: str) -> None:
+    """A URI may carry a password (``user:pass@``) or a signed query string: keep both out of logs."""
+    register_secret(uri)
+    parts = urlsplit(uri)
+    if parts.password:
+        register_basic_auth(parts.username, parts.password)
+    if parts.query:
+        register_secret(parts.query)
+        for _, value in parse_qsl(parts.query):
+            if len(value) >= 8:
+                register_secret(value)
+
+
+def _destination(raw: Mapping[str, str]) -> OciDestination | S3Destination:
+    if raw["destination_type"] == "s3":
+        return S3Destination(s3=_s3_location(raw, "destination"))
+    _require(raw, ["destination_oci_uri"], "destination type oci")
+    uri = raw["destination_oci_uri"].removeprefix("oci://").removeprefix("docker://")
+    if "://" in uri or "/" not in uri:
+        raise ConfigError(
+            f"{label('destination_oci_uri')}: {raw['destination_oci_uri']!r} is not an image reference "
+            "like host:port/repository:tag"
+        )
+    registry = raw.get("destination_oci_registry") or registry_host(uri)
+    user, password = _user_pass(raw, "destination")
+    auths: dict[str, tuple[str, SecretStr]] = {}
+    cred = raw.get("destination_oci_credentials_path")
+    if cred:
+        parsed = parse_dockerconfig(cred, "destination_oci_credentials_path")
+        auths = {h: (u, SecretStr(p)) for h, (u, p) in parsed.items()}
+    platform = raw["destination_oci_platform"]
+    if platform.count("/") not in (1, 2):
+        raise ConfigError(f"{label('destination_oci_platform')}: {platform!r} is not os/arch[/variant]")
+    return OciDestination(
+        uri=uri,
+        registry=registry,
+        username=user,
+        password=password,
+        base_image=raw["destination_oci_base_image"],
+        tls_verify=parse_bool("destination_oci_enable_tls_verify", raw["destination_oci_enable_tls_verify"]),
+        ca_bundle=_ca_bundle(raw, "destination_oci_ca_bundle") or _containers_ca(registry),
+        platform=platform,
+        auths=auths,
+    )
+
+
+CONTAINERS_CERTS_DIR = Path("/etc/containers/certs.d")
+
+
+def _containers_ca(registry: str) -> Path | None:
+    """``/etc/containers/certs.d/<registry>/ca.crt`` when present (containers-certs.d convention)."""
+    candidate = CONTAINERS_CERTS_DIR / registry / "ca.crt"
+    return candidate if candidate.is_file() else None
+
+
+def _registry(raw: Mapping[str, str], environ: Mapping[str, str]) -> RegistryConfig:
+    _require(raw, ["registry_server_address"], "model registry")
+    is_secure = parse_bool("registry_is_secure", raw["registry_is_secure"])
+    address = raw["registry_server_address"].rstrip("/")
+    if "://" not in address:
+        address = ("https://" if is_secure else "http://") + address
+    scheme, _, rest = address.partition("://")
+    if scheme not in ("http", "https") or not rest:
+        raise ConfigError(f"{label('registry_server_address')}: {address!r} is not an http(s) URL")
+    hostport = rest.split("/", 1)[0]
+    port = _parse_int("registry_port", raw["registry_port"], minimum=1)
+    has_port = hostport.rsplit(":", 1)[-1].isdigit() and not hostport.endswith("]")
+    url = f"{scheme}://{hostport}" if has_port else f"{scheme}://{hostport}:{port}"
+
+    token = raw.get("registry_user_token")
+    if not token:
+        token_path: str | None = None
+        envvar = raw.get("registry_user_token_envvar")
+        if envvar:
+            token_path = environ.get(envvar)
+            if not token_path:
+                raise ConfigError(f"{label('registry_user_token_envvar')}: environment variable {envvar} is not set")
+        elif environ.get("KF_PIPELINES_SA_TOKEN_PATH"):
+            token_path = environ["KF_PIPELINES_SA_TOKEN_PATH"]
+        elif is_secure and Path(DEFAULT_TOKEN_PATH).is_file():
+            token_path = DEFAULT_TOKEN_PATH
+        if token_path:
+            try:
+                token = Path(token_path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{label('registry_user_token_envvar')}: cannot read token file {token_path}: {exc.strerror}"
+                ) from None
+    if token:
+        register_secret(token)
+    if is_secure and not token:
+        raise ConfigError(
+            f"{label('registry_user_token')}: a token is required when {label('registry_is_secure')} is true"
+        )
+    ca: Path | None = None
+    ca_value = raw.get("registry_custom_ca")
+    if not ca_value and raw.get("registry_custom_ca_envvar"):
+        ca_value = environ.get(raw["registry_custom_ca_envvar"]) or None
+    if ca_value and is_secure:
+        ca = Path(ca_value)
+        if not ca.is_file():
+            raise ConfigError(f"{label('registry_custom_ca')}: CA bundle {ca} not found")
+    return RegistryConfig(
+        url=url,
+        is_secure=is_secure,
+        token=SecretStr(token) if token else None,
+        custom_ca=ca,
+        author=raw.get("registry_author"),
+        log_level=_log_level(raw["registry_log_level"]),
+    )
+
+
+def _sign(raw: Mapping[str, str], environ: Mapping[str, str]) -> bool:
+    if raw.get("sign"):
+        return parse_bool("sign", raw["sign"])
+    urls = ("SIGSTORE_TUF_URL", "SIGSTORE_FULCIO_URL", "SIGSTORE_REKOR_URL")
+    present = [u for u in urls if environ.get(u)]
+    if present and len(present) < len(urls):
+        log.warning("signing disabled: missing %s", ", ".join(u for u in urls if u not in present))
+    return len(present) == len(urls)
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> UploadConfig:
+    """Resolve and validate every parameter; raises :class:`ConfigError`."""
+    env = os.environ if environ is None else environ
+    raw = resolve_raw(argv, env)
+    for p in PARAMS:
+        if p.choices and raw.get(p.name) and raw[p.name] not in p.choices:
+            raise ConfigError(f"{p.label}: invalid value {raw[p.name]!r} (choose from {', '.join(p.choices)})")
+    intent = raw["model_upload_intent"]
+    if intent == "update_artifact":
+        _require(raw, ["model_artifact_id"], "intent update_artifact")
+    elif intent == "create_version":
+        _require(raw, ["model_id"], "intent create_version")
+    for id_name in ("model_id", "model_version_id", "model_artifact_id"):
+        value = raw.get(id_name)
+        if value and not value.isdigit():
+            raise ConfigError(f"{label(id_name)}: {value!r} is not a numeric id")
+    source = _source(raw)
+    destination = _destination(raw)
+    sign = _sign(raw, env)
+    if sign:
+        raise ConfigError(f"{label('sign')}: model signing is not supported by this upload program")
+    metadata = raw.get("metadata_configmap_path")
+    metadata_path: Path | None = None
+    if metadata:
+        metadata_path = Path(metadata)
+        if not metadata_path.is_dir():
+            raise ConfigError(f"{label('metadata_configmap_path')}: {metadata} is not a directory")
+    elif Path(DEFAULT_METADATA_PATH).is_dir():
+        metadata_path = Path(DEFAULT_METADATA_PATH)
+    if intent in ("create_model", "create_version") and metadata_path is None:
+        raise ConfigError(f"intent {intent}: {label('metadata_configmap_path')} is required (model metadata)")
+    return UploadConfig(
+        source=source,
+        destination=destination,
+        intent=intent,
+        model_id=raw.get("model_id"),
+        model_version_id=raw.get("model_version_id"),
+        model_artifact_id=raw.get("model_artifact_id"),
+        storage_path=Path(raw["storage_path"]),
+        registry=_registry(raw, env),
+        metadata_path=metadata_path,
+        sign=sign,
+        parallelism=_parse_int("parallelism", raw["parallelism"], minimum=1),
+        part_size=_parse_int("part_size", raw["part_size"], minimum=5 * 1024 * 1024),
+        progress_interval=_parse_float("progress_interval", raw["progress_interval"]),
+        timeout=_parse_float("timeout", raw["timeout"]),
+    )

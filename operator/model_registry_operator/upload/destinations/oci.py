@@ -1,0 +1,227 @@
+"""OCI modelcar destination.
+
+The image is the base image (one platform of it) plus ONE new uncompressed tar layer holding
+the model under ``/models/`` (sub-directories preserved). The layer is written as a tar stream
+straight into a chunked blob upload while it is hashed: no scratch copy of the model is made.
+Entries are reproducible (uid/gid 0, mtime 0, fixed modes, sorted), so the same files always
+give the same layer digest.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import posixpath
+import tarfile
+from typing import Any
+
+from ..config import OciDestination
+from ..errors import TransferError
+from ..progress import Progress
+from ..sources.base import CountingReader, SourceFile
+from .oci_client import (
+    DOCKER_LIST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER_TAR,
+    OCI_MANIFEST,
+    BlobUpload,
+    ImageRef,
+    OciError,
+    RegistrySession,
+    parse_ref,
+)
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = "models"
+EPOCH = "1970-01-01T00:00:00Z"
+_LAYER_TYPES = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": OCI_LAYER_TAR,
+}
+
+
+def _tarinfo(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    if directory:
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    else:
+        info.size = size
+        info.mode = 0o644
+    return info
+
+
+def write_model_tar(files: list[SourceFile], out: Any, progress: Progress | None,  # noqa: ANN401
+                    bufsize: int = 1024 * 1024) -> None:
+    """Write the reproducible model layer (``models/...``) as a tar stream into ``out``."""
+    ordered = sorted(files, key=lambda f: f.path)
+    dirs: set[str] = {MODELS_DIR}
+    for f in ordered:
+        parent = posixpath.dirname(f.path)
+        while parent:
+            dirs.add(f"{MODELS_DIR}/{parent}")
+            parent = posixpath.dirname(parent)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT, bufsize=bufsize) as tar:
+        tar.copybufsize = bufsize  # type: ignore[attr-defined]
+        for d in sorted(dirs):
+            tar.addfile(_tarinfo(d + "/", directory=True))
+        for f in ordered:
+            stream = CountingReader(f.open(), progress)
+            try:
+                tar.addfile(_tarinfo(f"{MODELS_DIR}/{f.path}", f.size), stream)
+            finally:
+                stream.close()
+
+
+class OciModelcar:
+    def __init__(self, dest: OciDestination, *, timeout: float, chunk_size: int) -> None:
+        self.dest = dest
+        self.ref = parse_ref(dest.uri)
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        password = dest.password.get_secret_value() if dest.password else None
+        self.ca = str(dest.ca_bundle) if dest.ca_bundle else None
+        self.reg = RegistrySession(self.ref.api_host, username=dest.username, password=password,
+                                   tls_verify=dest.tls_verify, timeout=timeout, ca_bundle=self.ca)
+
+    def uri(self) -> str:
+        return f"oci://{self.ref}"
+
+    def check(self) -> None:
+        """Reach the destination registry with the credentials (before any transfer)."""
+        self.reg.request("GET", "/v2/", scope=f"repository:{self.ref.repository}:pull,push")
+
+    # -- base image ----------------------------------------------------------------------
+
+    def _base_session(self, ref: ImageRef) -> RegistrySession:
+        if ref.api_host == self.ref.api_host:
+            return self.reg
+        auth = self.dest.auths.get(ref.registry)
+        user = auth[0] if auth else None
+        password = auth[1].get_secret_value() if auth else None
+        return RegistrySession(ref.api_host, username=user, password=password, tls_verify=self.dest.tls_verify,
+                               timeout=self.timeout, ca_bundle=self.ca)
+
+    def _base(self) -> tuple[ImageRef | None, RegistrySession | None, dict[str, Any], list[dict[str, Any]],
+                              str | None]:
+        """``(ref, session, config, layers, manifest digest)`` of the chosen base platform."""
+        base = self.dest.base_image.strip()
+        os_name, _, arch = self.dest.platform.partition("/")
+        arch, _, variant = arch.partition("/")
+        if base in ("", "scratch"):
+            cfg: dict[str, Any] = {"architecture": arch, "os": os_name, "config": {},
+                                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+            return None, None, cfg, [], None
+        ref = parse_ref(base)
+        sess = self._base_session(ref)
+        manifest, media, raw = sess.get_manifest(ref.repository, ref.reference)
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in manifest:
+            chosen = None
+            for m in manifest.get("manifests", []):
+                plat = m.get("platform") or {}
+                if plat.get("os") == os_name and plat.get("architecture") == arch and (
+                        not variant or plat.get("variant") == variant):
+                    chosen = m
+                    break
+            if chosen is None:
+                plats = [m.get("platform") or {} for m in manifest.get("manifests", [])]
+                have = ", ".join(f"{p.get('os')}/{p.get('architecture')}" for p in plats)
+                raise TransferError(f"base image {base} has no {self.dest.platform} manifest (has: {have})")
+            manifest, media, raw = sess.get_manifest(ref.repository, chosen["digest"])
+            digest = chosen["digest"]
+        if "layers" not in manifest or "config" not in manifest:
+            raise TransferError(f"base image {base}: unsupported manifest type {media}")
+        config = json.loads(sess.get_blob(ref.repository, manifest["config"]["digest"]))
+        return ref, sess, config, list(manifest["layers"]), digest
+
+    def _copy_blob(self, src_ref: ImageRef, sess: RegistrySession, desc: dict[str, Any]) -> None:
+        digest = desc["digest"]
+        repo = self.ref.repository
+        if self.reg.has_blob(repo, digest):
+            log.info("base layer %s already in the destination", digest[:19])
+            return
+        if sess is self.reg and self.reg.mount_blob(repo, digest, src_ref.repository):
+            log.info("base layer %s mounted from %s", digest[:19], src_ref.repository)
+            return
+        up = BlobUpload(self.reg, repo, self.chunk_size)
+        try:
+            for chunk in sess.stream_blob(src_ref.repository, digest, self.chunk_size):
+                up.write(chunk)
+            got, _ = up.finish()
+        except BaseException:
+            up.cancel()
+            raise
+        if got != digest:
+            raise TransferError(f"base layer {digest} changed while copying (got {got})")
+
+    def _put_blob(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.reg.has_blob(self.ref.repository, digest):
+            up = BlobUpload(self.reg, self.ref.repository, self.chunk_size)
+            up.write(data)
+            up.finish()
+        return digest
+
+    # -- push ----------------------------------------------------------------------------
+
+    def push(self, files: list[SourceFile], progress: Progress | None, annotations: dict[str, str]) -> str:
+        """Build and push the modelcar; returns the manifest digest."""
+        base_ref, sess, base_config, base_layers, base_digest = self._base()
+        layers: list[dict[str, Any]] = []
+        for desc in base_layers:
+            assert base_ref is not None
+            assert sess is not None
+            self._copy_blob(base_ref, sess, desc)
+            layers.append({"mediaType": _LAYER_TYPES.get(desc["mediaType"], desc["mediaType"]),
+                           "digest": desc["digest"], "size": desc["size"]})
+        log.info("streaming the model layer (%d files) to %s", len(files), self.ref)
+        up = BlobUpload(self.reg, self.ref.repository, self.chunk_size)
+        try:
+            write_model_tar(files, up, progress)
+            layer_digest, layer_size = up.finish()
+        except BaseException:
+            up.cancel()
+            raise
+        log.info("model layer %s (%d bytes) uploaded", layer_digest, layer_size)
+        layers.append({"mediaType": OCI_LAYER_TAR, "digest": layer_digest, "size": layer_size,
+                       "annotations": {"org.opencontainers.image.title": MODELS_DIR}})
+        config = copy.deepcopy(base_config)
+        rootfs = config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        rootfs.setdefault("diff_ids", []).append(layer_digest)  # uncompressed: digest == diff_id
+        config.setdefault("history", []).append({"created": EPOCH, "created_by": "model-registry-operator upload",
+                                                  "comment": "model files under /models"})
+        for entry in config["history"]:
+            entry.setdefault("created", EPOCH)
+        config_raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+        config_digest = self._put_blob(config_raw)
+        manifest_annotations = dict(annotations)
+        if base_ref is not None and base_digest:
+            manifest_annotations["org.opencontainers.image.base.name"] = str(base_ref)
+            manifest_annotations["org.opencontainers.image.base.digest"] = base_digest
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_raw)},
+            "layers": layers,
+            "annotations": manifest_annotations,
+        }
+        raw = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        tag = self.ref.tag or digest
+        existing = self.reg.head_manifest(self.ref.repository, tag) if self.ref.tag else None
+        if existing == digest:
+            log.info("%s already holds the identical manifest %s", self.ref, digest)
+            return digest
+        if self.ref.digest and self.ref.digest != digest:
+            raise OciError(f"destination pins digest {self.ref.digest} but the built image is {digest}")
+        self.reg.put_manifest(self.ref.repository, tag, raw, OCI_MANIFEST)
+        log.info("pushed %s (%s)", self.ref, digest)
+        return digest

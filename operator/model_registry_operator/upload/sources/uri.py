@@ -1,0 +1,201 @@
+"""URI source: ``http(s)://`` files and archives, and ``hf://org/model[:revision]``.
+
+A plain file is streamed with parallel ranged GETs when the server supports ``Range``
+(sequential with resume otherwise). A zip/tar archive is downloaded into the storage path
+(resumable), unpacked safely, and the unpacked files are the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import shutil
+import time
+from pathlib import Path
+from typing import BinaryIO, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..errors import TransferError
+from .archive import is_archive, unpack
+from .base import ParallelRangeReader, Source, SourceFile, safe_relpath
+from .pvc import local_files
+
+log = logging.getLogger(__name__)
+
+
+class HttpError(TransferError):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def public_url(url: str) -> str:
+    """The URL without credentials or query string, for log lines and messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class HttpFetcher:
+    def __init__(self, *, timeout: float, headers: dict[str, str] | None = None, pool: int = 10,
+                 verify: bool | str = True) -> None:
+        self.timeout = timeout
+        self.verify = verify
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update(headers or {})
+
+    def _get(self, url: str, headers: dict[str, str], stream: bool = False) -> requests.Response:
+        return self.session.get(url, headers=headers, stream=stream, timeout=self.timeout, verify=self.verify)
+
+    def _check(self, resp: requests.Response, url: str) -> None:
+        if resp.status_code >= 400:
+            raise HttpError(f"GET {public_url(url)} failed: HTTP {resp.status_code} {resp.reason}", resp.status_code)
+
+    def probe(self, url: str) -> tuple[int | None, bool]:
+        """``(size, ranges supported)`` using a one-byte ranged GET."""
+        try:
+            resp = self._get(url, {"Range": "bytes=0-0"}, stream=True)
+        except requests.exceptions.RequestException as exc:
+            raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
+        with resp:
+            self._check(resp, url)
+            if resp.status_code == 206:
+                total = resp.headers.get("Content-Range", "").rsplit("/", 1)[-1]
+                return (int(total) if total.isdigit() else None), True
+            length = resp.headers.get("Content-Length")
+            return (int(length) if length and length.isdigit() else None), False
+
+    def get_range(self, url: str, start: int, end: int) -> bytes:
+        try:
+            resp = self._get(url, {"Range": f"bytes={start}-{end}"})
+        except requests.exceptions.RequestException as exc:
+            raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
+        self._check(resp, url)
+        if resp.status_code != 206 or len(resp.content) != end - start + 1:
+            raise TransferError(f"GET {public_url(url)}: bad ranged answer {resp.status_code} at {start}")
+        return resp.content
+
+    def download(self, url: str, dest: Path, ranges: bool, attempts: int = 5) -> None:
+        """Download to ``dest``, resuming with ``Range`` after an interruption."""
+        part = dest.with_name(dest.name + ".part")
+        for attempt in range(1, attempts + 1):
+            pos = part.stat().st_size if part.exists() and ranges else 0
+            headers = {"Range": f"bytes={pos}-"} if pos else {}
+            try:
+                with self._get(url, headers, stream=True) as resp:
+                    if resp.status_code == 416 and pos:
+                        break  # already complete
+                    self._check(resp, url)
+                    mode = "ab" if pos and resp.status_code == 206 else "wb"
+                    with part.open(mode) as out:
+                        for chunk in resp.iter_content(64 * 1024):
+                            out.write(chunk)
+                break
+            except HttpError as exc:
+                if exc.status < 500:
+                    raise
+                err: Exception = exc
+            except (requests.exceptions.RequestException, OSError) as exc:
+                err = exc
+            if attempt == attempts:
+                raise TransferError(f"download of {public_url(url)} failed after {attempts} attempts: "
+                                    f"{err.__class__.__name__}")
+            log.warning("download of %s interrupted (%s), resuming", public_url(url), err.__class__.__name__)
+            time.sleep(0.5 * attempt)
+        os.replace(part, dest)
+
+
+class UriSource(Source):
+    def __init__(self, uri: str, *, storage_path: Path, part_size: int, parallelism: int, timeout: float,
+                 ca_bundle: Path | None = None) -> None:
+        self.verify: bool | str = str(ca_bundle) if ca_bundle else True
+        self.uri = uri
+        self.storage_path = storage_path
+        self.part_size = part_size
+        self.parallelism = parallelism
+        self.timeout = timeout
+
+    def describe(self) -> str:
+        if self.uri.startswith("hf://"):
+            return self.uri.split("?", 1)[0]
+        return public_url(self.uri)
+
+    def files(self) -> list[SourceFile]:
+        if self.uri.startswith("hf://"):
+            return self._hf_files()
+        fetcher = HttpFetcher(timeout=self.timeout, pool=max(10, self.parallelism * 2), verify=self.verify)
+        name = unquote(posixpath.basename(urlsplit(self.uri).path))
+        if not name:
+            raise TransferError(f"no filename contained in URI {public_url(self.uri)}")
+        rel = safe_relpath(name, "URI")
+        if is_archive(rel):
+            _, ranges = fetcher.probe(self.uri)
+            return self._stage_archive(fetcher, self.uri, rel, ranges)
+        return [self._http_file(fetcher, self.uri, rel)]
+
+    def _http_file(self, fetcher: HttpFetcher, url: str, rel: str) -> SourceFile:
+        size, ranges = fetcher.probe(url)
+        if size is not None and ranges:
+            def opener() -> BinaryIO:
+                assert size is not None
+                return cast(BinaryIO, ParallelRangeReader(lambda s, e: fetcher.get_range(url, s, e), size,
+                                                          self.part_size, self.parallelism, public_url(url)))
+            return SourceFile(rel, size, opener)
+        # no Range support or unknown size: stage on disk (resume is impossible otherwise)
+        staged = self.storage_path / "download" / rel
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        fetcher.download(url, staged, ranges)
+        return SourceFile(rel, staged.stat().st_size, lambda: staged.open("rb"))
+
+    def _stage_archive(self, fetcher: HttpFetcher, url: str, rel: str, ranges: bool) -> list[SourceFile]:
+        download_dir = self.storage_path / "download"
+        download_dir.mkdir(parents=True, exist_ok=True)
+        archive = download_dir / posixpath.basename(rel)
+        log.info("downloading archive %s", public_url(url))
+        fetcher.download(url, archive, ranges)
+        target = self.storage_path / "model"
+        if target.exists():
+            shutil.rmtree(target)
+        log.info("unpacking %s", archive.name)
+        unpack(archive, target)
+        archive.unlink()
+        return local_files(target, "unpacked archive")
+
+    def _hf_files(self) -> list[SourceFile]:
+        spec = self.uri[len("hf://"):]
+        repo, _, revision = spec.partition(":")
+        revision = revision or "main"
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise TransferError(f"hf URI must look like hf://org/model[:revision], got {self.uri!r}")
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+        token = os.environ.get("HF_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        fetcher = HttpFetcher(timeout=self.timeout, headers=headers, pool=max(10, self.parallelism * 2),
+                              verify=self.verify)
+        api = f"{endpoint}/api/models/{repo}/revision/{revision}"
+        try:
+            resp = fetcher.session.get(api, timeout=self.timeout, verify=self.verify)
+        except requests.exceptions.RequestException as exc:
+            raise TransferError(f"Hugging Face API {public_url(api)} unreachable: {exc.__class__.__name__}") from None
+        fetcher._check(resp, api)
+        siblings = resp.json().get("siblings") or []
+        out: list[SourceFile] = []
+        for sib in siblings:
+            name = sib.get("rfilename")
+            if not isinstance(name, str):
+                continue
+            rel = safe_relpath(name, "Hugging Face file")
+            url = f"{endpoint}/{repo}/resolve/{revision}/{name}"
+            out.append(self._http_file(fetcher, url, rel))
+        if not out:
+            raise TransferError(f"Hugging Face repository {repo}@{revision} has no files")
+        return out

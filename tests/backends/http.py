@@ -1,0 +1,83 @@
+"""A real HTTP file server with Range support for tests: nginx on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import requests
+
+from tests.backends.process import LOOPBACK, ManagedProcess, free_port, require_binary
+
+
+class NginxServer:
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="nginx-")
+        self.workdir = Path(self._tmp.name)
+        self.root = self.workdir / "www"
+        self.port = 0
+        self.proc: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        nginx = require_binary("nginx", "/usr/sbin/nginx")
+        self.port = free_port()
+        self.root.mkdir()
+        tmp = self.workdir / "tmp"
+        tmp.mkdir()
+        for p in (self.workdir, self.root):
+            p.chmod(0o755)  # workers run as nobody
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(f"""
+daemon off;
+worker_processes 1;
+pid {self.workdir}/nginx.pid;
+error_log {self.workdir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
+  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  default_type application/octet-stream;
+  sendfile on;
+  server {{
+    listen {LOOPBACK}:{self.port};
+    root {self.root};
+  }}
+}}
+""")
+        self.proc = ManagedProcess("nginx", [nginx, "-p", str(self.workdir), "-c", str(conf)], self.workdir)
+
+        def ready() -> bool:
+            return requests.get(self.url + "/", timeout=1).status_code in (200, 403, 404)
+
+        self.proc.start(ready)
+
+    def publish(self, rel: str, data: bytes) -> str:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in [path.parent, *path.parent.parents]:
+            if parent == self.root.parent:
+                break
+            parent.chmod(0o755)
+        path.write_bytes(data)
+        path.chmod(0o644)
+        return f"{self.url}/{rel}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

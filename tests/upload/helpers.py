@@ -1,0 +1,131 @@
+"""Shared helpers of the upload tests: model files, running the program, pulling images back."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from model_registry_operator.upload.cli import main
+from model_registry_operator.upload.config import S3Location
+from model_registry_operator.upload.s3 import S3Client
+from tests.backends.oci import DistributionRegistry
+from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
+
+API = "/api/model_registry/v1alpha3"
+MiB = 1024 * 1024
+
+
+def model_files(big: int = 12 * MiB) -> dict[str, bytes]:
+    return {
+        "config.json": b'{"architectures": ["TestModel"]}\n',
+        "weights/model.safetensors": os.urandom(big),
+        "tokenizer/vocab/tokenizer.json": b'{"vocab": {"a": 1}}',
+        "empty.txt": b"",
+    }
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_dir(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return root
+
+
+def s3_admin(server: SeaweedS3) -> S3Client:
+    return S3Client(S3Location(bucket="unused", key="unused", endpoint=server.endpoint,
+                               access_key_id=SecretStr(ADMIN_KEY), secret_access_key=SecretStr(ADMIN_SECRET)))
+
+
+def s3_bucket(server: SeaweedS3, bucket: str) -> S3Client:
+    client = s3_admin(server)
+    client.request("PUT", bucket, ok=(200, 409))
+    return client
+
+
+def s3_upload(server: SeaweedS3, bucket: str, prefix: str, files: dict[str, bytes]) -> None:
+    client = s3_bucket(server, bucket)
+    for rel, data in files.items():
+        client.put(bucket, f"{prefix}/{rel}", data)
+
+
+def metadata_dir(root: Path, values: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for key, value in values.items():
+        (root / key).write_text(value)
+    return root
+
+
+class Run:
+    def __init__(self, code: int, termination: str, logs: str) -> None:
+        self.code = code
+        self.termination = termination
+        self.logs = logs
+
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.termination)
+        return data
+
+
+def run_upload(tmp_path: Path, env: dict[str, str], caplog: pytest.LogCaptureFixture,
+               capsys: pytest.CaptureFixture[str], argv: list[str] | None = None) -> Run:
+    term = tmp_path / "termination-log"
+    full = {"TERMINATION_MESSAGE_PATH": str(term), "LOGLEVEL": "DEBUG",
+            "MODEL_SYNC_STORAGE_PATH": str(tmp_path / "scratch"),
+            "MODEL_SYNC_PART_SIZE": str(5 * MiB), "MODEL_SYNC_PARALLELISM": "3",
+            "MODEL_SYNC_PROGRESS_INTERVAL": "0.2", "MODEL_SYNC_TIMEOUT": "20", **env}
+    caplog.set_level("DEBUG")
+    code = main(argv or [], full)
+    captured = capsys.readouterr()
+    logs = caplog.text + captured.err + captured.out
+    return Run(code, term.read_text() if term.exists() else "", logs)
+
+
+def registry_env(mr_url: str) -> dict[str, str]:
+    return {"MODEL_SYNC_REGISTRY_SERVER_ADDRESS": mr_url, "MODEL_SYNC_REGISTRY_IS_SECURE": "false"}
+
+
+def rest(mr_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = requests.request(method, mr_url + API + path, json=body, timeout=10)
+    assert r.status_code < 300, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def pull_model_layer(reg: DistributionRegistry, repo: str, tag: str) -> tuple[dict[str, str], dict[str, Any],
+                                                                                dict[str, Any]]:
+    """``(relpath -> sha256 of files under /models, manifest, config)``, digests verified."""
+    manifest, _ = reg.get_manifest(repo, tag)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    config = json.loads(reg.get_blob(repo, manifest["config"]["digest"]))
+    layer = manifest["layers"][-1]
+    assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
+    blob = reg.get_blob(repo, layer["digest"])
+    assert len(blob) == layer["size"]
+    assert config["rootfs"]["diff_ids"][-1] == layer["digest"]
+    assert len(config["rootfs"]["diff_ids"]) == len(manifest["layers"])
+    out: dict[str, str] = {}
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        for m in tar.getmembers():
+            assert m.uid == 0
+            assert m.gid == 0
+            assert m.mtime == 0
+            assert m.name.startswith("models")
+            if m.isfile():
+                f = tar.extractfile(m)
+                assert f is not None
+                out[m.name.removeprefix("models/")] = sha(f.read())
+    return out, manifest, config

@@ -1,0 +1,291 @@
+"""Pieces of the upload program without external servers: metadata, archives, redaction, streams."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_registry_operator.upload import redact
+from model_registry_operator.upload.destinations.oci import write_model_tar
+from model_registry_operator.upload.destinations.oci_client import parse_ref
+from model_registry_operator.upload.errors import EXIT_CONFIG, ConfigError, UnsafeArchiveError
+from model_registry_operator.upload.metadata import load_metadata, metadata_value, typed_properties
+from model_registry_operator.upload.progress import Progress
+from model_registry_operator.upload.sources.archive import unpack
+from model_registry_operator.upload.sources.base import ParallelRangeReader, SourceFile, safe_relpath
+from model_registry_operator.upload.sources.uri import HttpFetcher, public_url
+
+# -- metadata -----------------------------------------------------------------------------
+
+
+def test_metadata_snake_and_camel_case(tmp_path: Path) -> None:
+    values = {
+        "RegisteredModel.name": "m\n",
+        "RegisteredModel.customProperties": json.dumps({"a": 1}),
+        "RegisteredModel.custom_properties": json.dumps({"b": "x"}),
+        "ModelVersion.name": "v1",
+        "ModelArtifact.modelFormatName": "onnx",
+        "ModelArtifact.model_source_kind": "transfer_job",
+        "Unknown.key": "ignored",
+        "..data": "ignored",
+    }
+    for k, v in values.items():
+        (tmp_path / k).write_text(v)
+    (tmp_path / "..2026_11_23").mkdir()
+    meta = load_metadata(tmp_path)
+    assert meta.registered_model.name == "m"
+    assert meta.registered_model.custom_properties == {"a": 1, "b": "x"}
+    assert meta.model_artifact.model_format_name == "onnx"
+    assert meta.model_artifact.model_source_kind == "transfer_job"
+
+
+def test_metadata_errors(tmp_path: Path) -> None:
+    (tmp_path / "ModelVersion.custom_properties").write_text("{not json")
+    with pytest.raises(ConfigError, match="ModelVersion.custom_properties: invalid JSON"):
+        load_metadata(tmp_path)
+    (tmp_path / "ModelVersion.custom_properties").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        load_metadata(tmp_path)
+    (tmp_path / "ModelVersion.custom_properties").unlink()
+    (tmp_path / "RegisteredModel.name").write_text("n")
+    (tmp_path / "RegisteredModel.id").write_text("3")
+    with pytest.raises(ConfigError, match="both RegisteredModel.name and RegisteredModel.id"):
+        load_metadata(tmp_path)
+
+
+def test_custom_property_types() -> None:
+    assert metadata_value("i", 5) == {"metadataType": "MetadataIntValue", "int_value": "5"}
+    assert metadata_value("f", 1.5) == {"metadataType": "MetadataDoubleValue", "double_value": 1.5}
+    assert metadata_value("b", False) == {"metadataType": "MetadataBoolValue", "bool_value": False}
+    assert metadata_value("s", "") == {"metadataType": "MetadataStringValue", "string_value": ""}
+    assert metadata_value("l", [1, "a"]) == {"metadataType": "MetadataStringValue", "string_value": '[1, "a"]'}
+    assert metadata_value("d", {"k": 1})["string_value"] == '{"k": 1}'  # type: ignore[index]
+    assert metadata_value("big", 10**12) == {"metadataType": "MetadataStringValue", "string_value": str(10**12)}
+    assert metadata_value("n", None) is None
+    typed = {"metadataType": "MetadataStringValue", "string_value": "x"}
+    assert metadata_value("t", typed) == typed
+    assert typed_properties({"n": None, "x": 1}) == {"x": {"metadataType": "MetadataIntValue", "int_value": "1"}}
+    with pytest.raises(ConfigError, match="invalid MetadataValue"):
+        metadata_value("bad", {"metadataType": "MetadataIntValue"})
+
+
+# -- archives -----------------------------------------------------------------------------
+
+
+def _tar(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
+    with tarfile.open(path, "w") as tar:
+        for m in members:
+            if m.isfile():
+                m.size = len(data)
+                tar.addfile(m, io.BytesIO(data))
+            else:
+                tar.addfile(m)
+    return path
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    return info
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([_member("../up.txt")], "escapes the target directory"),
+        ([_member("a/../../up.txt")], "escapes the target directory"),
+        ([_member("/etc/passwd-copy")], "absolute path"),
+        ([_member("link", tarfile.SYMTYPE, "../../etc/passwd")], "points outside"),
+        ([_member("link", tarfile.SYMTYPE, "/etc/passwd")], "points outside"),
+        ([_member("hard", tarfile.LNKTYPE, "../x")], "points outside"),
+        ([_member("dev", tarfile.CHRTYPE)], "device or fifo"),
+    ],
+)
+def test_unsafe_tar_rejected_before_writing(tmp_path: Path, members: list[tarfile.TarInfo], message: str) -> None:
+    archive = _tar(tmp_path / "evil.tar", [_member("ok.txt"), *members])
+    dest = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError, match=message):
+        unpack(archive, dest)
+    assert not (dest / "ok.txt").exists()  # checked before anything is extracted
+
+
+def test_safe_tar_and_zip(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "ok.tar", [_member("d/"[:-1], tarfile.DIRTYPE), _member("d/f.txt"),
+                                         _member("d/l", tarfile.SYMTYPE, "f.txt")])
+    unpack(archive, tmp_path / "t")
+    assert (tmp_path / "t" / "d" / "f.txt").read_bytes() == b"x"
+    zpath = tmp_path / "ok.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr("sub/a.txt", b"a")
+    unpack(zpath, tmp_path / "z")
+    assert (tmp_path / "z" / "sub" / "a.txt").read_bytes() == b"a"
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        zf.writestr("../evil.txt", b"e")
+    with pytest.raises(UnsafeArchiveError, match="escapes"):
+        unpack(tmp_path / "evil.zip", tmp_path / "ze")
+
+
+def test_safe_relpath() -> None:
+    assert safe_relpath("a//b/./c", "t") == "a/b/c"
+    for bad in ("../x", "a/../../x", "/abs", "C:/x", ""):
+        with pytest.raises(Exception, match="escapes|absolute|empty"):
+            safe_relpath(bad, "t")
+
+
+# -- redaction ----------------------------------------------------------------------------
+
+
+def test_redaction_of_every_registered_form(caplog: pytest.LogCaptureFixture) -> None:
+    redact.install()
+    redact.register_basic_auth("robot", "pa55-word-xyz")
+    redact.register_secret("tok-abcdef-123")
+    caplog.set_level(logging.DEBUG)
+    log = logging.getLogger("thirdparty.client")
+    log.debug("auth %s and %s", "robot:pa55-word-xyz", "cm9ib3Q6cGE1NS13b3JkLXh5eg==")
+    log.info("token=%s", "tok-abcdef-123")
+    try:
+        raise ValueError("failed with pa55-word-xyz")
+    except ValueError:
+        log.exception("boom")
+    text = caplog.text
+    for secret in ("pa55-word-xyz", "cm9ib3Q6cGE1NS13b3JkLXh5eg==", "tok-abcdef-123"):
+        assert secret not in text
+    assert "***" in text
+
+
+def test_public_url_hides_credentials_and_query() -> None:
+    assert public_url("https://u:p@h:8443/a/b.bin?X-Amz-Signature=abc") == "https://h:8443/a/b.bin"
+
+
+def test_parse_ref() -> None:
+    r = parse_ref("busybox")
+    assert (r.registry, r.repository, r.tag) == ("docker.io", "library/busybox", "latest")
+    assert r.api_host == "registry-1.docker.io"
+    r = parse_ref("127.0.0.1:5000/a/b:v1")
+    assert (r.registry, r.repository, r.tag) == ("127.0.0.1:5000", "a/b", "v1")
+    r = parse_ref("oci://quay.io/org/m@sha256:" + "0" * 64)
+    assert r.digest == "sha256:" + "0" * 64
+    with pytest.raises(Exception, match="invalid repository"):
+        parse_ref("host:1/UPPER/case:v1")
+
+
+# -- streams ------------------------------------------------------------------------------
+
+
+def test_parallel_range_reader_is_ordered_and_bounded() -> None:
+    data = os.urandom(1_000_003)
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def fetch(start: int, end: int) -> bytes:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.002)
+        with lock:
+            in_flight -= 1
+        return data[start : end + 1]
+
+    reader = ParallelRangeReader(fetch, len(data), part_size=10_000, parallelism=3, what="t")
+    out = bytearray()
+    while True:
+        chunk = reader.read(7_777)
+        if not chunk:
+            break
+        out += chunk
+        assert len(reader.pending) <= 3
+    assert bytes(out) == data
+    assert peak <= 3
+
+
+def test_model_tar_is_reproducible(tmp_path: Path) -> None:
+    def files() -> list[SourceFile]:
+        blobs = {"b/x.bin": b"1" * 5000, "a.txt": b"2", "b/c/d.txt": b""}
+        return [SourceFile(k, len(v), lambda v=v: io.BytesIO(v)) for k, v in blobs.items()]  # type: ignore[misc]
+
+    outs = []
+    for _ in range(2):
+        buf = io.BytesIO()
+        progress = Progress(None)
+        write_model_tar(files(), buf, progress)
+        outs.append(buf.getvalue())
+        assert progress.done == 5001
+    assert outs[0] == outs[1]
+    with tarfile.open(fileobj=io.BytesIO(outs[0])) as tar:
+        names = tar.getnames()
+    assert names == ["models", "models/b", "models/b/c", "models/a.txt", "models/b/c/d.txt", "models/b/x.bin"]
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    data = os.urandom(300_000)
+    calls: list[str | None] = []
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ANN401
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        rng = self.headers.get("Range")
+        type(self).calls.append(rng)
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        body = self.data[start:]
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(body)))
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{len(self.data) - 1}/{len(self.data)}")
+        self.end_headers()
+        if len(type(self).calls) == 1:
+            self.wfile.write(body[:100_000])  # then drop the connection
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+
+def test_http_download_resumes_with_range(tmp_path: Path) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/model.bin"
+        HttpFetcher(timeout=5).download(url, tmp_path / "model.bin", ranges=True)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (tmp_path / "model.bin").read_bytes() == _Flaky.data
+    assert _Flaky.calls[0] is None
+    assert _Flaky.calls[1] is not None
+    assert _Flaky.calls[1].startswith("bytes=") and not _Flaky.calls[1].startswith("bytes=0-")  # noqa: PT018
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def test_module_entry_point_config_error(tmp_path: Path) -> None:
+    term = tmp_path / "term"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_SYNC_")}
+    env["TERMINATION_MESSAGE_PATH"] = str(term)
+    out = subprocess.run([sys.executable, "-m", "model_registry_operator.upload", "--source-type", "uri",
+                          "--model-artifact-id", "1"],
+                         env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == EXIT_CONFIG
+    assert "--source-uri (MODEL_SYNC_SOURCE_URI)" in term.read_text()
+    assert "configuration error" in out.stderr
+    help_out = subprocess.run([sys.executable, "-m", "model_registry_operator.upload", "--help"], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert help_out.returncode == 0
+    assert "MODEL_SYNC_DESTINATION_OCI_URI" in help_out.stdout

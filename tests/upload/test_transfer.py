@@ -1,0 +1,526 @@
+"""End-to-end uploads against real servers: SeaweedFS S3, distribution registry, nginx, model registry."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
+from model_registry_operator.upload.registration import INCOMPLETE_MARKER
+from tests.backends.certs import CertificateAuthority
+from tests.backends.http import NginxServer
+from tests.backends.oci import PASSWORD, USER, DistributionRegistry
+from tests.backends.registry_server import ContractRegistryServer, RealRegistryServer, official_client_read
+from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, READER_KEY, READER_SECRET, SeaweedS3
+
+from .helpers import (
+    metadata_dir,
+    model_files,
+    pull_model_layer,
+    registry_env,
+    rest,
+    run_upload,
+    s3_admin,
+    s3_bucket,
+    s3_upload,
+    sha,
+    write_dir,
+)
+
+MR = RealRegistryServer | ContractRegistryServer
+
+
+def s3_source_env(s3: SeaweedS3, bucket: str, key: str, akid: str = ADMIN_KEY, secret: str = ADMIN_SECRET) -> dict[
+        str, str]:
+    return {"MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": bucket, "MODEL_SYNC_SOURCE_AWS_KEY": key,
+            "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint, "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": akid,
+            "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": secret}
+
+
+def oci_env(reg: DistributionRegistry, ref: str, base: str) -> dict[str, str]:
+    return {"MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/{ref}",
+            "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": base, "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false"}
+
+
+def test_s3_to_oci_create_model(tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry,
+                                base_image: str, mr_server: MR, caplog: pytest.LogCaptureFixture,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    files = model_files()
+    s3_upload(s3_server, "models", "llm-a", files)
+    s3_upload(s3_server, "models", "llm-a-v2", {"other.bin": b"must not be picked by the llm-a prefix"})
+    meta = metadata_dir(tmp_path / "meta", {
+        "RegisteredModel.name": "llm-a",
+        "RegisteredModel.description": "a test model",
+        "RegisteredModel.owner": "team-a",
+        "RegisteredModel.custom_properties": json.dumps({"size": 7, "ratio": 0.5, "ok": True, "langs": ["en", "fr"],
+                                                         "big": 12345678901}),
+        "ModelVersion.name": "v1",
+        "ModelVersion.author": "alice",
+        "ModelVersion.customProperties": json.dumps({"label": {"metadataType": "MetadataStringValue",
+                                                               "string_value": "x"}}),
+        "ModelArtifact.model_format_name": "onnx",
+        "ModelArtifact.modelFormatVersion": "1",
+        "ModelArtifact.model_source_kind": "transfer_job",
+    })
+    env = {**s3_source_env(s3_server, "models", "llm-a"), **oci_env(oci_registry, "models/llm-a:v1", base_image),
+           **registry_env(mr_server.url), "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+           "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)}
+    result = run_upload(tmp_path, env, caplog, capsys)
+    assert result.code == EXIT_OK, result.termination
+    out = result.json()
+    assert out["intent"] == "create_model"
+    assert out["uri"] == f"oci://{oci_registry.host}/models/llm-a:v1"
+    assert out["ModelArtifact"]["uri"] == out["uri"]
+    assert {"RegisteredModel", "ModelVersion", "ModelArtifact"} <= set(out)
+
+    pulled, manifest, config = pull_model_layer(oci_registry, "models/llm-a", "v1")
+    assert pulled == {rel: sha(data) for rel, data in files.items()}
+    assert config["architecture"] == "amd64"  # picked from the multi-arch base index
+    assert len(manifest["layers"]) == 2
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == base_image
+
+    back = official_client_read(mr_server.url, "llm-a", "v1")
+    assert back["model"]["id"] == out["RegisteredModel"]["id"]
+    assert back["model"]["owner"] == "team-a"
+    props = back["model"]["custom_properties"]
+    assert props["size"] == 7
+    assert props["ratio"] == 0.5
+    assert props["ok"] is True
+    assert props["langs"] == '["en", "fr"]'
+    assert props["big"] == "12345678901"
+    assert INCOMPLETE_MARKER not in props
+    assert back["version"]["author"] == "alice"
+    assert back["version"]["custom_properties"] == {"label": "x"}
+    assert back["artifact"]["state"] == "LIVE"
+    assert back["artifact"]["uri"] == out["uri"]
+    assert back["artifact"]["model_format_name"] == "onnx"
+    assert back["artifact"]["model_format_version"] == "1"
+    assert "upload finished" in result.logs  # final progress line
+    for secret in (ADMIN_SECRET, ADMIN_KEY):
+        assert secret not in result.logs
+
+    # same files again under another tag of the same repo: identical layer digest (reproducible)
+    env2 = {**env, **oci_env(oci_registry, "models/llm-a:again", base_image), "MODEL_SYNC_MODEL_UPLOAD_INTENT":
+            "create_version", "MODEL_SYNC_MODEL_ID": out["RegisteredModel"]["id"]}
+    (meta / "ModelVersion.name").write_text("v2")
+    again = run_upload(tmp_path, env2, caplog, capsys)
+    assert again.code == EXIT_OK, again.termination
+    m2, _ = oci_registry.get_manifest("models/llm-a", "again")
+    assert m2["layers"][-1]["digest"] == manifest["layers"][-1]["digest"]
+
+
+def test_uri_nginx_to_oci_with_auth_and_secrets_redacted(
+        tmp_path: Path, nginx: NginxServer, oci_registry_auth: DistributionRegistry, mr_server: MR,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    data = model_files(big=11 * 1024 * 1024)["weights/model.safetensors"]
+    url = nginx.publish("files/model.safetensors", data)
+    art = _placeholder_artifact(mr_server, "uri-model")
+    dockercfg = tmp_path / "dockerconfig.json"
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    dockercfg.write_text(json.dumps({"auths": {oci_registry_auth.host: {"auth": auth}}}))
+    token = "mr-user-token-abcdef123456"  # noqa: S105 - test value
+    env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url,
+           **oci_env(oci_registry_auth, "models/uri-model:v1", "scratch"),
+           "MODEL_SYNC_DESTINATION_OCI_CREDENTIALS_PATH": str(dockercfg),
+           **registry_env(mr_server.url), "MODEL_SYNC_REGISTRY_USER_TOKEN": token,
+           "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    result = run_upload(tmp_path, env, caplog, capsys)
+    assert result.code == EXIT_OK, result.termination
+    assert result.json()["ModelArtifact"]["id"] == art
+    pulled, manifest, _ = pull_model_layer(oci_registry_auth, "models/uri-model", "v1")
+    assert pulled == {"model.safetensors": sha(data)}
+    assert len(manifest["layers"]) == 1  # scratch base
+    got = rest(mr_server.url, "GET", f"/model_artifacts/{art}")
+    assert got["state"] == "LIVE"
+    assert got["uri"] == f"oci://{oci_registry_auth.host}/models/uri-model:v1"
+    for secret in (PASSWORD, auth, f"{USER}:{PASSWORD}", token):
+        assert secret not in result.logs, f"secret leaked into logs: {secret[:4]}..."
+        assert secret not in result.termination
+
+
+def _placeholder_artifact(mr: MR, name: str) -> str:
+    rm = rest(mr.url, "POST", "/registered_models", {"name": name})
+    mv = rest(mr.url, "POST", "/model_versions", {"name": "v1", "registeredModelId": rm["id"]})
+    ma = rest(mr.url, "POST", f"/model_versions/{mv['id']}/artifacts",
+              {"artifactType": "model-artifact", "name": name, "uri": "PLACEHOLDER"})
+    return str(ma["id"])
+
+
+def test_pvc_to_s3_update_artifact(tmp_path: Path, s3_server: SeaweedS3, mr_server: MR,
+                                   caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    files = model_files()
+    src = write_dir(tmp_path / "pvc", files)
+    client = s3_bucket(s3_server, "out")
+    art = _placeholder_artifact(mr_server, "pvc-model")
+    creds = tmp_path / "dest-creds"
+    creds.mkdir()
+    for k, v in {"AWS_ACCESS_KEY_ID": ADMIN_KEY, "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET, "AWS_S3_BUCKET": "out",
+                 "AWS_S3_ENDPOINT": s3_server.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        (creds / k).write_text(v + "\n")
+    env = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(src), "MODEL_SYNC_DESTINATION_TYPE": "s3",
+           "MODEL_SYNC_DESTINATION_S3_CREDENTIALS_PATH": str(creds), "MODEL_SYNC_DESTINATION_AWS_KEY": "pvc-model/v1",
+           **registry_env(mr_server.url), "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    result = run_upload(tmp_path, env, caplog, capsys)
+    assert result.code == EXIT_OK, result.termination
+    listed = {o.key: o.size for o in client.list_objects("out", "pvc-model/v1/")}
+    assert listed == {f"pvc-model/v1/{rel}": len(data) for rel, data in files.items()}
+    for rel, data in files.items():
+        if data:
+            assert sha(client.get_range("out", f"pvc-model/v1/{rel}", 0, len(data) - 1)) == sha(data)
+    got = rest(mr_server.url, "GET", f"/model_artifacts/{art}")
+    assert got["state"] == "LIVE"
+    assert got["uri"].startswith("s3://out/pvc-model/v1?endpoint=")
+    assert ADMIN_SECRET not in result.logs
+
+
+def test_uri_archive_unpacked_with_subdirs(tmp_path: Path, nginx: NginxServer, oci_registry: DistributionRegistry,
+                                           mr_server: MR, caplog: pytest.LogCaptureFixture,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    files = model_files(big=1024 * 1024)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for rel, data in files.items():
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    url = nginx.publish("archives/model.tar.gz", buf.getvalue())
+    art = _placeholder_artifact(mr_server, "archive-model")
+    env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url,
+           **oci_env(oci_registry, "models/archive:v1", "scratch"), **registry_env(mr_server.url),
+           "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    result = run_upload(tmp_path, env, caplog, capsys)
+    assert result.code == EXIT_OK, result.termination
+    pulled, _, _ = pull_model_layer(oci_registry, "models/archive", "v1")
+    assert pulled == {rel: sha(data) for rel, data in files.items()}
+    assert not (tmp_path / "scratch" / ".model-upload-staging").exists()  # staging cleaned up
+
+
+# ------------------------------------------------------------------------------------------
+# failures: clear message, right exit code, nothing LIVE
+
+
+def _evil_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    return buf.getvalue()
+
+
+def test_failures(tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, nginx: NginxServer,
+                  mr_server: MR, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    s3_upload(s3_server, "models", "small", {"a.bin": b"abc" * 1000})
+    dest = oci_env(oci_registry, "models/failures:v1", "scratch")
+    base = {**s3_source_env(s3_server, "models", "small"), **dest, **registry_env(mr_server.url)}
+
+    # missing parameter: config exit code, message in the termination file
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": ""}, caplog, capsys)
+    assert r.code == EXIT_CONFIG
+    assert "--model-artifact-id (MODEL_SYNC_MODEL_ARTIFACT_ID)" in r.termination
+
+    # bad dockerconfigjson
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"auths": {')
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": "1",
+                              "MODEL_SYNC_DESTINATION_OCI_CREDENTIALS_PATH": str(bad)}, caplog, capsys)
+    assert r.code == EXIT_CONFIG
+    assert "not valid JSON" in r.termination
+
+    # unknown artifact id
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": "987654"}, caplog, capsys)
+    assert r.code == EXIT_REGISTRY
+    assert "ModelArtifact with ID '987654' not found" in r.termination
+
+    # unreachable registry
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": "1",
+                              "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "http://127.0.0.1:9"}, caplog, capsys)
+    assert r.code == EXIT_REGISTRY
+    assert "unreachable" in r.termination
+
+    # duplicate version: fails before any byte moves
+    rm = rest(mr_server.url, "POST", "/registered_models", {"name": "dup-model"})
+    rest(mr_server.url, "POST", "/model_versions", {"name": "v1", "registeredModelId": rm["id"]})
+    meta = metadata_dir(tmp_path / "meta-dup", {"ModelVersion.name": "v1"})
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version",
+                              "MODEL_SYNC_MODEL_ID": rm["id"], "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)},
+                   caplog, capsys)
+    assert r.code == EXIT_REGISTRY
+    assert "ModelVersion with name 'v1' already exists" in r.termination
+    assert oci_registry.session().get(f"{oci_registry.url}/v2/models/failures/tags/list", timeout=5).status_code == 404
+
+    # name taken for create_model
+    meta2 = metadata_dir(tmp_path / "meta-taken", {"RegisteredModel.name": "dup-model"})
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+                              "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta2)}, caplog, capsys)
+    assert r.code == EXIT_REGISTRY
+    assert "RegisteredModel with name 'dup-model' already exists" in r.termination
+
+    # S3 AccessDenied (identity with List only) and NoSuchKey: nothing becomes LIVE
+    art = _placeholder_artifact(mr_server, "s3-fail")
+    r = run_upload(tmp_path, {**base, **s3_source_env(s3_server, "models", "small", READER_KEY, READER_SECRET),
+                              "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "AccessDenied" in r.termination
+    assert READER_SECRET not in r.logs
+    r = run_upload(tmp_path, {**base, **s3_source_env(s3_server, "models", "no-such-model"),
+                              "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "NoSuchKey" in r.termination
+    assert rest(mr_server.url, "GET", f"/model_artifacts/{art}")["state"] != "LIVE"
+
+    # tar with ../ member
+    url = nginx.publish("evil/model.tar", _evil_tar())
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url,
+                              "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "escapes the target directory" in r.termination
+    assert not (tmp_path / "escape.txt").exists()
+    assert not list((tmp_path / "scratch").rglob("escape.txt"))
+    assert rest(mr_server.url, "GET", f"/model_artifacts/{art}")["state"] != "LIVE"
+
+
+def test_failure_during_transfer_marks_abandoned_and_retry_resumes(
+        tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, mr_server: MR,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    s3_upload(s3_server, "models", "resume", {"w.bin": b"x" * 4096})
+    meta = metadata_dir(tmp_path / "meta", {"RegisteredModel.name": "resume-model", "ModelVersion.name": "v1"})
+    env = {**s3_source_env(s3_server, "models", "resume"), **oci_env(oci_registry, "models/resume:v1", "scratch"),
+           **registry_env(mr_server.url), "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+           "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)}
+    from model_registry_operator.upload.destinations import oci as oci_dest
+    from model_registry_operator.upload.errors import TransferError
+
+    def boom(*_a: object, **_k: object) -> str:
+        raise TransferError("registry went away")
+
+    monkeypatch.setattr(oci_dest.OciModelcar, "push", boom)
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "registry went away" in r.termination
+    model = rest(mr_server.url, "GET", "/registered_model?name=resume-model")
+    versions = rest(mr_server.url, "GET", f"/registered_models/{model['id']}/versions")["items"]
+    arts = rest(mr_server.url, "GET", f"/model_versions/{versions[0]['id']}/artifacts")["items"]
+    assert [a["state"] for a in arts] == ["ABANDONED"]
+    monkeypatch.undo()
+
+    # a retry of the same create_model finishes the work instead of failing on "name taken"
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    assert r.json()["RegisteredModel"]["id"] == model["id"]
+    arts = rest(mr_server.url, "GET", f"/model_versions/{versions[0]['id']}/artifacts")["items"]
+    assert [a["state"] for a in arts] == ["LIVE"]
+    model = rest(mr_server.url, "GET", f"/registered_models/{model['id']}")
+    assert INCOMPLETE_MARKER not in (model.get("customProperties") or {})
+
+    # now the name is really taken
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_REGISTRY
+
+
+def test_marker_cleared_on_a_server_that_merges_custom_properties(
+        tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, mr_server: MR,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    if not isinstance(mr_server, ContractRegistryServer):
+        return  # the real server has a single, fixed PATCH behaviour: covered by the test above
+    s3_upload(s3_server, "models", "merge", {"w.bin": b"m" * 100})
+    meta = metadata_dir(tmp_path / "meta", {"RegisteredModel.name": "merge-model",
+                                            "RegisteredModel.custom_properties": '{"keep": "me"}'})
+    env = {**s3_source_env(s3_server, "models", "merge"), **oci_env(oci_registry, "models/merge:v1", "scratch"),
+           **registry_env(mr_server.url), "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+           "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)}
+    mr_server.store.merge_custom_properties = True
+    try:
+        r = run_upload(tmp_path, env, caplog, capsys)
+    finally:
+        mr_server.store.merge_custom_properties = False
+    assert r.code == EXIT_OK, r.termination
+    model = rest(mr_server.url, "GET", "/registered_model?name=merge-model")
+    assert model["customProperties"][INCOMPLETE_MARKER]["string_value"] == "false"
+    assert model["customProperties"]["keep"]["string_value"] == "me"
+    r = run_upload(tmp_path, env, caplog, capsys)  # complete: a new create_model must not resume it
+    assert r.code == EXIT_REGISTRY
+
+
+def test_s3_single_object_key(tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry,
+                              mr_server: MR, caplog: pytest.LogCaptureFixture,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    s3_upload(s3_server, "models", "single", {"model.onnx": b"onnx-bytes" * 100})
+    art = _placeholder_artifact(mr_server, "single-model")
+    env = {**s3_source_env(s3_server, "models", "single/model.onnx"),
+           **oci_env(oci_registry, "models/single:v1", "scratch"), **registry_env(mr_server.url),
+           "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    pulled, _, _ = pull_model_layer(oci_registry, "models/single", "v1")
+    assert pulled == {"model.onnx": sha(b"onnx-bytes" * 100)}
+    assert s3_admin(s3_server).head("models", "single/model.onnx") == 1000
+
+
+def test_pvc_to_tls_registry_with_bearer_token(tmp_path: Path, oci_registry_tls_token: DistributionRegistry,
+                                               mr_server: MR, caplog: pytest.LogCaptureFixture,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    reg = oci_registry_tls_token
+    files = model_files(big=6 * 1024 * 1024)
+    src = write_dir(tmp_path / "pvc", files)
+    art = _placeholder_artifact(mr_server, "token-model")
+    env = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(src),
+           **oci_env(reg, "models/token:v1", "scratch"), "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "true",
+           "MODEL_SYNC_DESTINATION_OCI_USERNAME": USER, "MODEL_SYNC_DESTINATION_OCI_PASSWORD": PASSWORD,
+           **registry_env(mr_server.url), "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    # TLS verification on, CA not given: clear TLS error, nothing LIVE
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "TLS verification failed" in r.termination
+    assert rest(mr_server.url, "GET", f"/model_artifacts/{art}")["state"] != "LIVE"
+    # with the CA bundle: bearer challenge -> token service -> push
+    assert reg.ca_file is not None
+    r = run_upload(tmp_path, {**env, "MODEL_SYNC_DESTINATION_OCI_CA_BUNDLE": str(reg.ca_file)}, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    assert reg.token_server is not None
+    assert reg.token_server.issued > 0
+    pulled, _, _ = pull_model_layer(reg, "models/token", "v1")
+    assert pulled == {rel: sha(data) for rel, data in files.items()}
+    assert PASSWORD not in r.logs
+    # wrong password: the token service refuses
+    r = run_upload(tmp_path, {**env, "MODEL_SYNC_DESTINATION_OCI_CA_BUNDLE": str(reg.ca_file),
+                              "MODEL_SYNC_DESTINATION_OCI_PASSWORD": "wrong-password-1"}, caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "token request refused" in r.termination
+
+
+def test_oci_source_to_s3(tmp_path: Path, oci_registry: DistributionRegistry, base_image: str, s3_server: SeaweedS3,
+                          mr_server: MR, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    files = model_files(big=3 * 1024 * 1024)
+    src = write_dir(tmp_path / "pvc", files)
+    art = _placeholder_artifact(mr_server, "oci-src-model")
+    env = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(src),
+           **oci_env(oci_registry, "models/oci-src:v1", base_image), **registry_env(mr_server.url),
+           "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    client = s3_bucket(s3_server, "from-oci")
+    env = {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_URI": f"oci://{oci_registry.host}/models/oci-src:v1",
+           "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false", "MODEL_SYNC_DESTINATION_TYPE": "s3",
+           "MODEL_SYNC_DESTINATION_AWS_BUCKET": "from-oci", "MODEL_SYNC_DESTINATION_AWS_KEY": "m",
+           "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": s3_server.endpoint,
+           "MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID": ADMIN_KEY, "MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY":
+           ADMIN_SECRET, **registry_env(mr_server.url), "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    listed = {o.key: o.size for o in client.list_objects("from-oci", "m/")}
+    assert listed == {f"m/{rel}": len(data) for rel, data in files.items()}  # busybox base files not included
+    big = files["weights/model.safetensors"]
+    assert sha(client.get_range("from-oci", "m/weights/model.safetensors", 0, len(big) - 1)) == sha(big)
+
+
+def test_hf_uri_source(tmp_path: Path, nginx: NginxServer, oci_registry: DistributionRegistry, mr_server: MR,
+                       caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """hf://org/model:rev against a Hugging Face compatible endpoint (static files served by nginx)."""
+    files = {"config.json": b"{}", "sub/w.bin": b"w" * 70000}
+    nginx.publish("hf/api/models/org/tiny/revision/r1",
+                  json.dumps({"siblings": [{"rfilename": k} for k in files]}).encode())
+    for rel, data in files.items():
+        nginx.publish(f"hf/org/tiny/resolve/r1/{rel}", data)
+    monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
+    art = _placeholder_artifact(mr_server, "hf-model")
+    env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": "hf://org/tiny:r1",
+           **oci_env(oci_registry, "models/hf:v1", "scratch"), **registry_env(mr_server.url),
+           "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    r = run_upload(tmp_path, env, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    pulled, _, _ = pull_model_layer(oci_registry, "models/hf", "v1")
+    assert pulled == {rel: sha(data) for rel, data in files.items()}
+
+
+def test_secure_registry_with_token_and_custom_ca(tmp_path: Path, s3_server: SeaweedS3,
+                                                  oci_registry: DistributionRegistry, caplog: pytest.LogCaptureFixture,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """--registry-is-secure: bearer token on every call, TLS verified with --registry-custom-ca."""
+    ca = CertificateAuthority("registry-api test CA")
+    cert, key = ca.issue_server().write(tmp_path / "tls", "server")
+    ca_file = tmp_path / "tls" / "ca.crt"
+    ca_file.write_text(ca.cert_pem)
+    token = "secure-registry-token-0987"  # noqa: S105 - test value
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    server = ContractRegistryServer(cert=cert, key=key, token=token)
+    server.start()
+    try:
+        s3_upload(s3_server, "models", "secure", {"w.bin": b"s" * 1000})
+        meta = metadata_dir(tmp_path / "meta", {"RegisteredModel.name": "secure-model"})
+        env = {**s3_source_env(s3_server, "models", "secure"), **oci_env(oci_registry, "models/secure:v1", "scratch"),
+               "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": server.url, "MODEL_SYNC_REGISTRY_IS_SECURE": "true",
+               "MODEL_SYNC_REGISTRY_USER_TOKEN_ENVVAR": "MR_TOKEN_PATH", "MR_TOKEN_PATH": str(token_file),
+               "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)}
+        r = run_upload(tmp_path, env, caplog, capsys)  # no CA: TLS error, registry exit code
+        assert r.code == EXIT_REGISTRY
+        assert "TLS error" in r.termination
+        r = run_upload(tmp_path, {**env, "MODEL_SYNC_REGISTRY_CUSTOM_CA": str(ca_file),
+                                  "MR_TOKEN_PATH": str(tmp_path / "meta" / "RegisteredModel.name")}, caplog, capsys)
+        assert r.code == EXIT_REGISTRY  # wrong token
+        assert "HTTP 401" in r.termination
+        r = run_upload(tmp_path, {**env, "MODEL_SYNC_REGISTRY_CUSTOM_CA": str(ca_file)}, caplog, capsys)
+        assert r.code == EXIT_OK, r.termination
+        assert token not in r.logs
+        model = server.store.models[r.json()["RegisteredModel"]["id"]]
+        assert model["name"] == "secure-model"
+    finally:
+        server.stop()
+
+
+def _layer(entries: list[tuple[str, bytes | None, str | None]]) -> bytes:
+    """A tar layer: ``(name, data or None for a symlink, symlink target)``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, target in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.linkname = tarfile.SYMTYPE, target or ""
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _push_image(reg: DistributionRegistry, repo: str, tag: str, layers: list[bytes]) -> None:
+    descs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": reg.push_blob(repo, raw),
+              "size": len(raw)} for raw in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": reg.push_blob(repo, config), "size": len(config)}, "layers": descs}
+    reg.put_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
+
+
+def test_oci_source_whiteouts_and_unsafe_links(tmp_path: Path, oci_registry: DistributionRegistry, mr_server: MR,
+                                               caplog: pytest.LogCaptureFixture,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    lower = _layer([("bin/tool", b"not a model", None), ("models/a.txt", b"a", None),
+                    ("models/sub/b.txt", b"b", None), ("models/gone/x.txt", b"x", None)])
+    upper = _layer([("models/.wh.a.txt", b"", None), ("models/.wh.gone", b"", None), ("./models/c.txt", b"c", None),
+                    ("models/sub/link", None, "b.txt")])
+    _push_image(oci_registry, "src/layered", "v1", [lower, upper])
+    evil = _layer([("models/ok.txt", b"ok", None), ("models/escape", None, "../../etc/passwd")])
+    _push_image(oci_registry, "src/evil", "v1", [evil])
+    art = _placeholder_artifact(mr_server, "layered-model")
+    base = {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false",
+            **oci_env(oci_registry, "models/layered:v1", "scratch"), **registry_env(mr_server.url),
+            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_SOURCE_OCI_URI": f"{oci_registry.host}/src/layered:v1"},
+                   caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    pulled, _, _ = pull_model_layer(oci_registry, "models/layered", "v1")
+    assert pulled == {"c.txt": sha(b"c"), "sub/b.txt": sha(b"b"), "sub/link": sha(b"b")}
+    r = run_upload(tmp_path, {**base, "MODEL_SYNC_SOURCE_OCI_URI": f"{oci_registry.host}/src/evil:v1"},
+                   caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "points outside /models" in r.termination
