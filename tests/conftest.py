@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from model_registry_operator.devcluster.controlplane import ControlPlane, missing_binaries
 from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_operator.devcluster.testing import DevCluster
+from model_registry_operator.devcluster.testing import control_plane as control_plane
+from model_registry_operator.devcluster.testing import dev_cluster as dev_cluster
 
 
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    missing = missing_binaries()
-    if missing:
-        pytest.fail(f"control plane binaries missing ({', '.join(missing)}): run `make deps`")
-    cp = ControlPlane(tmp_path_factory.mktemp("control-plane")).start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture(scope="session")
-def sim_node(control_plane: ControlPlane) -> Iterator[SimulatedNode]:
-    node = SimulatedNode(str(control_plane.kubeconfig)).start()
-    try:
-        yield node
-    finally:
-        node.stop()
+def sim_node(dev_cluster: DevCluster) -> SimulatedNode:
+    return dev_cluster.node

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
 import logging
 from typing import Any
 
@@ -82,8 +83,20 @@ def build_registry(
     return registry
 
 
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each worker thread its own malloc arena; with 16 API threads parsing JSON
+    that fragments memory and inflates RSS for nothing. Two arenas are plenty here."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_arena_max = -8
+    libc.mallopt(m_arena_max, arenas)
+
+
 def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     """Run until interrupted."""
+    _limit_malloc_arenas()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").addFilter(_QuietProbes())
     logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -14,7 +14,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.registry_image == "quay.io/opendatahub/model-registry:latest"
     assert settings.postgres_image == "quay.io/sclorg/postgresql-16-c10s:latest"
     assert settings.registries_namespace == ""
-    assert settings.resync_seconds == 60
+    assert settings.resync_seconds == 300
 
 
 def test_upstream_names(monkeypatch: pytest.MonkeyPatch) -> None:

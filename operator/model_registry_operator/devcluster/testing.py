@@ -9,14 +9,13 @@ which provides the session-scoped fixtures ``dev_cluster`` (a :class:`DevCluster
 ``control_plane`` (its :class:`ControlPlane`). Import them in the top-level ``tests/conftest.py``
 to share one cluster between all test folders of a session.
 
-Without the binaries (``make k8s``) the fixture skips the tests that use it, unless
-``MRO_REQUIRE_K8S=1`` is set (CI), in which case it fails them.
+Without the binaries the fixture fails the tests that use it, telling to run ``make deps``:
+a suite that did not run is not a suite that passed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import threading
@@ -95,14 +94,11 @@ def run_dev_cluster(
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def skip_or_fail_without_k8s(bin_dir: Path | None = None) -> None:
-    """``pytest.skip`` (or ``pytest.fail`` with ``MRO_REQUIRE_K8S=1``) when binaries are missing."""
+def fail_without_k8s(bin_dir: Path | None = None) -> None:
+    """``pytest.fail`` naming the fix when the control-plane binaries are missing."""
     reason = k8s_unavailable_reason(bin_dir)
-    if reason is None:
-        return
-    if os.environ.get("MRO_REQUIRE_K8S") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    if reason is not None:
+        pytest.fail(f"{reason} (run `make deps`)")
 
 
 class _Shared:
@@ -137,7 +133,7 @@ def shared_dev_cluster(workdir_factory: Callable[[], Path]) -> Iterator[DevClust
 @pytest.fixture(scope="session")
 def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     """Session-wide control plane + simulated node (default image-name policy)."""
-    skip_or_fail_without_k8s()
+    fail_without_k8s()
     with shared_dev_cluster(lambda: tmp_path_factory.mktemp("dev-cluster")) as cluster:
         yield cluster
 

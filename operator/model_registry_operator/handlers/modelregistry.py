@@ -31,11 +31,11 @@ CHILD_RESOURCES = [
 def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, resync_seconds: float) -> None:
     """Register every ModelRegistry handler on ``registry``."""
 
-    async def reconcile(namespace: str | None, name: str | None, **_: Any) -> None:
+    async def reconcile(namespace: str | None, name: str | None, prune: bool) -> None:
         assert namespace is not None  # namespaced resource
         assert name is not None
         try:
-            result = await reconciler.run(namespace, name)
+            result = await reconciler.run(namespace, name, prune=prune)
         except Exception as exc:  # transient API trouble: kopf retries with a delay
             raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=5) from exc
         if result.configuration_error:
@@ -43,15 +43,20 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
             # appearing triggers the next attempt.
             raise kopf.PermanentError(result.configuration_error)
 
-    kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")(reconcile)
-    kopf.on.create(*RESOURCE, registry=registry, id="reconcile")(reconcile)
-    kopf.on.update(*RESOURCE, registry=registry, id="reconcile", field="spec")(reconcile)
+    @kopf.on.create(*RESOURCE, registry=registry, id="reconcile")
+    async def created(namespace: str | None, name: str | None, **_: Any) -> None:
+        await reconcile(namespace, name, prune=False)  # a new object owns nothing yet
+
+    @kopf.on.update(*RESOURCE, registry=registry, id="reconcile", field="spec")
+    @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")
+    async def changed(namespace: str | None, name: str | None, **_: Any) -> None:
+        await reconcile(namespace, name, prune=True)
 
     @kopf.timer(*RESOURCE, registry=registry, interval=resync_seconds, initial_delay=resync_seconds, id="drift")
     async def drift(namespace: str | None, name: str | None, **_: Any) -> None:
         assert namespace is not None
         assert name is not None
-        reconciler.schedule(namespace, name)
+        reconciler.schedule(namespace, name, full=True, relist=True)
 
     @kopf.on.delete(*RESOURCE, registry=registry, optional=True, id="forget")
     async def forget(namespace: str | None, name: str | None, **_: Any) -> None:
@@ -59,10 +64,19 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
         assert name is not None
         reconciler.forget(namespace, name)
 
-    async def child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-        owner = labels.get(REGISTRY_LABEL)
-        if owner and namespace:
-            reconciler.schedule(namespace, owner)
+    def child_event(event_type: str | None, body: Mapping[str, Any], namespace: str | None) -> None:
+        child = dict(body)
+        owner = (child.get("metadata", {}).get("labels") or {}).get(REGISTRY_LABEL)
+        status_key = reconciler.observed.update(event_type, child)
+        if not owner or not namespace:
+            return
+        if event_type == "DELETED" or reconciler.drifted(namespace, owner, child):
+            reconciler.schedule(namespace, owner, full=True)  # deleted or edited by hand: apply again
+        elif status_key is not None:
+            reconciler.schedule(*status_key, full=False)  # only the status may change
+
+    async def child_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        child_event(type, body, namespace)
 
     for group, version, plural in CHILD_RESOURCES:
         kopf.on.event(group, version, plural, registry=registry, labels=OURS, id=f"child-{plural}")(child_changed)
@@ -82,9 +96,19 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
         return refs
 
     def referenced_by(kind: str) -> Any:
-        async def handler(namespace: str | None, name: str | None, references: kopf.Index[Any, str], **_: Any) -> None:
+        async def handler(
+            type: str | None,
+            body: kopf.Body,
+            namespace: str | None,
+            name: str | None,
+            labels: Mapping[str, str],
+            references: kopf.Index[Any, str],
+            **_: Any,
+        ) -> None:
             if not namespace or not name:
                 return
+            if labels.get(REGISTRY_LABEL):  # one of ours (generated credentials, connection)
+                child_event(type, body, namespace)
             for registry_name in references.get((kind, namespace, name), []):
                 reconciler.schedule(namespace, registry_name)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import secrets
@@ -41,10 +42,10 @@ from ..status.modelregistry import (
     AVAILABLE,
     DatabaseState,
     Observation,
-    ready_endpoint_count,
     registry_conditions,
     registry_hosts,
 )
+from .observed import ObservedChildren
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ PRUNABLE = [
 FIRST_WAVE = {"ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim"}
 UNSUPPORTED_FIELDS = (("oauthProxy", "oauth_proxy"), ("kubeRBACProxy", "kube_rbac_proxy"), ("istio", "istio"))
 PROBE_INTERVAL = 30.0
+DEBOUNCE_SECONDS = 0.1
 
 EventSink = Callable[[Obj, str, str, str], None]
 
@@ -91,6 +93,31 @@ class _ProbeMemo:
     key: str
     at: float
     state: DatabaseState
+
+
+@dataclass
+class _Applied:
+    """What the last full reconcile of a registry applied: enough to refresh status alone."""
+
+    uid: str
+    generation: int
+    spec: ModelRegistrySpec
+    spec_defaults: str
+    desired: dict[tuple[str, str], Obj]
+    probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """True when every field we set has the same value in the live object (SSA semantics)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and is_subset(v, live[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(desired) == len(live)
+            and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
+        )
+    return bool(desired == live)
 
 
 def _now() -> str:
@@ -120,50 +147,102 @@ class RegistryReconciler:
         self.capabilities = capabilities
         self.emit = emit or (lambda body, type_, reason, message: None)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._queued: set[tuple[str, str]] = set()
+        self._queued: dict[tuple[str, str], bool] = {}  # key -> full reconcile wanted
+        self._relist: set[tuple[str, str]] = set()  # keys whose observed children are re-read
         self._tasks: set[asyncio.Task[None]] = set()
         self._probes: dict[tuple[str, str], _ProbeMemo] = {}
+        self._applied: dict[tuple[str, str], _Applied] = {}
+        self._status: dict[tuple[str, str], Obj] = {}  # the status last read or written
+        self.observed = ObservedChildren()
 
     # -- scheduling ----------------------------------------------------------------------
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def run(self, namespace: str, name: str) -> ReconcileResult:
-        """Reconcile now (serialised with any other reconcile of the same registry)."""
-        key = (namespace, name)
-        async with self._lock(key):
-            self._queued.discard(key)
-            return await self._reconcile(namespace, name)
+    async def run(self, namespace: str, name: str, *, prune: bool = True, relist: bool = True) -> ReconcileResult:
+        """Full reconcile now (serialised with any other reconcile of the same registry)."""
+        async with self._lock((namespace, name)):
+            return await self._reconcile(namespace, name, prune=prune, relist=relist)
 
-    def schedule(self, namespace: str, name: str) -> None:
-        """Reconcile soon; bursts of triggers collapse into one run."""
+    def schedule(self, namespace: str, name: str, *, full: bool = True, relist: bool = False) -> None:
+        """Reconcile soon; bursts of triggers collapse into one run.
+
+        ``full=False`` asks only for a fresh status (a child's status changed); a full
+        reconcile is done anyway when nothing was applied yet or the spec moved on.
+        """
         key = (namespace, name)
+        if relist:
+            self._relist.add(key)
         if key in self._queued:
+            self._queued[key] = self._queued[key] or full
             return
-        self._queued.add(key)
+        self._queued[key] = full
         task = asyncio.get_running_loop().create_task(self._scheduled(namespace, name))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _scheduled(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        await asyncio.sleep(DEBOUNCE_SECONDS)  # children change in bursts (Deployment, ReplicaSet, Pod, slice)
         try:
-            await self.run(namespace, name)
+            async with self._lock(key):
+                full = self._queued.pop(key, True)
+                relist = key in self._relist
+                self._relist.discard(key)
+                if full:
+                    await self._reconcile(namespace, name, prune=relist, relist=relist)
+                else:
+                    await self._refresh(namespace, name)
         except Exception:
             log.exception("reconcile of %s/%s failed; the next trigger retries", namespace, name)
+
+    def drifted(self, namespace: str, name: str, child: Obj) -> bool:
+        """Whether a child we render no longer carries what we applied (edited by hand)."""
+        applied = self._applied.get((namespace, name))
+        if applied is None:
+            return True
+        desired = applied.desired.get(_ref(child))
+        if desired is None:  # pods, endpoint slices: observed, not rendered
+            return False
+        body = {k: v for k, v in desired.items() if k != "metadata"}
+        return not (is_subset(body, child) and is_subset(_owned_meta(desired), child.get("metadata", {})))
 
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self._probes.pop(key, None)
+        self._applied.pop(key, None)
+        self._status.pop(key, None)
+        self.observed.forget(key)
         lock = self._locks.get(key)
         if lock is not None and not lock.locked():
             self._locks.pop(key, None)
 
+    async def _refresh(self, namespace: str, name: str) -> None:
+        """Status only, from what the last full reconcile applied and what the watches saw."""
+        key = (namespace, name)
+        applied, previous = self._applied.get(key), self._status.get(key)
+        if applied is None or previous is None:
+            await self._reconcile(namespace, name, prune=False, relist=False)
+            return
+        observation = await self._observe(
+            namespace, name, applied.generation, applied.spec, None, applied.probe_target, relist=False
+        )
+        body = {
+            "apiVersion": f"{MODEL_REGISTRY.api_version}",
+            "kind": MODEL_REGISTRY.kind,
+            "metadata": {"namespace": namespace, "name": name, "uid": applied.uid},
+            "status": previous,
+        }
+        await self._write_status(body, observation, applied.spec_defaults)
+
     # -- the reconcile -------------------------------------------------------------------
-    async def _reconcile(self, namespace: str, name: str) -> ReconcileResult:
+    async def _reconcile(self, namespace: str, name: str, *, prune: bool, relist: bool) -> ReconcileResult:
+        key = (namespace, name)
         body = await self.kube.get(MODEL_REGISTRY, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.forget(namespace, name)
             return ReconcileResult()
+        self._status[key] = body.get("status") or {}
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
         result = ReconcileResult()
@@ -176,9 +255,18 @@ class RegistryReconciler:
             inputs, probe_target = await self._resolve(namespace, name, effective)
             desired = render_model_registry(registry, effective, self.settings, self.capabilities(), inputs)
             applied = await self._apply(desired, result)
-            result.pruned = await self._prune(namespace, name, meta["uid"], desired)
-            observation = await self._observe(namespace, name, generation, spec, applied, probe_target)
+            previous = self._applied.get(key)
+            # Pruning lists every kind we may own: do it only when something may be stale.
+            if prune or previous is None or previous.desired.keys() != {_ref(o) for o in desired}:
+                result.pruned = await self._prune(namespace, name, meta["uid"], desired)
+            observation = await self._observe(
+                namespace, name, generation, spec, applied.get(("Deployment", name)), probe_target, relist=relist
+            )
+            self._applied[key] = _Applied(
+                meta["uid"], generation, spec, spec_defaults, {_ref(o): o for o in desired}, probe_target
+            )
         except ConfigurationError as exc:
+            self._applied.pop(key, None)
             result.configuration_error = str(exc)
             observation = Observation(generation=generation, configuration_error=str(exc))
         except ApiError as exc:
@@ -321,21 +409,25 @@ class RegistryReconciler:
         name: str,
         generation: int,
         spec: ModelRegistrySpec,
-        applied: dict[tuple[str, str], Obj],
+        deployment: Obj | None,
         probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None,
+        *,
+        relist: bool,
     ) -> Observation:
-        selector = f"app={name},component=model-registry"
-        pods, slices, database = await asyncio.gather(
-            self.kube.list(POD, namespace, selector),
-            self.kube.list(ENDPOINT_SLICE, namespace, f"kubernetes.io/service-name={name}"),
-            self._probe(namespace, name, probe_target),
-        )
+        key = (namespace, name)
+        if relist:  # start over from the API server, in case a watch missed something
+            pods, slices = await asyncio.gather(
+                self.kube.list(POD, namespace, f"app={name},component=model-registry"),
+                self.kube.list(ENDPOINT_SLICE, namespace, f"kubernetes.io/service-name={name}"),
+            )
+            self.observed.replace(key, pods, slices)
+        database = await self._probe(namespace, name, probe_target)
         unsupported = [field_name for field_name, attr in UNSUPPORTED_FIELDS if getattr(spec, attr) is not None]
         return Observation(
             generation=generation,
-            deployment=applied.get(("Deployment", name)),
-            ready_endpoints=ready_endpoint_count(slices),
-            pods=pods,
+            deployment=deployment if deployment is not None else self.observed.deployment(key),
+            ready_endpoints=self.observed.ready_endpoints(key),
+            pods=self.observed.pods(key),
             database=database,
             unsupported=[f"spec.{f}" for f in unsupported],
         )
@@ -385,6 +477,7 @@ class RegistryReconciler:
             "specDefaults": spec_defaults or old.get("specDefaults") or "{}",
         }
         available = next(c for c in conditions if c["type"] == AVAILABLE)
+        key = (meta["namespace"], meta["name"])
         if any(old.get(k) != v for k, v in status.items()):
             try:
                 await self.kube.merge_patch(
@@ -392,8 +485,10 @@ class RegistryReconciler:
                 )
             except ApiError as exc:
                 if exc.not_found:  # deleted meanwhile: nothing left to report on
+                    self.forget(*key)
                     return False
                 raise
+            self._status[key] = {**old, **status}
             self._events(body, previous, available, obs, result)
         return bool(available["status"] == TRUE)
 
@@ -401,9 +496,12 @@ class RegistryReconciler:
         self, body: Obj, previous: list[Obj], available: Obj, obs: Observation, result: ReconcileResult | None
     ) -> None:
         before = next((c for c in previous if c.get("type") == AVAILABLE), None)
+        old_generation = (body.get("status") or {}).get("observedGeneration")
         if before is None and not obs.configuration_error:
             self.emit(body, "Normal", "Created", "Created the registry's objects")
-        elif result and result.pruned:
+        elif old_generation is not None and old_generation != obs.generation and not obs.configuration_error:
+            self.emit(body, "Normal", "Updated", f"Applied generation {obs.generation}")
+        if result and result.pruned:
             self.emit(body, "Normal", "Pruned", "Removed " + ", ".join(result.pruned))
         if before is not None and (before.get("status"), before.get("reason")) == (
             available["status"],
@@ -416,6 +514,16 @@ class RegistryReconciler:
             self.emit(body, "Warning", available["reason"], available["message"])
 
 
+def _ref(obj: Obj) -> tuple[str, str]:
+    return obj.get("kind", ""), (obj.get("metadata") or {}).get("name", "")
+
+
+def _owned_meta(desired: Obj) -> Obj:
+    """The metadata fields we set that a hand edit could change (labels, annotations)."""
+    meta = desired.get("metadata", {})
+    return {k: meta[k] for k in ("labels", "annotations") if k in meta}
+
+
 def _lookup(values: dict[tuple[str, str], str], ref: SecretKeyValue | None) -> str | None:
     return values.get((ref.name, ref.key)) if ref is not None else None
 
@@ -426,6 +534,4 @@ def _db_field(spec: ModelRegistrySpec, attr: str) -> SecretKeyValue | None:
 
 
 def _json_text(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -18,6 +18,10 @@ import yaml
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
+# libyaml's loader when PyYAML has it: rendering is on the reconcile hot path.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class RenderError(Exception):
     """A template produced something that is not a Kubernetes object."""
 
@@ -62,7 +66,7 @@ def render_template(name: str, context: dict[str, Any]) -> list[dict[str, Any]]:
     """Render one template into its Kubernetes objects (a template may hold several or none)."""
     text = environment().get_template(name).render(**context)
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
     except yaml.YAMLError as exc:
         raise RenderError(f"{name}: rendered text is not YAML: {exc}") from exc
     for doc in docs:
