@@ -20,7 +20,14 @@ mkdir -p "${WORKDIR}"
 rm -f "${WORKDIR}/kubeconfig"
 "${PY}" -m model_registry_operator.devcluster up --workdir "${WORKDIR}" > "${WORKDIR}/devcluster.log" 2>&1 &
 CLUSTER_PID=$!
-trap 'kill ${CLUSTER_PID} 2>/dev/null; wait ${CLUSTER_PID} 2>/dev/null || true' EXIT INT TERM
+OPERATOR_PID=""
+stop() {
+  trap - EXIT INT TERM
+  [[ -n "${OPERATOR_PID}" ]] && kill "${OPERATOR_PID}" 2>/dev/null
+  kill "${CLUSTER_PID}" 2>/dev/null
+  wait 2>/dev/null || true
+}
+trap stop EXIT INT TERM
 for _ in $(seq 1 120); do
   [[ -s "${WORKDIR}/kubeconfig" ]] && break
   kill -0 "${CLUSTER_PID}" 2>/dev/null || { cat "${WORKDIR}/devcluster.log"; exit 1; }
@@ -40,4 +47,6 @@ Point kubectl at it from another shell:
 
 Stop with Ctrl-C (the control plane stops with the operator).
 MSG
-"${OPERATOR}" run --kubeconfig "${KUBECONFIG}"
+"${OPERATOR}" run --kubeconfig "${KUBECONFIG}" &
+OPERATOR_PID=$!
+wait "${OPERATOR_PID}"

@@ -153,6 +153,7 @@ class RegistryReconciler:
         self._probes: dict[tuple[str, str], _ProbeMemo] = {}
         self._applied: dict[tuple[str, str], _Applied] = {}
         self._status: dict[tuple[str, str], Obj] = {}  # the status last read or written
+        self._rendered: dict[tuple[str, str], tuple[Any, list[Obj]]] = {}
         self.observed = ObservedChildren()
 
     # -- scheduling ----------------------------------------------------------------------
@@ -212,6 +213,7 @@ class RegistryReconciler:
         self._probes.pop(key, None)
         self._applied.pop(key, None)
         self._status.pop(key, None)
+        self._rendered.pop(key, None)
         self.observed.forget(key)
         lock = self._locks.get(key)
         if lock is not None and not lock.locked():
@@ -253,11 +255,12 @@ class RegistryReconciler:
             effective = apply_runtime_defaults(spec, self.settings, name)
             spec_defaults = _json_text(merge_patch(spec_json(spec), spec_json(effective)))
             inputs, probe_target = await self._resolve(namespace, name, effective)
-            desired = render_model_registry(registry, effective, self.settings, self.capabilities(), inputs)
+            desired = self._render(key, registry, effective, inputs)
             applied = await self._apply(desired, result)
             previous = self._applied.get(key)
             # Pruning lists every kind we may own: do it only when something may be stale.
-            if prune or previous is None or previous.desired.keys() != {_ref(o) for o in desired}:
+            # (A registry just created owns nothing yet: no listing needed then.)
+            if prune or (previous is not None and previous.desired.keys() != {_ref(o) for o in desired}):
                 result.pruned = await self._prune(namespace, name, meta["uid"], desired)
             observation = await self._observe(
                 namespace, name, generation, spec, applied.get(("Deployment", name)), probe_target, relist=relist
@@ -282,6 +285,19 @@ class RegistryReconciler:
         available = await self._write_status(body, observation, spec_defaults, result)
         result.available = available
         return result
+
+    def _render(
+        self, key: tuple[str, str], registry: RegistryRef, spec: ModelRegistrySpec, inputs: RenderInputs
+    ) -> list[Obj]:
+        """Render, or reuse the last rendering when nothing it depends on changed."""
+        capabilities = self.capabilities()
+        render_key = (registry, spec, inputs, capabilities)
+        cached = self._rendered.get(key)
+        if cached is not None and cached[0] == render_key:
+            return cached[1]
+        desired = render_model_registry(registry, spec, self.settings, capabilities, inputs)
+        self._rendered[key] = (render_key, desired)
+        return desired
 
     def _validated_spec(self, body: Obj) -> ModelRegistrySpec:
         spec, problems = parse_spec(body.get("spec"))

@@ -10,7 +10,9 @@ from typing import Any
 
 from ..api.common import ResourceRequirements, SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec
+from ..platform.capabilities import PLAIN_KUBERNETES, Capabilities
 from ..settings import OperatorSettings
+from .security.defaults import security_defaults
 
 DEFAULT_REST_RESOURCES = ResourceRequirements(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "256Mi"})
 GENERATED_POSTGRES_USER = "modelregistry"
@@ -26,7 +28,10 @@ def postgres_names(registry_name: str) -> dict[str, str]:
 
 
 def apply_runtime_defaults(
-    spec: ModelRegistrySpec, settings: OperatorSettings, registry_name: str
+    spec: ModelRegistrySpec,
+    settings: OperatorSettings,
+    registry_name: str,
+    capabilities: Capabilities = PLAIN_KUBERNETES,
 ) -> ModelRegistrySpec:
     """The spec as the operator will act on it (pure)."""
     rest = spec.rest.model_copy(
@@ -49,6 +54,7 @@ def apply_runtime_defaults(
                 "image": pg.image or settings.postgres_image,
             }
         )
+    updates.update(security_defaults(spec, settings, registry_name, capabilities))
     return spec.model_copy(update=updates)
 
 

@@ -20,6 +20,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 # libyaml's loader when PyYAML has it: rendering is on the reconcile hot path.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class RenderError(Exception):
@@ -30,7 +31,7 @@ def _toyaml(value: Any, indent: int = 0) -> str:
     """Structured values as YAML, indented to sit under the current key."""
     if not value and isinstance(value, (dict, list)):
         return json.dumps(value)
-    text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n")
+    text = yaml.dump(value, Dumper=_DUMPER, default_flow_style=False, sort_keys=False).rstrip("\n")
     if indent:
         pad = " " * indent
         text = "\n".join(pad + line if line else line for line in text.splitlines()).lstrip()
@@ -53,6 +54,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # noqa: S701 - YAML, not HTML
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the package; no stat() per render
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -78,3 +80,12 @@ def render_template(name: str, context: dict[str, Any]) -> list[dict[str, Any]]:
         if not (doc.get("metadata") or {}).get("name"):
             raise RenderError(f"{name}: rendered {doc['kind']} has no metadata.name")
     return docs
+
+
+def render_fragment(name: str, context: dict[str, Any]) -> Any:
+    """Render a template holding one piece of an object (a container, a list of volumes)."""
+    text = environment().get_template(name).render(**context)
+    try:
+        return yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{name}: rendered text is not YAML: {exc}") from exc

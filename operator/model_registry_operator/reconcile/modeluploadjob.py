@@ -1,0 +1,291 @@
+"""Reconcile one ModelUploadJob: resolve the registry, create the ConfigMap and Job once, follow them.
+
+Every trigger (kopf create / update / resume, the periodic check of waiting uploads, events of
+the Job, its Pods and of ModelRegistries) funnels into :meth:`UploadJobReconciler.run`,
+serialised per object. The Job is created once, with server-side apply under the operator's
+field manager; after that only its status and its Pods' statuses are read. Children are owned by
+the ModelUploadJob, so deleting it removes the Job, its Pods and the ConfigMap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.modeluploadjob import ModelUploadJobSpec
+from ..kube import ApiError, Kube, Obj, lookup
+from ..render.modeluploadjob import (
+    SPEC_HASH_ANNOTATION,
+    RegistryEndpoint,
+    UploadJobRef,
+    config_map_name,
+    job_name,
+    render_model_upload_job,
+    spec_hash,
+)
+from ..settings import OperatorSettings
+from ..status.conditions import TRUE, find, set_conditions
+from ..status.modeluploadjob import (
+    CONFIGURATION_ERROR,
+    FAILED,
+    REGISTRY_NOT_AVAILABLE,
+    REGISTRY_NOT_FOUND,
+    SUCCEEDED,
+    TERMINAL,
+    Problem,
+    UploadObservation,
+    UploadStatus,
+    upload_status,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_UPLOAD_JOB = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
+MODEL_REGISTRY = lookup("modelregistry.opendatahub.io/v1beta1", "ModelRegistry")
+JOB = lookup("batch/v1", "Job")
+POD = lookup("v1", "Pod")
+SECRET = lookup("v1", "Secret")
+CONFIG_MAP = lookup("v1", "ConfigMap")
+PVC = lookup("v1", "PersistentVolumeClaim")
+DEBOUNCE_SECONDS = 0.1
+DEFAULT_REST_PORT = 8080
+
+EventSink = Callable[[Obj, str, str, str], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid spec: " + "; ".join(parts)
+
+
+def registry_url(endpoint: RegistryEndpoint) -> str:
+    """The URL the upload program will use (``address`` keeps its own port when it has one)."""
+    hostport = endpoint.address.split("://", 1)[-1].split("/", 1)[0]
+    has_port = hostport.rsplit(":", 1)[-1].isdigit() and not hostport.endswith("]")
+    return endpoint.address.rstrip("/") if has_port else f"{endpoint.address.rstrip('/')}:{endpoint.port}"
+
+
+def referenced_objects(spec: ModelUploadJobSpec) -> list[tuple[str, str, str]]:
+    """``(kind, name, field)`` of every Secret, ConfigMap and PVC the Job mounts."""
+    refs: list[tuple[str, str, str]] = []
+    src, dst, reg = spec.source, spec.destination, spec.registry
+    if src.s3 is not None:
+        refs.append(("Secret", src.s3.credentials_secret, "spec.source.s3.credentialsSecret"))
+    if src.uri is not None and src.uri.credentials_secret:
+        refs.append(("Secret", src.uri.credentials_secret, "spec.source.uri.credentialsSecret"))
+    if src.oci is not None and src.oci.credentials_secret:
+        refs.append(("Secret", src.oci.credentials_secret, "spec.source.oci.credentialsSecret"))
+    if src.pvc is not None:
+        refs.append(("PersistentVolumeClaim", src.pvc.claim_name, "spec.source.pvc.claimName"))
+    if dst.oci is not None and dst.oci.credentials_secret:
+        refs.append(("Secret", dst.oci.credentials_secret, "spec.destination.oci.credentialsSecret"))
+    if dst.s3 is not None:
+        refs.append(("Secret", dst.s3.credentials_secret, "spec.destination.s3.credentialsSecret"))
+    if reg.token_secret is not None:
+        refs.append(("Secret", reg.token_secret.name, "spec.registry.tokenSecret"))
+    if reg.ca_secret is not None:
+        refs.append(("Secret", reg.ca_secret.name, "spec.registry.caSecret"))
+    if reg.ca_config_map is not None:
+        refs.append(("ConfigMap", reg.ca_config_map.name, "spec.registry.caConfigMap"))
+    return refs
+
+
+class UploadJobReconciler:
+    """Per-object serialisation and the reconcile of ModelUploadJobs."""
+
+    def __init__(self, kube: Kube, settings: OperatorSettings, emit: EventSink | None = None) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.emit = emit or (lambda body, type_, reason, message: None)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._queued: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def run(self, namespace: str, name: str) -> UploadStatus | None:
+        """Reconcile now; returns the status written (None when the object is gone)."""
+        async with self._lock((namespace, name)):
+            return await self._reconcile(namespace, name)
+
+    def schedule(self, namespace: str, name: str) -> None:
+        """Reconcile soon; bursts of child events collapse into one run."""
+        key = (namespace, name)
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        task = asyncio.get_running_loop().create_task(self._scheduled(namespace, name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _scheduled(self, namespace: str, name: str) -> None:
+        await asyncio.sleep(DEBOUNCE_SECONDS)
+        self._queued.discard((namespace, name))
+        try:
+            await self.run(namespace, name)
+        except Exception:
+            log.exception("reconcile of upload %s/%s failed; the next trigger retries", namespace, name)
+
+    async def schedule_waiting(self, namespace: str) -> None:
+        """A ModelRegistry changed: retry the uploads of its namespace that wait for one."""
+        for item in await self.kube.list(MODEL_UPLOAD_JOB, namespace):
+            status = item.get("status") or {}
+            if status.get("phase") not in TERMINAL:
+                self.schedule(namespace, item["metadata"]["name"])
+
+    def forget(self, namespace: str, name: str) -> None:
+        lock = self._locks.get((namespace, name))
+        if lock is not None and not lock.locked():
+            self._locks.pop((namespace, name), None)
+
+    # -- the reconcile -------------------------------------------------------------------
+    async def _reconcile(self, namespace: str, name: str) -> UploadStatus | None:
+        body = await self.kube.get(MODEL_UPLOAD_JOB, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            self.forget(namespace, name)
+            return None
+        meta = body["metadata"]
+        raw_spec: Obj = body.get("spec") or {}
+        previous: Obj = body.get("status") or {}
+        ref = UploadJobRef(name, namespace, meta["uid"])
+        jname, cmname = job_name(name), config_map_name(name)
+
+        job = await self.kube.get(JOB, namespace, jname)
+        problem: Problem | None = None
+        url: str | None = None
+        if job is not None and not _owned_by(job, meta["uid"]):
+            job = None
+            problem = Problem(CONFIGURATION_ERROR, f"a Job {jname!r} not owned by this ModelUploadJob already exists")
+        elif job is None and previous.get("phase") not in TERMINAL:
+            job, problem, url = await self._create(ref, raw_spec, body)
+
+        spec_changed = job is not None and (job["metadata"].get("annotations") or {}).get(
+            SPEC_HASH_ANNOTATION
+        ) != spec_hash(raw_spec)
+        pods: list[Obj] = []
+        if job is not None:
+            selector = f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}"
+            pods = await self.kube.list(POD, namespace, selector)
+        observation = UploadObservation(
+            generation=int(meta.get("generation", 0)),
+            job_name=jname,
+            config_map_name=cmname,
+            registry_url=url,
+            problem=problem,
+            spec_changed=spec_changed,
+            job=job,
+            pods=pods,
+        )
+        status = upload_status(observation, previous)
+        await self._write_status(body, status)
+        return status
+
+    async def _create(
+        self, ref: UploadJobRef, raw_spec: Obj, body: Obj
+    ) -> tuple[Obj | None, Problem | None, str | None]:
+        """Create the ConfigMap and the Job; or say why not yet."""
+        try:
+            spec = ModelUploadJobSpec.model_validate(raw_spec)
+        except ValidationError as exc:
+            return None, Problem(CONFIGURATION_ERROR, _problems(exc)), None
+        endpoint, problem = await self._resolve_registry(ref.namespace, spec)
+        if problem is not None or endpoint is None:
+            return None, problem, None
+        problem = await self._check_references(ref.namespace, spec)
+        if problem is not None:
+            return None, problem, None
+        objects = render_model_upload_job(ref, spec, raw_spec, endpoint, self.settings.upload_job_image)
+        applied: Obj | None = None
+        try:
+            for obj in objects:  # the ConfigMap first: the Pod mounts it
+                applied = await self.kube.apply(obj)
+        except ApiError as exc:
+            if exc.status in (400, 422):
+                message = f"the API server rejected a generated object: {exc.message}"
+                return None, Problem(CONFIGURATION_ERROR, message), None
+            raise
+        self.emit(body, "Normal", "JobCreated", f"Created Job {objects[-1]['metadata']['name']}")
+        return applied, None, registry_url(endpoint)
+
+    async def _resolve_registry(
+        self, namespace: str, spec: ModelUploadJobSpec
+    ) -> tuple[RegistryEndpoint | None, Problem | None]:
+        target = spec.registry
+        if target.address is not None:
+            secure = True if target.is_secure is None else target.is_secure
+            return RegistryEndpoint(target.address, target.port or 443, secure), None
+        assert target.name is not None  # exactly one of name / address (CEL and the model)
+        registry = await self.kube.get(MODEL_REGISTRY, namespace, target.name)
+        if registry is None:
+            return None, Problem(
+                REGISTRY_NOT_FOUND, f"ModelRegistry {target.name!r} not found in namespace {namespace}"
+            )
+        available = find((registry.get("status") or {}).get("conditions"), "Available")
+        if available is None or available.get("status") != TRUE:
+            detail = f": {available.get('message')}" if available and available.get("message") else ""
+            return None, Problem(REGISTRY_NOT_AVAILABLE, f"ModelRegistry {target.name!r} is not Available{detail}")
+        port = int(((registry.get("spec") or {}).get("rest") or {}).get("port") or DEFAULT_REST_PORT)
+        address = f"http://{target.name}.{namespace}.svc.cluster.local"
+        return RegistryEndpoint(address, port, False), None
+
+    async def _check_references(self, namespace: str, spec: ModelUploadJobSpec) -> Problem | None:
+        refs = referenced_objects(spec)
+        kinds = {"Secret": SECRET, "ConfigMap": CONFIG_MAP, "PersistentVolumeClaim": PVC}
+        found = await asyncio.gather(*(self.kube.get(kinds[kind], namespace, name) for kind, name, _ in refs))
+        missing = [
+            f"{kind} {name!r} ({field})" for (kind, name, field), obj in zip(refs, found, strict=True) if not obj
+        ]
+        if missing:
+            return Problem(CONFIGURATION_ERROR, f"not found in namespace {namespace}: " + ", ".join(missing))
+        return None
+
+    async def _write_status(self, body: Obj, status: UploadStatus) -> None:
+        meta = body["metadata"]
+        old: Obj = body.get("status") or {}
+        previous_conditions = old.get("conditions") or []
+        generation = int(meta.get("generation", 0))
+        conditions = set_conditions(previous_conditions, status.conditions, _now(), generation)
+        new: Obj = {**status.fields, "phase": status.phase, "conditions": conditions}
+        if all(old.get(k) == v for k, v in new.items()):
+            return
+        try:
+            await self.kube.merge_patch(MODEL_UPLOAD_JOB, meta["namespace"], meta["name"], {"status": new}, "status")
+        except ApiError as exc:
+            if exc.not_found:
+                return
+            raise
+        if old.get("phase") != status.phase:
+            if status.phase == SUCCEEDED:
+                self.emit(body, "Normal", "Succeeded", f"Uploaded to {status.fields.get('artifactURI', '')}")
+            elif status.phase == FAILED:
+                self.emit(body, "Warning", "Failed", str(status.fields.get("message") or "upload failed"))
+        problem_reason = next((c.reason for c in status.conditions if c.reason in _WAIT_REASONS), None)
+        old_reasons = {c.get("reason") for c in previous_conditions}
+        if problem_reason and problem_reason not in old_reasons:
+            self.emit(body, "Warning", problem_reason, str(status.fields.get("message") or ""))
+
+
+_WAIT_REASONS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE, CONFIGURATION_ERROR})
+
+
+def _owned_by(obj: Obj, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def is_finished(status: dict[str, Any] | None) -> bool:
+    """Whether an upload has ended for good (nothing left to follow)."""
+    return (status or {}).get("phase") in TERMINAL
