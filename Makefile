@@ -75,6 +75,15 @@ deploy: ## Deploy the operator (image $(IMG)) to the current cluster
 undeploy: ## Remove the operator from the current cluster
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
+##@ Samples
+.PHONY: certificates
+certificates: ## Test CA, gateway and database certificates under certs/ plus the Secrets the secure samples use
+	KUBECTL=$(KUBECTL) bash hack/certificates.sh generate
+
+.PHONY: certificates/clean
+certificates/clean: ## Remove what `make certificates` created
+	KUBECTL=$(KUBECTL) bash hack/certificates.sh clean
+
 ##@ Build
 .PHONY: docker-build
 docker-build: ## Build the image (needs a container engine)

@@ -72,7 +72,9 @@ def parser() -> argparse.ArgumentParser:
     run_p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG)")
     run_p.set_defaults(func=cmd_run)
     render_p = sub.add_parser("render", help="print every object the operator would apply for a CR (offline)")
-    render_p.add_argument("-f", "--file", required=True, help="a ModelRegistry YAML file ('-' for stdin)")
+    render_p.add_argument(
+        "-f", "--file", required=True, help="a ModelRegistry or ModelUploadJob YAML file ('-' for stdin)"
+    )
     render_p.set_defaults(func=cmd_render)
     crds_p = sub.add_parser("crds", help="print the CustomResourceDefinitions")
     crds_p.add_argument("-o", "--output-dir", action="append", help="write one file per CRD here (repeatable)")

@@ -60,6 +60,17 @@ _KINDS = [
     Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False),
     Kind("modelregistry.opendatahub.io/v1beta1", "ModelRegistry", "modelregistries"),
     Kind("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob", "modeluploadjobs"),
+    # Optional APIs of the security and exposure modes (present only on some clusters).
+    Kind("route.openshift.io/v1", "Route", "routes"),
+    Kind("user.openshift.io/v1", "Group", "groups", namespaced=False),
+    Kind("config.openshift.io/v1", "Ingress", "ingresses", namespaced=False),
+    Kind("networking.istio.io/v1beta1", "Gateway", "gateways"),
+    Kind("networking.istio.io/v1beta1", "VirtualService", "virtualservices"),
+    Kind("networking.istio.io/v1beta1", "DestinationRule", "destinationrules"),
+    Kind("security.istio.io/v1beta1", "AuthorizationPolicy", "authorizationpolicies"),
+    Kind("authorino.kuadrant.io/v1beta3", "AuthConfig", "authconfigs"),
+    Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    Kind("gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "referencegrants"),
 ]
 KINDS: dict[tuple[str, str], Kind] = {(k.api_version, k.kind): k for k in _KINDS}
 

@@ -12,9 +12,12 @@ import kopf
 
 from .api.common import GROUP
 from .handlers import modelregistry as modelregistry_handlers
+from .handlers import modeluploadjob as modeluploadjob_handlers
+from .handlers import platform as platform_handlers
 from .kube import Kube, load_api_client
-from .platform.capabilities import PLAIN_KUBERNETES, Capabilities
+from .platform.discovery import CapabilityWatcher
 from .reconcile.modelregistry import RegistryReconciler
+from .reconcile.modeluploadjob import UploadJobReconciler
 from .settings import FIELD_MANAGER, OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,10 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
 
 
 def build_registry(
-    settings: OperatorSettings, reconciler: RegistryReconciler, api_configuration: Any
+    settings: OperatorSettings,
+    reconciler: RegistryReconciler,
+    api_configuration: Any,
+    watcher: CapabilityWatcher | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -75,11 +81,14 @@ def build_registry(
         settings.posting.level = logging.WARNING
         settings.posting.reporting_component = FIELD_MANAGER
         settings.execution.max_workers = 8
-        settings.batching.worker_limit = 64
         settings.peering.standalone = True
         settings.networking.request_timeout = 60
 
+    if watcher is not None:
+        platform_handlers.register(registry, watcher)
     modelregistry_handlers.register(registry, reconciler, settings.resync_seconds)
+    uploads = UploadJobReconciler(reconciler.kube, settings, reconciler.emit)
+    modeluploadjob_handlers.register(registry, uploads, settings.resync_seconds)
     return registry
 
 
@@ -102,10 +111,18 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     if settings.log_level != "DEBUG":  # kopf reports every handled child event at INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        # Optional APIs (Routes, Istio, ...) absent on this cluster: discovery reports them once.
+        logging.getLogger("kopf._core.reactor.observation").setLevel(logging.ERROR)
     api_client = load_api_client(kubeconfig, pool_size=settings.api_workers)
-    capabilities: Capabilities = PLAIN_KUBERNETES
-    reconciler = RegistryReconciler(Kube(api_client), settings, lambda: capabilities, _emit)
-    registry = build_registry(settings, reconciler, api_client.configuration)
+    kube = Kube(api_client)
+    watcher = CapabilityWatcher(kube, settings.capability_refresh_seconds)
+    reconciler = RegistryReconciler(kube, settings, watcher, _emit)
+
+    async def apis_changed(*_: object) -> None:  # new or gone APIs change what registries render
+        await reconciler.reconcile_all()
+
+    watcher.listener = apis_changed
+    registry = build_registry(settings, reconciler, api_client.configuration, watcher)
     loop = asyncio.new_event_loop()
     # Blocking API calls run in threads; size the pool for parallel applies.
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=settings.api_workers))

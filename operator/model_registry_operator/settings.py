@@ -71,6 +71,7 @@ class OperatorSettings(BaseSettings):
 
     # Our own knobs.
     resync_seconds: float = Field(default=300.0, gt=0, validation_alias="RESYNC_INTERVAL_SECONDS")
+    capability_refresh_seconds: float = Field(default=30.0, gt=0, validation_alias="CAPABILITY_REFRESH_SECONDS")
     database_probe: Literal["auto", "on", "off"] = Field(default="auto", validation_alias="DATABASE_PROBE")
     database_probe_timeout: float = Field(default=3.0, gt=0, le=30, validation_alias="DATABASE_PROBE_TIMEOUT")
     health_port: int = Field(default=8081, ge=1, le=65535, validation_alias="HEALTH_PROBE_PORT")

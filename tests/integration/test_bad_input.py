@@ -109,9 +109,11 @@ def test_invalid_stored_spec_gets_a_condition_and_the_operator_keeps_working(
     assert operator.alive
 
 
-def test_unsupported_security_mode_is_reported(cluster: Cluster, namespace: str, sim_node: SimulatedNode) -> None:
-    cluster.apply_yaml(
-        mr("krp", {"rest": {}, "postgres": {"generateDeployment": True}, "kubeRBACProxy": {}}), namespace
-    )
-    cond = cluster.wait_condition(namespace, "krp", "Degraded", "True", "UnsupportedConfiguration")
-    assert "spec.kubeRBACProxy" in cond["message"]
+def test_security_mode_without_its_apis_is_reported(cluster: Cluster, namespace: str, sim_node: SimulatedNode) -> None:
+    spec = {"rest": {}, "postgres": {"generateDeployment": True}, "istio": {"authProvider": "authorino"}}
+    cluster.apply_yaml(mr("mesh", spec), namespace)
+    cond = cluster.wait_condition(namespace, "mesh", "IstioAvailable", "False", "MissingAPI")
+    for group in ("networking.istio.io", "security.istio.io", "authorino.kuadrant.io"):
+        assert group in cond["message"]
+    cluster.wait_condition(namespace, "mesh", "Available", "False", "ResourcesUnavailable")
+    assert cluster.condition(namespace, "mesh", "Degraded")["reason"] == "MissingAPI"  # type: ignore[index]

@@ -12,6 +12,7 @@ from model_registry_operator.status.modelregistry import (
     ready_endpoint_count,
     registry_conditions,
 )
+from model_registry_operator.status.security import SecurityObservation
 
 
 def deployment(
@@ -175,10 +176,11 @@ def test_database_down_degrades_but_unknown_does_not() -> None:
     assert conds(Observation(generation=1))["DatabaseAvailable"].reason == "ProbeDisabled"
 
 
-def test_unsupported_modes_are_reported() -> None:
-    c = conds(Observation(generation=1, deployment=deployment(), ready_endpoints=1, unsupported=["spec.istio"]))
-    assert (c["Degraded"].status, c["Degraded"].reason) == ("True", "UnsupportedConfiguration")
-    assert "spec.istio" in c["Degraded"].message
+def test_missing_apis_are_reported() -> None:
+    security = SecurityObservation(missing_apis=["route.openshift.io"])
+    c = conds(Observation(generation=1, deployment=deployment(), ready_endpoints=1, security=security))
+    assert (c["Degraded"].status, c["Degraded"].reason) == ("True", "MissingAPI")
+    assert "route.openshift.io" in c["Degraded"].message
 
 
 def test_set_condition_keeps_transition_time_unless_status_flips() -> None:

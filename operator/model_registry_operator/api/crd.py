@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import modelregistry
+from . import modelregistry, modeluploadjob
 from .common import GROUP
 
 # Keywords that OpenAPI v3 structural schemas accept (others are dropped).
@@ -168,6 +168,62 @@ def model_registry_crd() -> dict[str, Any]:
     }
 
 
+def model_upload_job_crd() -> dict[str, Any]:
+    """The ModelUploadJob CRD: one served version, an immutable spec."""
+    spec_schema = _quantity_fix(structural_schema(modeluploadjob.ModelUploadJobSpec))
+    spec_schema["x-kubernetes-validations"] = [
+        *spec_schema.get("x-kubernetes-validations", []),
+        *modeluploadjob.IMMUTABLE_RULES,
+    ]
+    schema = {
+        "type": "object",
+        "description": "ModelUploadJob copies a model to an OCI image or S3 and registers it in a model registry.",
+        "properties": {
+            "apiVersion": {"type": "string", "description": "Versioned schema of this representation."},
+            "kind": {"type": "string", "description": "REST resource this object represents."},
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": _status_schema(modeluploadjob.ModelUploadJobStatus),
+        },
+        "required": ["spec"],
+    }
+    columns = [
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Model", "type": "string", "jsonPath": ".spec.model.registeredModel.name"},
+        {"name": "Version", "type": "string", "jsonPath": ".spec.model.modelVersion.name"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Intent", "type": "string", "jsonPath": ".spec.intent", "priority": 1},
+        {"name": "URI", "type": "string", "jsonPath": ".status.artifactURI", "priority": 1},
+        {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{modeluploadjob.PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": modeluploadjob.KIND,
+                "listKind": f"{modeluploadjob.KIND}List",
+                "plural": modeluploadjob.PLURAL,
+                "singular": modeluploadjob.SINGULAR,
+                "shortNames": list(modeluploadjob.SHORT_NAMES),
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": modeluploadjob.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                }
+            ],
+        },
+    }
+
+
 def all_crds() -> list[dict[str, Any]]:
     """Every CRD the operator owns, in a stable order."""
-    return [model_registry_crd()]
+    return [model_registry_crd(), model_upload_job_crd()]

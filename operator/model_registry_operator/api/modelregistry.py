@@ -243,11 +243,11 @@ class _ProxyConfig(ApiModel):
 
 
 class OAuthProxyConfig(_ProxyConfig):
-    """OpenShift OAuth proxy in front of the REST API (available with a later release)."""
+    """OpenShift OAuth proxy sidecar in front of the REST API (delegates to `get services/<name>`)."""
 
 
 class KubeRBACProxyConfig(_ProxyConfig):
-    """kube-rbac-proxy in front of the REST API (available with a later release)."""
+    """kube-rbac-proxy sidecar in front of the REST API (admits callers allowed to `get services/<name>`)."""
 
 
 class TLSServerConfig(ApiModel):
@@ -290,7 +290,7 @@ class GatewayConfig(ApiModel):
 
 
 class IstioConfig(ApiModel):
-    """Istio + Authorino security (available with a later release)."""
+    """Istio + Authorino security: mesh routing, an external authorizer and an optional ingress gateway."""
 
     auth_provider: str | None = Field(
         default=None, alias="authProvider", description="Authorino provider name. Default: DEFAULT_AUTH_PROVIDER."

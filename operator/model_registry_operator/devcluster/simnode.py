@@ -16,6 +16,8 @@ image contains     behaviour
 ``sim-imagepull``  never starts: waiting ``ErrImagePull`` / ``ImagePullBackOff``
 ``sim-unready``    runs, never becomes ready
 ``sim-fail``       exits with code 1 (restartPolicy Never: Pod ``Failed``)
+``sim-exec``       runs the container's command as a local process in its own mount namespace,
+                   with the Pod's env, Secrets and ConfigMaps (see :mod:`.process_runner`)
 anything else      runs and becomes ready after ``ready_delay``; in Pods with restartPolicy
                    ``Never`` / ``OnFailure`` (Job Pods) it then exits 0: Pod ``Succeeded``
 =================  ==========================================================================
@@ -159,12 +161,19 @@ class ContainerBehaviour:
 BehaviourPolicy = Callable[[Obj, Obj], "ContainerBehaviour | None"]
 
 
-def image_policy(ready_delay: float = 0.2) -> Callable[[Obj, Obj], ContainerBehaviour]:
-    """The default policy: behaviour chosen from the image name (see the module docstring)."""
+def image_policy(
+    ready_delay: float = 0.2, exec_runner: ContainerRunner | None = None
+) -> Callable[[Obj, Obj], ContainerBehaviour]:
+    """The default policy: behaviour chosen from the image name (see the module docstring).
+
+    ``sim-exec`` images run through ``exec_runner``; without one they behave like any image.
+    """
 
     def policy(pod: Obj, container: Obj) -> ContainerBehaviour:
         image = str(container.get("image", ""))
         restart_policy = pod.get("spec", {}).get("restartPolicy", "Always")
+        if exec_runner is not None and "sim-exec" in image:
+            return ContainerBehaviour.run_with(exec_runner)
         if "sim-imagepull" in image:
             return ContainerBehaviour.image_pull_failure()
         if "sim-crashloop" in image:
@@ -403,7 +412,10 @@ class SimulatedNode:
         self._rest = _Rest(client)
         self.node_name = node_name
         self.ready_delay = ready_delay
-        self._default_policy = image_policy(ready_delay)
+        from .process_runner import ProcessRunner  # imports this module
+
+        self.process_runner = ProcessRunner(lambda path: self._rest.request("GET", path))
+        self._default_policy = image_policy(ready_delay, exec_runner=self.process_runner)
         self._policy = behaviour
         self.ips = IPAllocator(pod_network)
         self.backoff = backoff

@@ -11,6 +11,7 @@ from ..api.common import GROUP
 from ..api.validation import parse_spec
 from ..reconcile.modelregistry import RegistryReconciler
 from ..render.database import referenced_keys
+from ..render.features import NAMESPACE_LABEL
 from ..render.modelregistry import MANAGED_BY, REGISTRY_LABEL
 
 RESOURCE = (GROUP, "v1beta1", "modelregistries")
@@ -25,7 +26,21 @@ CHILD_RESOURCES = [
     ("rbac.authorization.k8s.io", "v1", "roles"),
     ("networking.k8s.io", "v1", "networkpolicies"),
     ("", "v1", "persistentvolumeclaims"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+    # Optional APIs: kopf watches them only while the cluster serves them.
+    ("route.openshift.io", "v1", "routes"),
+    ("user.openshift.io", "v1", "groups"),
+    ("networking.istio.io", "v1beta1", "gateways"),
+    ("networking.istio.io", "v1beta1", "virtualservices"),
+    ("networking.istio.io", "v1beta1", "destinationrules"),
+    ("security.istio.io", "v1beta1", "authorizationpolicies"),
+    ("authorino.kuadrant.io", "v1beta3", "authconfigs"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("gateway.networking.k8s.io", "v1beta1", "referencegrants"),
 ]
+# Children whose status feeds a condition (Route admission, AuthConfig readiness).
+STATUS_KINDS = {"Route", "AuthConfig"}
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, resync_seconds: float) -> None:
@@ -58,20 +73,31 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
         assert name is not None
         reconciler.schedule(namespace, name, full=True, relist=True)
 
-    @kopf.on.delete(*RESOURCE, registry=registry, optional=True, id="forget")
-    async def forget(namespace: str | None, name: str | None, **_: Any) -> None:
+    @kopf.on.delete(*RESOURCE, registry=registry, id="finalize")
+    async def finalize(namespace: str | None, name: str | None, **_: Any) -> None:
+        """Owner references collect the namespaced children; this removes the rest
+        (Group, ClusterRoleBinding, gateway Routes, HTTPRoute). RoleBindings that users
+        made themselves carry none of our labels and stay."""
         assert namespace is not None
         assert name is not None
-        reconciler.forget(namespace, name)
+        try:
+            await reconciler.finalize(namespace, name)
+        except Exception as exc:
+            raise kopf.TemporaryError(f"cleanup failed: {exc}", delay=5) from exc
 
     def child_event(event_type: str | None, body: Mapping[str, Any], namespace: str | None) -> None:
         child = dict(body)
-        owner = (child.get("metadata", {}).get("labels") or {}).get(REGISTRY_LABEL)
+        labels = child.get("metadata", {}).get("labels") or {}
+        owner = labels.get(REGISTRY_LABEL)
+        # Cluster-scoped and cross-namespace children name their registry's namespace.
+        namespace = labels.get(NAMESPACE_LABEL) or namespace
         status_key = reconciler.observed.update(event_type, child)
         if not owner or not namespace:
             return
         if event_type == "DELETED" or reconciler.drifted(namespace, owner, child):
             reconciler.schedule(namespace, owner, full=True)  # deleted or edited by hand: apply again
+        elif child.get("kind") in STATUS_KINDS:
+            reconciler.schedule(namespace, owner, full=False)  # admitted / ready: a condition may change
         elif status_key is not None:
             reconciler.schedule(*status_key, full=False)  # only the status may change
 

@@ -4,6 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ROUTE_API = "route.openshift.io"
+USER_API = "user.openshift.io"
+CONFIG_API = "config.openshift.io"
+ISTIO_NETWORKING_API = "networking.istio.io"
+ISTIO_SECURITY_API = "security.istio.io"
+AUTHORINO_API = "authorino.kuadrant.io"
+GATEWAY_API = "gateway.networking.k8s.io"
+
+OPTIONAL_APIS = (
+    ROUTE_API,
+    USER_API,
+    CONFIG_API,
+    ISTIO_NETWORKING_API,
+    ISTIO_SECURITY_API,
+    AUTHORINO_API,
+    GATEWAY_API,
+)
+ISTIO_MODE_APIS = (ISTIO_NETWORKING_API, ISTIO_SECURITY_API, AUTHORINO_API)
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -13,6 +32,7 @@ class Capabilities:
     openshift_users: bool = False
     openshift_config: bool = False
     istio: bool = False
+    istio_security: bool = False
     authorino: bool = False
     gateway_api: bool = False
     cluster_domain: str = ""
@@ -20,6 +40,38 @@ class Capabilities:
     @property
     def openshift(self) -> bool:
         return self.openshift_routes
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The optional API groups present."""
+        present = (
+            (ROUTE_API, self.openshift_routes),
+            (USER_API, self.openshift_users),
+            (CONFIG_API, self.openshift_config),
+            (ISTIO_NETWORKING_API, self.istio),
+            (ISTIO_SECURITY_API, self.istio_security),
+            (AUTHORINO_API, self.authorino),
+            (GATEWAY_API, self.gateway_api),
+        )
+        return frozenset(group for group, there in present if there)
+
+    def missing(self, *groups: str) -> list[str]:
+        """Which of ``groups`` the cluster does not serve."""
+        have = self.groups
+        return [group for group in groups if group not in have]
+
+    @classmethod
+    def from_groups(cls, groups: set[str] | frozenset[str], cluster_domain: str = "") -> Capabilities:
+        return cls(
+            openshift_routes=ROUTE_API in groups,
+            openshift_users=USER_API in groups,
+            openshift_config=CONFIG_API in groups,
+            istio=ISTIO_NETWORKING_API in groups,
+            istio_security=ISTIO_SECURITY_API in groups,
+            authorino=AUTHORINO_API in groups,
+            gateway_api=GATEWAY_API in groups,
+            cluster_domain=cluster_domain,
+        )
 
 
 PLAIN_KUBERNETES = Capabilities()

@@ -24,18 +24,21 @@ from ..api.common import SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec
 from ..api.validation import parse_spec
 from ..database import probe as db_probe
-from ..kube import ApiError, Kube, Obj, kind_of, lookup
+from ..kube import ApiError, Kind, Kube, Obj, kind_of, lookup
 from ..platform.capabilities import Capabilities
 from ..render.database import DatabaseSecrets, referenced_keys
 from ..render.defaults import apply_runtime_defaults, merge_patch, postgres_names, spec_json
+from ..render.features import NAMESPACE_LABEL, Feature, IngressService, ModeConfigurationError
 from ..render.modelregistry import (
     REGISTRY_LABEL,
     RETAIN_ANNOTATION,
     RegistryRef,
     RenderInputs,
     digest_of,
+    render_features,
     render_model_registry,
 )
+from ..render.security.oauth_proxy import cookie_secret_name
 from ..settings import OperatorSettings
 from ..status.conditions import FALSE, TRUE, UNKNOWN, set_conditions
 from ..status.modelregistry import (
@@ -45,6 +48,7 @@ from ..status.modelregistry import (
     registry_conditions,
     registry_hosts,
 )
+from ..status.security import MODE_CONDITIONS, SecurityObservation, auth_config_state, route_state
 from .observed import ObservedChildren
 
 log = logging.getLogger(__name__)
@@ -68,9 +72,30 @@ PRUNABLE = [
     lookup("rbac.authorization.k8s.io/v1", "Role"),
     lookup("rbac.authorization.k8s.io/v1", "RoleBinding"),
 ]
+ROUTE = lookup("route.openshift.io/v1", "Route")
+AUTH_CONFIG = lookup("authorino.kuadrant.io/v1beta3", "AuthConfig")
+SERVICE = lookup("v1", "Service")
+# Kinds of the optional APIs a registry may own in its namespace, by the API group serving them.
+PRUNABLE_OPTIONAL = [
+    ROUTE,
+    lookup("networking.istio.io/v1beta1", "Gateway"),
+    lookup("networking.istio.io/v1beta1", "VirtualService"),
+    lookup("networking.istio.io/v1beta1", "DestinationRule"),
+    lookup("security.istio.io/v1beta1", "AuthorizationPolicy"),
+    AUTH_CONFIG,
+    lookup("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
+]
+# Cluster-scoped objects and objects in other namespaces: no owner reference can collect them,
+# so they carry the registry's name and namespace as labels; pruning and the finalizer find
+# them by those labels.
+UNOWNED = [
+    lookup("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    lookup("user.openshift.io/v1", "Group"),
+    ROUTE,
+    lookup("gateway.networking.k8s.io/v1", "HTTPRoute"),
+]
 # Applied first: what pods of the later objects need to start.
 FIRST_WAVE = {"ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim"}
-UNSUPPORTED_FIELDS = (("oauthProxy", "oauth_proxy"), ("kubeRBACProxy", "kube_rbac_proxy"), ("istio", "istio"))
 PROBE_INTERVAL = 30.0
 DEBOUNCE_SECONDS = 0.1
 
@@ -105,6 +130,7 @@ class _Applied:
     spec_defaults: str
     desired: dict[tuple[str, str], Obj]
     probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None
+    features: Feature = field(default_factory=Feature)
 
 
 def is_subset(desired: Any, live: Any) -> bool:
@@ -153,7 +179,7 @@ class RegistryReconciler:
         self._probes: dict[tuple[str, str], _ProbeMemo] = {}
         self._applied: dict[tuple[str, str], _Applied] = {}
         self._status: dict[tuple[str, str], Obj] = {}  # the status last read or written
-        self._rendered: dict[tuple[str, str], tuple[Any, list[Obj]]] = {}
+        self._rendered: dict[tuple[str, str], tuple[Any, list[Obj], Feature]] = {}
         self.observed = ObservedChildren()
 
     # -- scheduling ----------------------------------------------------------------------
@@ -227,7 +253,14 @@ class RegistryReconciler:
             await self._reconcile(namespace, name, prune=False, relist=False)
             return
         observation = await self._observe(
-            namespace, name, applied.generation, applied.spec, None, applied.probe_target, relist=False
+            namespace,
+            name,
+            applied.generation,
+            applied.spec,
+            None,
+            applied.probe_target,
+            relist=False,
+            features=applied.features,
         )
         body = {
             "apiVersion": f"{MODEL_REGISTRY.api_version}",
@@ -252,10 +285,10 @@ class RegistryReconciler:
         spec_defaults = ""
         try:
             spec = self._validated_spec(body)
-            effective = apply_runtime_defaults(spec, self.settings, name)
+            effective = apply_runtime_defaults(spec, self.settings, name, self.capabilities())
             spec_defaults = _json_text(merge_patch(spec_json(spec), spec_json(effective)))
             inputs, probe_target = await self._resolve(namespace, name, effective)
-            desired = self._render(key, registry, effective, inputs)
+            desired, features = self._render(key, registry, effective, inputs)
             applied = await self._apply(desired, result)
             previous = self._applied.get(key)
             # Pruning lists every kind we may own: do it only when something may be stale.
@@ -263,10 +296,17 @@ class RegistryReconciler:
             if prune or (previous is not None and previous.desired.keys() != {_ref(o) for o in desired}):
                 result.pruned = await self._prune(namespace, name, meta["uid"], desired)
             observation = await self._observe(
-                namespace, name, generation, spec, applied.get(("Deployment", name)), probe_target, relist=relist
+                namespace,
+                name,
+                generation,
+                spec,
+                applied.get(("Deployment", name)),
+                probe_target,
+                relist=relist,
+                features=features,
             )
             self._applied[key] = _Applied(
-                meta["uid"], generation, spec, spec_defaults, {_ref(o): o for o in desired}, probe_target
+                meta["uid"], generation, spec, spec_defaults, {_ref(o): o for o in desired}, probe_target, features
             )
         except ConfigurationError as exc:
             self._applied.pop(key, None)
@@ -288,16 +328,20 @@ class RegistryReconciler:
 
     def _render(
         self, key: tuple[str, str], registry: RegistryRef, spec: ModelRegistrySpec, inputs: RenderInputs
-    ) -> list[Obj]:
+    ) -> tuple[list[Obj], Feature]:
         """Render, or reuse the last rendering when nothing it depends on changed."""
         capabilities = self.capabilities()
         render_key = (registry, spec, inputs, capabilities)
         cached = self._rendered.get(key)
         if cached is not None and cached[0] == render_key:
-            return cached[1]
-        desired = render_model_registry(registry, spec, self.settings, capabilities, inputs)
-        self._rendered[key] = (render_key, desired)
-        return desired
+            return cached[1], cached[2]
+        try:
+            features = render_features(registry, spec, self.settings, capabilities, inputs)
+        except ModeConfigurationError as exc:
+            raise ConfigurationError(str(exc)) from None
+        desired = render_model_registry(registry, spec, self.settings, capabilities, inputs, features)
+        self._rendered[key] = (render_key, desired, features)
+        return desired, features
 
     def _validated_spec(self, body: Obj) -> ModelRegistrySpec:
         spec, problems = parse_spec(body.get("spec"))
@@ -350,8 +394,29 @@ class RegistryReconciler:
             password=_lookup(values, _db_field(spec, "password_secret")),
             ssl_password=_lookup(values, pg.ssl_password_secret if pg else None),
         )
-        inputs = RenderInputs(db_secrets, generated_password, digest_of(digest_parts))
+        cookie = ""
+        if spec.oauth_proxy is not None:  # generated once, then kept
+            existing = await self.kube.get(SECRET, namespace, cookie_secret_name(name))
+            cookie = (_decode(existing, "cookie-secret.txt") if existing else None) or secrets.token_hex(16)
+        ingress = await self._istio_ingress(spec)
+        inputs = RenderInputs(db_secrets, generated_password, digest_of(digest_parts), cookie, ingress)
         return inputs, self._probe_target(spec, values, db_secrets)
+
+    async def _istio_ingress(self, spec: ModelRegistrySpec) -> IngressService | None:
+        """The unique ingress gateway Service the gateway Routes point at (OpenShift only)."""
+        gateway = spec.istio.gateway if spec.istio is not None else None
+        if gateway is None or not self.capabilities().openshift_routes:
+            return None
+        if not any(s is not None and s.gateway_route == "enabled" for s in (gateway.rest, gateway.grpc)):
+            return None
+        selector = f"istio={gateway.istio_ingress or self.settings.default_istio_ingress}"
+        if gateway.control_plane:
+            selector += f",istio.io/rev={gateway.control_plane}"
+        services = await self.kube.list(SERVICE, None, selector)
+        if len(services) != 1:
+            return None
+        meta = services[0]["metadata"]
+        return IngressService(meta["namespace"], meta["name"])
 
     def _probe_target(
         self, spec: ModelRegistrySpec, values: dict[tuple[str, str], str], db: DatabaseSecrets
@@ -397,27 +462,66 @@ class RegistryReconciler:
         return applied
 
     async def _prune(self, namespace: str, name: str, uid: str, desired: list[Obj]) -> list[str]:
-        wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
-        listings = await asyncio.gather(
-            *(self.kube.list(kind, namespace, f"{REGISTRY_LABEL}={name}") for kind in PRUNABLE)
+        wanted = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in desired}
+        groups = self.capabilities().groups
+        kinds = PRUNABLE + [k for k in PRUNABLE_OPTIONAL if _group(k) in groups]
+        owned, unowned = await asyncio.gather(
+            asyncio.gather(*(self.kube.list(kind, namespace, f"{REGISTRY_LABEL}={name}") for kind in kinds)),
+            self._list_unowned(namespace, name),
         )
         doomed = []
-        for item in (item for items in listings for item in items):
+        for item in (item for items in owned for item in items):
             meta = item["metadata"]
-            if (item["kind"], meta["name"]) in wanted:
+            if (item["kind"], meta.get("namespace"), meta["name"]) in wanted:
                 continue
             if (meta.get("annotations") or {}).get(RETAIN_ANNOTATION) == "true":
                 continue  # data (PVC, generated credentials) outlives a configuration switch
             if not any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or []):
                 continue  # not ours to delete
             doomed.append(item)
+        doomed.extend(
+            item
+            for item in unowned
+            if (item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"]) not in wanted
+        )
         await asyncio.gather(
             *(
-                self.kube.delete(kind_of(item), namespace, item["metadata"]["name"], item["metadata"]["uid"])
+                self.kube.delete(
+                    kind_of(item), item["metadata"].get("namespace"), item["metadata"]["name"], item["metadata"]["uid"]
+                )
                 for item in doomed
             )
         )
         return [f"{item['kind']}/{item['metadata']['name']}" for item in doomed]
+
+    async def _list_unowned(self, namespace: str, name: str) -> list[Obj]:
+        """Our cluster-scoped and cross-namespace objects (found by name and namespace labels)."""
+        groups = self.capabilities().groups
+        selector = f"{REGISTRY_LABEL}={name},{NAMESPACE_LABEL}={namespace}"
+        kinds = [k for k in UNOWNED if _group(k) in groups or _group(k) == "rbac.authorization.k8s.io"]
+        listings = await asyncio.gather(*(self.kube.list(kind, None, selector) for kind in kinds))
+        return [item for items in listings for item in items]
+
+    async def finalize(self, namespace: str, name: str) -> list[str]:
+        """Delete what owner references cannot collect: cluster-scoped and cross-namespace objects."""
+        doomed = await self._list_unowned(namespace, name)
+        await asyncio.gather(
+            *(
+                self.kube.delete(
+                    kind_of(item), item["metadata"].get("namespace"), item["metadata"]["name"], item["metadata"]["uid"]
+                )
+                for item in doomed
+            )
+        )
+        self.forget(namespace, name)
+        return [f"{item['kind']}/{item['metadata']['name']}" for item in doomed]
+
+    async def reconcile_all(self) -> None:
+        """Schedule every registry (the cluster's optional APIs changed)."""
+        namespace = self.settings.watch_namespace or None
+        for body in await self.kube.list(MODEL_REGISTRY, namespace):
+            meta = body["metadata"]
+            self.schedule(meta["namespace"], meta["name"], full=True, relist=True)
 
     async def _observe(
         self,
@@ -429,6 +533,7 @@ class RegistryReconciler:
         probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None,
         *,
         relist: bool,
+        features: Feature,
     ) -> Observation:
         key = (namespace, name)
         if relist:  # start over from the API server, in case a watch missed something
@@ -437,15 +542,38 @@ class RegistryReconciler:
                 self.kube.list(ENDPOINT_SLICE, namespace, f"kubernetes.io/service-name={name}"),
             )
             self.observed.replace(key, pods, slices)
-        database = await self._probe(namespace, name, probe_target)
-        unsupported = [field_name for field_name, attr in UNSUPPORTED_FIELDS if getattr(spec, attr) is not None]
+        database, security = await asyncio.gather(
+            self._probe(namespace, name, probe_target), self._observe_security(namespace, spec, features)
+        )
         return Observation(
             generation=generation,
             deployment=deployment if deployment is not None else self.observed.deployment(key),
             ready_endpoints=self.observed.ready_endpoints(key),
             pods=self.observed.pods(key),
             database=database,
-            unsupported=[f"spec.{f}" for f in unsupported],
+            security=security,
+            exposed_hosts=features.hosts,
+        )
+
+    async def _observe_security(
+        self, namespace: str, spec: ModelRegistrySpec, features: Feature
+    ) -> SecurityObservation:
+        """Admission of the Routes and readiness of the AuthConfigs the mode conditions wait for."""
+        routes = await asyncio.gather(*(self.kube.get(ROUTE, r.namespace, r.name) for r in features.routes))
+        auth_configs = await asyncio.gather(*(self.kube.get(AUTH_CONFIG, namespace, n) for n in features.auth_configs))
+        states = [route_state(r.condition, body, r.name) for r, body in zip(features.routes, routes, strict=True)]
+        states += [
+            auth_config_state("IstioAvailable", body, n)
+            for n, body in zip(features.auth_configs, auth_configs, strict=True)
+        ]
+        missing = list(features.missing_apis)
+        return SecurityObservation(
+            mode=features.mode,
+            sidecar=features.sidecar,
+            gateway=spec.istio is not None and spec.istio.gateway is not None,
+            missing_apis=missing,
+            problems=features.problems,
+            objects=states,
         )
 
     async def _probe(
@@ -483,8 +611,11 @@ class RegistryReconciler:
         old = body.get("status") or {}
         previous = old.get("conditions") or []
         desired = registry_conditions(obs, previous)
-        conditions = set_conditions(previous, desired, _now(), obs.generation)
-        hosts = registry_hosts(meta["name"], meta["namespace"])
+        # A mode switched off (or to another) leaves no condition behind.
+        wanted_types = {c.type for c in desired}
+        kept = [c for c in previous if c.get("type") not in MODE_CONDITIONS or c.get("type") in wanted_types]
+        conditions = set_conditions(kept, desired, _now(), obs.generation)
+        hosts = registry_hosts(meta["name"], meta["namespace"], obs.exposed_hosts)
         status: dict[str, Any] = {
             "observedGeneration": obs.generation,
             "conditions": conditions,
@@ -528,6 +659,10 @@ class RegistryReconciler:
             self.emit(body, "Normal", "Available", available["message"])
         elif available["reason"] in ("ConfigurationError", "ReconcileError", "DeploymentUnavailable"):
             self.emit(body, "Warning", available["reason"], available["message"])
+
+
+def _group(kind: Kind) -> str:
+    return kind.api_version.rpartition("/")[0]
 
 
 def _ref(obj: Obj) -> tuple[str, str]:

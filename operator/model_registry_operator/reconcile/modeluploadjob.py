@@ -23,8 +23,10 @@ from ..render.modeluploadjob import (
     SPEC_HASH_ANNOTATION,
     RegistryEndpoint,
     UploadJobRef,
+    address_endpoint,
     config_map_name,
     job_name,
+    registry_endpoint,
     render_model_upload_job,
     spec_hash,
 )
@@ -53,7 +55,6 @@ SECRET = lookup("v1", "Secret")
 CONFIG_MAP = lookup("v1", "ConfigMap")
 PVC = lookup("v1", "PersistentVolumeClaim")
 DEBOUNCE_SECONDS = 0.1
-DEFAULT_REST_PORT = 8080
 
 EventSink = Callable[[Obj, str, str, str], None]
 
@@ -226,8 +227,7 @@ class UploadJobReconciler:
     ) -> tuple[RegistryEndpoint | None, Problem | None]:
         target = spec.registry
         if target.address is not None:
-            secure = True if target.is_secure is None else target.is_secure
-            return RegistryEndpoint(target.address, target.port or 443, secure), None
+            return address_endpoint(target), None
         assert target.name is not None  # exactly one of name / address (CEL and the model)
         registry = await self.kube.get(MODEL_REGISTRY, namespace, target.name)
         if registry is None:
@@ -238,9 +238,7 @@ class UploadJobReconciler:
         if available is None or available.get("status") != TRUE:
             detail = f": {available.get('message')}" if available and available.get("message") else ""
             return None, Problem(REGISTRY_NOT_AVAILABLE, f"ModelRegistry {target.name!r} is not Available{detail}")
-        port = int(((registry.get("spec") or {}).get("rest") or {}).get("port") or DEFAULT_REST_PORT)
-        address = f"http://{target.name}.{namespace}.svc.cluster.local"
-        return RegistryEndpoint(address, port, False), None
+        return registry_endpoint(target.name, namespace, registry.get("spec") or {}), None
 
     async def _check_references(self, namespace: str, spec: ModelUploadJobSpec) -> Problem | None:
         refs = referenced_objects(spec)

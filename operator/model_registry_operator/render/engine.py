@@ -86,6 +86,6 @@ def render_fragment(name: str, context: dict[str, Any]) -> Any:
     """Render a template holding one piece of an object (a container, a list of volumes)."""
     text = environment().get_template(name).render(**context)
     try:
-        return yaml.load(text, Loader=_LOADER)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (CSafeLoader / SafeLoader)
     except yaml.YAMLError as exc:
         raise RenderError(f"{name}: rendered text is not YAML: {exc}") from exc

@@ -41,6 +41,14 @@ class RouteWatch:
     condition: str  # the condition type it feeds
 
 
+@dataclass(frozen=True)
+class IngressService:
+    """The Istio ingress gateway's Service (gateway Routes point at it, in its namespace)."""
+
+    namespace: str
+    name: str
+
+
 @dataclass
 class Feature:
     """One feature's objects and its contributions to the core objects."""
@@ -59,6 +67,7 @@ class Feature:
     sidecar: str | None = None  # container whose readiness the mode condition needs
     routes: list[RouteWatch] = field(default_factory=list)
     auth_configs: list[str] = field(default_factory=list)  # AuthConfig names whose Ready counts
+    problems: dict[str, str] = field(default_factory=dict)  # condition type -> why it cannot be True
 
     def merge(self, other: Feature) -> Feature:
         return Feature(
@@ -76,6 +85,7 @@ class Feature:
             sidecar=self.sidecar or other.sidecar,
             routes=self.routes + other.routes,
             auth_configs=self.auth_configs + other.auth_configs,
+            problems={**self.problems, **other.problems},
         )
 
 

@@ -14,6 +14,11 @@ from ..settings import OperatorSettings
 from .database import DatabaseSecrets, database_wiring
 from .defaults import postgres_names
 from .engine import render_template
+from .exposure import gateway as gateway_exposure
+from .exposure import openshift as openshift_exposure
+from .features import Feature, FeatureContext, IngressService
+from .security import istio as istio_mode
+from .security import kube_rbac_proxy, oauth_proxy
 
 Obj = dict[str, Any]
 
@@ -56,6 +61,8 @@ class RenderInputs:
     database: DatabaseSecrets = field(default_factory=DatabaseSecrets)
     generated_postgres_password: str = ""
     referenced_digest: str = ""
+    oauth_cookie_secret: str = ""
+    istio_ingress: IngressService | None = None
 
 
 def registry_labels(name: str, component: str = "model-registry") -> dict[str, str]:
@@ -97,15 +104,46 @@ def _digest(*parts: str) -> str:
     return h.hexdigest()[:32]
 
 
+def render_features(
+    registry: RegistryRef,
+    spec: ModelRegistrySpec,
+    settings: OperatorSettings,
+    capabilities: Capabilities,
+    inputs: RenderInputs,
+) -> Feature:
+    """The security mode and exposures of a registry, combined (pure)."""
+    ctx = FeatureContext(
+        registry,
+        spec,
+        settings,
+        capabilities,
+        registry_labels(registry.name),
+        registry_selector(registry.name),
+        owner_references(registry),
+    )
+    security = (
+        kube_rbac_proxy.render(ctx)
+        .merge(oauth_proxy.render(ctx, inputs.oauth_cookie_secret))
+        .merge(istio_mode.render(ctx, inputs.istio_ingress))
+    )
+    openshift = openshift_exposure.render(ctx)
+    gateway = gateway_exposure.render(ctx)
+    combined = security.merge(openshift).merge(gateway)  # later annotations win: the gateway address
+    combined.hosts = gateway.hosts + security.hosts + openshift.hosts
+    return combined
+
+
 def render_model_registry(
     registry: RegistryRef,
     spec: ModelRegistrySpec,
     settings: OperatorSettings,
     capabilities: Capabilities,
     inputs: RenderInputs,
+    features: Feature | None = None,
 ) -> list[Obj]:
     """Every object for a validated spec with run-time defaults applied."""
-    del settings, capabilities  # used by the security and exposure modes
+    if features is None:
+        features = render_features(registry, spec, settings, capabilities, inputs)
     labels = registry_labels(registry.name)
     generated = spec.postgres is not None and bool(spec.postgres.generate_deployment)
     db_secrets = inputs.database
@@ -117,14 +155,21 @@ def render_model_registry(
         "spec": spec,
         "labels": labels,
         "selector": registry_selector(registry.name),
-        "pod_labels": labels,
+        "pod_labels": {**labels, **features.pod_labels},
         "args": ["--hostname=0.0.0.0", f"--port={spec.rest.port}", *database.args],
         "owner_references": owner_references(registry),
         "database": database,
         "resources": spec.rest.resources.model_dump(mode="json", exclude_none=True) if spec.rest.resources else {},
-        "service_annotations": {k: v for k, v in registry.annotations.items() if k in COPIED_ANNOTATIONS},
+        "service_annotations": {
+            **{k: v for k, v in registry.annotations.items() if k in COPIED_ANNOTATIONS},
+            **features.service_annotations,
+        },
+        "service_ports": _service_ports(spec, features),
+        "sidecars": features.containers,
+        "volumes": database.volumes + features.volumes,
         "pod_annotations": {
             "openshift.io/required-scc": "restricted-v2",
+            **features.pod_annotations,
             # Rolls the pod when the DSN or any referenced Secret / ConfigMap changes.
             CONFIG_HASH_ANNOTATION: _digest(database.dsn, inputs.referenced_digest),
         },
@@ -148,7 +193,19 @@ def render_model_registry(
             objects.extend(render_template(template, context))
     for template in CORE_TEMPLATES:
         objects.extend(render_template(template, context))
+    objects.extend(features.objects)
     return objects
+
+
+def _service_ports(spec: ModelRegistrySpec, features: Feature) -> list[Obj]:
+    http = {
+        "name": "http-api",
+        "protocol": "TCP",
+        "appProtocol": "http",
+        "port": spec.rest.port,
+        "targetPort": "http-api",
+    }
+    return ([] if features.replaces_http_port else [http]) + features.service_ports
 
 
 def digest_of(data: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.common import GROUP
-from ..api.modeluploadjob import KIND, VERSION, ModelUploadJobSpec, S3Location
+from ..api.modeluploadjob import KIND, VERSION, ModelUploadJobSpec, RegistryTarget, S3Location
 from .engine import render_template
 
 Obj = dict[str, Any]
@@ -35,6 +35,10 @@ TOKEN_DIR = f"{MOUNT_ROOT}/registry-token"
 CA_DIR = f"{MOUNT_ROOT}/registry-ca"
 TOKEN_PATH_ENV = "MODEL_REGISTRY_TOKEN_PATH"  # noqa: S105 - a variable name
 DOCKERCONFIG = ".dockerconfigjson"
+
+DEFAULT_REST_PORT = 8080
+DEFAULT_PROXY_PORT = 8443
+DEFAULT_SECURE_PORT = 443
 
 DEFAULT_RESOURCES: Obj = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 # Configuration errors of the upload program (exit code 2) never succeed on a retry.
@@ -57,6 +61,29 @@ class RegistryEndpoint:
     address: str
     port: int
     is_secure: bool
+
+
+def registry_endpoint(name: str, namespace: str, registry_spec: Obj) -> RegistryEndpoint:
+    """How a Job in the registry's namespace reaches a ModelRegistry through its Service.
+
+    Behind kube-rbac-proxy / oauth-proxy: HTTPS on the proxy port with a token (the Job's
+    service account token unless ``tokenSecret`` is given; give ``caConfigMap`` for the
+    serving certificate's CA). With Istio: the REST port, with a token. Otherwise plain HTTP.
+    """
+    host = f"{name}.{namespace}.svc.cluster.local"
+    for mode in ("kubeRBACProxy", "oauthProxy"):
+        proxy = registry_spec.get(mode)
+        if isinstance(proxy, dict):
+            return RegistryEndpoint(f"https://{host}", int(proxy.get("port") or DEFAULT_PROXY_PORT), True)
+    port = int((registry_spec.get("rest") or {}).get("port") or DEFAULT_REST_PORT)
+    return RegistryEndpoint(f"http://{host}", port, registry_spec.get("istio") is not None)
+
+
+def address_endpoint(target: RegistryTarget) -> RegistryEndpoint:
+    """An explicitly given registry address (secure unless told otherwise, as upstream)."""
+    assert target.address is not None
+    secure = True if target.is_secure is None else target.is_secure
+    return RegistryEndpoint(target.address, target.port or DEFAULT_SECURE_PORT, secure)
 
 
 def child_name(name: str, suffix: str) -> str:

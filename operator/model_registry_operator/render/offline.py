@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
+from ..api import modeluploadjob as upload_api
 from ..api.modelregistry import KIND
 from ..api.validation import parse_spec
 from ..platform.capabilities import PLAIN_KUBERNETES
@@ -18,6 +20,7 @@ from ..settings import OperatorSettings
 from .database import DatabaseSecrets
 from .defaults import apply_runtime_defaults
 from .modelregistry import RegistryRef, RenderInputs, render_model_registry
+from .modeluploadjob import UploadJobRef, address_endpoint, registry_endpoint, render_model_upload_job
 
 PLACEHOLDER_PASSWORD = "<from-secret>"  # noqa: S105 - a placeholder, not a credential
 
@@ -40,7 +43,34 @@ def render_documents(docs: list[Any], settings: OperatorSettings | None = None) 
             generated_postgres_password=PLACEHOLDER_PASSWORD,
         )
         objects.extend(render_model_registry(registry, effective, settings, PLAIN_KUBERNETES, inputs))
+    registries = {
+        (doc.get("metadata") or {}).get("name"): doc.get("spec") or {}
+        for doc in docs
+        if isinstance(doc, dict) and doc.get("kind") == KIND
+    }
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == upload_api.KIND:
+            objects.extend(_render_upload(doc, registries, settings))
     return objects
+
+
+def _render_upload(doc: dict[str, Any], registries: dict[Any, Any], settings: OperatorSettings) -> list[dict[str, Any]]:
+    """A ModelUploadJob's ConfigMap and Job; a registry by name resolves against the same input."""
+    meta = doc.get("metadata") or {}
+    name = meta.get("name") or "model-upload"
+    namespace = meta.get("namespace") or "default"
+    raw = doc.get("spec") or {}
+    try:
+        spec = upload_api.ModelUploadJobSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(f"{upload_api.KIND} {name}: {exc}") from None
+    target = spec.registry
+    if target.address is not None:
+        endpoint = address_endpoint(target)
+    else:
+        endpoint = registry_endpoint(str(target.name), namespace, registries.get(target.name) or {})
+    ref = UploadJobRef(name, namespace, "<uid>")
+    return render_model_upload_job(ref, spec, raw, endpoint, settings.upload_job_image)
 
 
 def render_file(path: Path) -> list[dict[str, Any]]:
@@ -54,5 +84,5 @@ def render_file(path: Path) -> list[dict[str, Any]]:
             items.append(doc)
     objects = render_documents(items)
     if not objects:
-        raise ValueError(f"no {KIND} found in {path}")
+        raise ValueError(f"no {KIND} or {upload_api.KIND} found in {path}")
     return objects

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .conditions import FALSE, TRUE, UNKNOWN, Cond, find
+from .security import MISSING_API, SecurityObservation, fold_into_available, security_conditions
 
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"
@@ -24,7 +25,6 @@ PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 AS_EXPECTED = "AsExpected"
 POD_FAILING = "PodFailing"
 DATABASE_UNAVAILABLE = "DatabaseUnavailable"
-UNSUPPORTED_CONFIGURATION = "UnsupportedConfiguration"
 PROBE_DISABLED = "ProbeDisabled"
 
 # Container waiting reasons that mean "broken", as opposed to "still starting".
@@ -64,7 +64,8 @@ class Observation:
     ready_endpoints: int = 0
     pods: list[Obj] = field(default_factory=list)
     database: DatabaseState | None = None
-    unsupported: list[str] = field(default_factory=list)
+    security: SecurityObservation = field(default_factory=SecurityObservation)
+    exposed_hosts: list[str] = field(default_factory=list)
 
 
 def pod_failure(pods: list[Obj]) -> str | None:
@@ -180,12 +181,13 @@ def _degraded(obs: Observation) -> Cond:
         return Cond(DEGRADED, TRUE, POD_FAILING, failure)
     if obs.database is not None and obs.database.status == FALSE:
         return Cond(DEGRADED, TRUE, DATABASE_UNAVAILABLE, obs.database.message)
-    if obs.unsupported:
+    if obs.security.missing_apis:
         return Cond(
             DEGRADED,
             TRUE,
-            UNSUPPORTED_CONFIGURATION,
-            "accepted but not implemented by this operator version, ignored: " + ", ".join(obs.unsupported),
+            MISSING_API,
+            "the spec or the operator settings need API group(s) the cluster does not serve: "
+            + ", ".join(obs.security.missing_apis),
         )
     return Cond(DEGRADED, FALSE, AS_EXPECTED, "No faults detected")
 
@@ -200,16 +202,19 @@ def _database(obs: Observation) -> Cond:
 
 def registry_conditions(obs: Observation, previous: list[Obj] | None) -> list[Cond]:
     """All conditions of a ModelRegistry for one observation."""
+    modes = [] if obs.configuration_error else security_conditions(obs.security, obs.pods)
     return [
-        _available(obs, find(previous, AVAILABLE)),
+        fold_into_available(_available(obs, find(previous, AVAILABLE)), modes),
         _progressing(obs),
         _degraded(obs),
         _database(obs),
+        *modes,
     ]
 
 
-def registry_hosts(name: str, namespace: str) -> list[str]:
-    return [f"{name}.{namespace}.svc.cluster.local", f"{name}.{namespace}", name]
+def registry_hosts(name: str, namespace: str, exposed: list[str] | None = None) -> list[str]:
+    """Exposed hosts (gateway, Routes) first, then the Service names."""
+    return [*(exposed or []), f"{name}.{namespace}.svc.cluster.local", f"{name}.{namespace}", name]
 
 
 def ready_endpoint_count(slices: list[Obj]) -> int:

@@ -43,8 +43,7 @@ def security_defaults(
         updates[attr] = proxy.model_copy(
             update={
                 "image": proxy.image or image,
-                "tls_certificate_secret": proxy.tls_certificate_secret
-                or SecretKeyValue(name=secret, key="tls.crt"),
+                "tls_certificate_secret": proxy.tls_certificate_secret or SecretKeyValue(name=secret, key="tls.crt"),
                 "tls_key_secret": proxy.tls_key_secret or SecretKeyValue(name=secret, key="tls.key"),
                 "domain": default_domain(proxy.domain, settings, capabilities),
             }
@@ -94,4 +93,3 @@ def _istio_defaults(istio: IstioConfig, settings: OperatorSettings, capabilities
             "gateway": gateway,
         }
     )
-

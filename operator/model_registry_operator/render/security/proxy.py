@@ -1,0 +1,61 @@
+"""What the two proxy modes share: sidecar, Service port, auth-delegator binding, Route, NetworkPolicy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...api.modelregistry import KubeRBACProxyConfig, OAuthProxyConfig
+from ..engine import render_fragment, render_template
+from ..features import Feature, FeatureContext, RouteWatch
+from .defaults import tls_secret_name
+
+SERVING_CERT_ANNOTATION = "service.beta.openshift.io/serving-cert-secret-name"
+EXTERNAL_ADDRESS_ANNOTATION = "routing.opendatahub.io/external-address-rest"
+ROUTER_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}
+DASHBOARD_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"opendatahub.io/generated-namespace": "true"}}}
+
+
+def render_proxy(
+    ctx: FeatureContext,
+    proxy: OAuthProxyConfig | KubeRBACProxyConfig,
+    *,
+    mode: str,
+    condition: str,
+    extra_objects: list[dict[str, Any]],
+    peers: list[dict[str, Any]],
+    **template_values: Any,
+) -> Feature:
+    """The objects and contributions of a proxy sidecar in front of the REST port.
+
+    ``serviceRoute`` defaults to enabled; without the Route API (plain Kubernetes) there is
+    simply no Route, as upstream.
+    """
+    name = ctx.registry.name
+    values = ctx.template_context(proxy=proxy, peers=peers, **template_values)
+    feature = Feature(mode=mode, sidecar=mode, replaces_http_port=True)
+    feature.containers.append(render_fragment(f"modelregistry/{mode}/container.yaml.j2", values))
+    feature.volumes.extend(render_fragment(f"modelregistry/{mode}/volumes.yaml.j2", values))
+    feature.service_ports.append(
+        {
+            "name": "https-api",
+            "protocol": "TCP",
+            "appProtocol": "https",
+            "port": proxy.port,
+            "targetPort": "https-proxy",
+        }
+    )
+    cert = proxy.tls_certificate_secret  # run-time defaults fill it
+    if cert is not None and cert.name == tls_secret_name(name, mode):
+        # No certificate given: OpenShift's service CA issues one into the default Secret.
+        feature.service_annotations[SERVING_CERT_ANNOTATION] = tls_secret_name(name, mode)
+    feature.objects.extend(extra_objects)
+    feature.objects.extend(render_template("modelregistry/proxy/auth-delegator.yaml.j2", values))
+    if proxy.service_route == "enabled" and ctx.capabilities.openshift_routes:
+        feature.objects.extend(render_template("modelregistry/proxy/https-route.yaml.j2", values))
+        feature.objects.extend(render_template("modelregistry/proxy/network-policy.yaml.j2", values))
+        feature.routes.append(RouteWatch(ctx.registry.namespace, f"{name}-https", condition))
+        if proxy.domain:
+            host = f"{name}-rest.{proxy.domain}"
+            feature.hosts.append(host)
+            feature.service_annotations[EXTERNAL_ADDRESS_ANNOTATION] = f"{host}:{proxy.route_port}"
+    return feature

@@ -1,0 +1,383 @@
+"""ModelUploadJob end to end: the operator's Job runs the real upload program on the simulated node.
+
+The Job's image contains ``sim-exec``, so the simulated node runs its command
+(``model-registry-operator upload``) as a local process with the Pod's env, Secrets and
+ConfigMap mounted (devcluster/process_runner.py). The program copies a model from SeaweedFS S3
+to a distribution registry and registers it in the in-process contract registry server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from model_registry_operator.api.modeluploadjob import ModelUploadJobSpec
+from model_registry_operator.devcluster.process_runner import HOST_PATH_ANNOTATION
+from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_operator.kube import lookup
+from model_registry_operator.render.modeluploadjob import UploadJobRef, render_model_upload_job
+from tests.backends.oci import DistributionRegistry
+from tests.backends.registry_server import API, ContractRegistryServer
+from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
+from tests.unit.upload_cases import DESTINATIONS, ENDPOINT, INTENTS, SOURCES, spec_raw
+from tests.upload.helpers import model_files, s3_admin, s3_bucket, s3_upload, write_dir
+
+from .kube import Cluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
+JOB = lookup("batch/v1", "Job")
+POD = lookup("v1", "Pod")
+CONFIG_MAP = lookup("v1", "ConfigMap")
+EVENT = lookup("v1", "Event")
+IMAGE = "localhost/sim-exec/model-registry-operator:test"
+BUCKET = "models"
+SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[SeaweedS3]:
+    server = SeaweedS3()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def oci() -> Iterator[DistributionRegistry]:
+    server = DistributionRegistry()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def base_image(oci: DistributionRegistry) -> str:
+    return oci.push_busybox_base()
+
+
+@pytest.fixture(scope="module")
+def mr() -> Iterator[ContractRegistryServer]:
+    server = ContractRegistryServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _crds(cluster: Cluster) -> None:
+    cluster.kubectl("wait", "--for=condition=Established", "crd/modeluploadjobs.modelregistry.opendatahub.io")
+
+
+def secrets(namespace: str, s3_endpoint: str, oci_host: str) -> str:
+    auth = base64.b64encode(b"ci-user:unused-password").decode()
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s3-credentials", "namespace": namespace},
+            "stringData": {"AWS_ACCESS_KEY_ID": ADMIN_KEY, "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                           "AWS_S3_ENDPOINT": s3_endpoint, "AWS_S3_BUCKET": BUCKET},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "oci-credentials", "namespace": namespace},
+            "stringData": {".dockerconfigjson": json.dumps({"auths": {oci_host: {"auth": auth}}})},
+        },
+    ]
+    return yaml.safe_dump_all(docs)
+
+
+def upload(name: str, spec: dict[str, Any]) -> str:
+    return yaml.safe_dump(
+        {"apiVersion": "modelregistry.opendatahub.io/v1alpha1", "kind": "ModelUploadJob", "metadata": {"name": name},
+         "spec": spec}
+    )
+
+
+def s3_to_oci(mr: ContractRegistryServer, oci: DistributionRegistry, base_image: str, key: str, repo: str,
+              **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "registry": {"address": mr.url, "isSecure": False, "author": "operator-tests"},
+        "intent": "create_model",
+        "source": {"s3": {"key": key, "credentialsSecret": "s3-credentials"}},
+        "destination": {"oci": {"uri": f"{oci.host}/{repo}:v1", "baseImage": base_image, "enableTLSVerify": False,
+                                "credentialsSecret": "oci-credentials"}},
+        "model": {
+            "registeredModel": {"name": repo.replace("/", "-"), "description": "from the operator",
+                                "customProperties": {"team": "a", "size": 7}},
+            "modelVersion": {"name": "v1", "author": "alice"},
+            "modelArtifact": {"modelFormatName": "onnx", "modelFormatVersion": "1"},
+        },
+        "job": {"image": IMAGE, "backoffLimit": 0},
+    }
+    spec.update(extra)
+    return spec
+
+
+def status_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    obj = cluster.get(MUJ, namespace, name)
+    return dict((obj or {}).get("status") or {})
+
+
+def wait_phase(cluster: Cluster, namespace: str, name: str, phase: str, timeout: float = 120) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        status = status_of(cluster, namespace, name)
+        return status if status.get("phase") == phase else None
+
+    try:
+        return wait_for(check, timeout, interval=0.3, what=f"phase {phase} of {namespace}/{name}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(status_of(cluster, namespace, name), indent=1)}") from None
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_s3_to_oci_create_model_pending_then_succeeded(
+    cluster: Cluster, namespace: str, sim_node: SimulatedNode, s3: SeaweedS3, oci: DistributionRegistry,
+    base_image: str, mr: ContractRegistryServer,
+) -> None:
+    files = model_files(big=1024 * 1024)
+    s3_upload(s3, BUCKET, f"{namespace}/llm", files)
+    # Created before its Secrets: Pending with the reason, then retried once they exist.
+    cluster.apply_yaml(upload("llm", s3_to_oci(mr, oci, base_image, f"{namespace}/llm", f"{namespace}/llm")),
+                       namespace)
+    wait_phase(cluster, namespace, "llm", "Pending")
+    wait_for(lambda: "not found" in (status_of(cluster, namespace, "llm").get("message") or ""),
+             what="missing Secret reported")
+    pending = status_of(cluster, namespace, "llm")
+    assert "s3-credentials" in pending["message"]
+    assert condition(pending, "Started")["reason"] == "ConfigurationError"
+    assert cluster.get(JOB, namespace, "llm-upload") is None
+
+    cluster.apply_yaml(secrets(namespace, s3.endpoint, oci.host), namespace)
+    status = wait_phase(cluster, namespace, "llm", "Succeeded", timeout=180)
+
+    assert status["artifactURI"] == f"oci://{oci.host}/{namespace}/llm:v1"
+    assert all(status.get(k) for k in ("registeredModelId", "modelVersionId", "modelArtifactId")), status
+    assert status["files"] == len(files)
+    assert status["bytes"] == sum(len(d) for d in files.values())
+    assert status["digest"].startswith("sha256:")
+    assert status["startTime"] <= status["completionTime"]
+    assert status["registryURL"] == mr.url
+    assert (status["jobName"], status["configMapName"]) == ("llm-upload", "llm-metadata")
+    assert condition(status, "Complete")["status"] == "True"
+    assert condition(status, "Failed")["status"] == "False"
+    assert condition(status, "Started")["status"] == "True"
+    assert condition(status, "SpecChanged")["status"] == "False"
+
+    # What the registry holds, and the pushed image.
+    model = mr.store.models[status["registeredModelId"]]
+    assert model["name"] == f"{namespace}-llm"
+    assert model["customProperties"]["team"] == {"metadataType": "MetadataStringValue", "string_value": "a"}
+    version = mr.store.versions[status["modelVersionId"]]
+    assert (version["name"], version["author"]) == ("v1", "alice")
+    artifact = mr.store.artifacts[status["modelArtifactId"]]
+    assert artifact["uri"] == status["artifactURI"]
+    assert artifact["state"] == "LIVE"
+    assert artifact["modelFormatName"] == "onnx"
+    assert (artifact["modelSourceGroup"], artifact["modelSourceName"]) == (namespace, "llm")
+    manifest, digest = oci.get_manifest(f"{namespace}/llm", "v1")
+    assert digest == status["digest"]
+    assert len(manifest["layers"]) >= 2
+
+    # The Job as rendered: our image and command, owner reference, no secret value in it.
+    job = cluster.get(JOB, namespace, "llm-upload")
+    assert job is not None
+    muj = cluster.get(MUJ, namespace, "llm")
+    assert muj is not None
+    assert [o["uid"] for o in job["metadata"]["ownerReferences"]] == [muj["metadata"]["uid"]]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["command"]) == (IMAGE, ["model-registry-operator", "upload"])
+    assert ADMIN_SECRET not in json.dumps(job)
+    managers = {m["manager"] for m in job["metadata"]["managedFields"] if m["operation"] == "Apply"}
+    assert managers == {"model-registry-operator"}
+    events = {e["reason"] for e in cluster.list(EVENT, namespace) if e["involvedObject"]["name"] == "llm"}
+    assert {"JobCreated", "Succeeded"} <= events
+
+
+def test_missing_source_fails_with_the_reason(
+    cluster: Cluster, namespace: str, sim_node: SimulatedNode, s3: SeaweedS3, oci: DistributionRegistry,
+    base_image: str, mr: ContractRegistryServer,
+) -> None:
+    cluster.apply_yaml(secrets(namespace, s3.endpoint, oci.host), namespace)
+    cluster.apply_yaml(upload("gone", s3_to_oci(mr, oci, base_image, f"{namespace}/nothing-here", f"{namespace}/g")),
+                       namespace)
+    status = wait_phase(cluster, namespace, "gone", "Failed", timeout=180)
+    failed = condition(status, "Failed")
+    assert failed["status"] == "True"
+    assert failed["reason"] == "TransferFailed"
+    assert "exit code 1" in status["message"]
+    assert "NoSuchKey" in status["message"], status["message"]
+    assert condition(status, "Complete")["status"] == "False"
+    assert status["completionTime"]
+    assert "registeredModelId" not in status
+
+
+def test_spec_is_immutable_and_deletion_removes_children(
+    cluster: Cluster, namespace: str, sim_node: SimulatedNode, mr: ContractRegistryServer,
+    oci: DistributionRegistry, base_image: str,
+) -> None:
+    # A plain image: the simulated container just exits 0, enough to follow the Job.
+    spec = s3_to_oci(mr, oci, base_image, "k", "r/x")
+    spec["job"] = {"image": "example.com/upload:v1", "backoffLimit": 0}
+    cluster.apply_yaml(secrets(namespace, "http://127.0.0.1:9", oci.host), namespace)
+    cluster.apply_yaml(upload("once", spec), namespace)
+    wait_phase(cluster, namespace, "once", "Succeeded")
+
+    result = cluster.kubectl("patch", "-n", namespace, "modeluploadjob", "once", "--type=merge",
+                             "-p", json.dumps({"spec": {"intent": "update_artifact"}}), check=False)
+    assert result.returncode != 0
+    assert "spec is immutable" in result.stderr
+
+    job = cluster.get(JOB, namespace, "once-upload")
+    assert job is not None
+    assert cluster.get(CONFIG_MAP, namespace, "once-metadata") is not None
+    assert cluster.list(POD, namespace, "batch.kubernetes.io/job-name=once-upload")
+    cluster.delete(MUJ, namespace, "once")
+    wait_for(lambda: cluster.get(JOB, namespace, "once-upload") is None, what="Job garbage-collected")
+    wait_for(lambda: cluster.get(CONFIG_MAP, namespace, "once-metadata") is None, what="ConfigMap garbage-collected")
+    wait_for(lambda: not cluster.list(POD, namespace, "batch.kubernetes.io/job-name=once-upload"),
+             what="Pods garbage-collected")
+
+
+def test_registry_by_name_waits_until_available(
+    cluster: Cluster, namespace: str, sim_node: SimulatedNode, oci: DistributionRegistry, base_image: str,
+    mr: ContractRegistryServer,
+) -> None:
+    spec = s3_to_oci(mr, oci, base_image, "k", "r/y")
+    spec["registry"] = {"name": "reg"}
+    spec["job"] = {"image": "example.com/upload:v1", "backoffLimit": 0}
+    cluster.apply_yaml(secrets(namespace, "http://127.0.0.1:9", oci.host), namespace)
+    cluster.apply_yaml(upload("named", spec), namespace)
+    wait_for(lambda: condition(status_of(cluster, namespace, "named"), "RegistryResolved")["reason"]
+             == "RegistryNotFound" if status_of(cluster, namespace, "named").get("conditions") else None,
+             what="RegistryNotFound")
+    assert status_of(cluster, namespace, "named")["phase"] == "Pending"
+
+    registry = {"apiVersion": "modelregistry.opendatahub.io/v1beta1", "kind": "ModelRegistry",
+                "metadata": {"name": "reg"}, "spec": {"rest": {"port": 8181}, "postgres": {"generateDeployment": True}}}
+    cluster.apply_yaml(yaml.safe_dump(registry), namespace)
+    status = wait_phase(cluster, namespace, "named", "Succeeded", timeout=120)
+    assert status["registryURL"] == f"http://reg.{namespace}.svc.cluster.local:8181"
+    assert condition(status, "RegistryResolved")["status"] == "True"
+    job = cluster.get(JOB, namespace, "named-upload")
+    assert job is not None
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODEL_SYNC_REGISTRY_SERVER_ADDRESS"] == f"http://reg.{namespace}.svc.cluster.local"
+    assert (env["MODEL_SYNC_REGISTRY_PORT"], env["MODEL_SYNC_REGISTRY_IS_SECURE"]) == ("8181", "false")
+
+
+def test_upload_samples_run_once_the_sample_registry_is_available(
+    cluster: Cluster, namespace: str, sim_node: SimulatedNode
+) -> None:
+    """The samples apply as they are; their Jobs (plain simulated containers) run once the registry is up."""
+    cluster.kubectl("apply", "-n", namespace, "-k", str(SAMPLES / "upload"))
+    names = ["mnist-s3-to-oci", "mnist-uri-to-oci", "mnist-v2", "mnist-artifact-3"]
+    for name in names:
+        wait_phase(cluster, namespace, name, "Pending")
+    cluster.kubectl("apply", "-n", namespace, "-k", str(SAMPLES / "postgres-auto"))
+    for name in names:
+        status = wait_phase(cluster, namespace, name, "Succeeded")
+        assert status["registryURL"] == f"http://modelregistry-sample.{namespace}.svc.cluster.local:8080"
+    table = cluster.kubectl("get", "-n", namespace, "modeluploadjobs").stdout
+    assert table.split("\n")[0].split() == ["NAME", "PHASE", "MODEL", "VERSION", "AGE"]
+    row = next(line.split() for line in table.splitlines() if line.startswith("mnist-s3-to-oci "))
+    assert row[:4] == ["mnist-s3-to-oci", "Succeeded", "mnist", "v1"]
+
+
+def test_every_rendered_upload_object_is_accepted_by_the_api_server(cluster: Cluster, namespace: str) -> None:
+    """Server-side dry-run apply with strict field validation, every source x destination x intent."""
+    objects = []
+    for i, (source, destination, intent) in enumerate(itertools.product(SOURCES, DESTINATIONS, INTENTS)):
+        raw = spec_raw(source, destination, intent, job={
+            "scratchSize": "1Gi", "activeDeadlineSeconds": 60, "ttlSecondsAfterFinished": 5,
+            "serviceAccountName": "default", "resources": {"requests": {"cpu": "1"}}})
+        spec = ModelUploadJobSpec.model_validate(raw)
+        ref = UploadJobRef(f"u{i}", namespace, "00000000-0000-0000-0000-000000000000")
+        objects += render_model_upload_job(ref, spec, raw, ENDPOINT, IMAGE)
+
+    async def check() -> list[str]:
+        results = await asyncio.gather(
+            *(cluster.kube.apply(obj, dry_run=True, strict=True) for obj in objects), return_exceptions=True
+        )
+        return [
+            f"{o['kind']}/{o['metadata']['name']}: {r}"
+            for o, r in zip(objects, results, strict=True)
+            if isinstance(r, BaseException)
+        ]
+
+    failures = asyncio.run(check())
+    assert not failures, "\n".join(failures)
+    assert len(objects) == 2 * len(SOURCES) * len(DESTINATIONS) * len(INTENTS)
+
+
+def test_pvc_to_s3_update_artifact(
+    cluster: Cluster, namespace: str, sim_node: SimulatedNode, s3: SeaweedS3, mr: ContractRegistryServer,
+    tmp_path: Path,
+) -> None:
+    """A PVC (a host directory for the simulated node) to S3, for an artifact registered beforehand."""
+    files = model_files(big=256 * 1024)
+    write_dir(tmp_path / "volume" / "llm", files)
+    s3_bucket(s3, "out")
+    model = requests.post(f"{mr.url}{API}/registered_models", json={"name": f"{namespace}-pvc"}, timeout=10).json()
+    version = requests.post(f"{mr.url}{API}/model_versions", json={"name": "v1", "registeredModelId": model["id"]},
+                            timeout=10).json()
+    artifact = requests.post(f"{mr.url}{API}/model_versions/{version['id']}/artifacts",
+                             json={"artifactType": "model-artifact", "name": "pvc", "uri": "PLACEHOLDER"},
+                             timeout=10).json()
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+           "metadata": {"name": "models", "annotations": {HOST_PATH_ANNOTATION: str(tmp_path / "volume")}},
+           "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}}}
+    cluster.apply_yaml(yaml.safe_dump(pvc), namespace)
+    cluster.apply_yaml(secrets(namespace, s3.endpoint, "registry.invalid"), namespace)
+    spec = {
+        "registry": {"address": mr.url, "isSecure": False},
+        "intent": "update_artifact",
+        "source": {"pvc": {"claimName": "models", "path": "llm"}},
+        "destination": {"s3": {"bucket": "out", "key": f"{namespace}/llm", "credentialsSecret": "s3-credentials"}},
+        "model": {"modelArtifact": {"id": artifact["id"]}, "modelVersion": {"id": version["id"]}},
+        "job": {"image": IMAGE, "backoffLimit": 0},
+    }
+    cluster.apply_yaml(upload("from-pvc", spec), namespace)
+    status = wait_phase(cluster, namespace, "from-pvc", "Succeeded", timeout=180)
+    assert (status["modelArtifactId"], status["modelVersionId"]) == (artifact["id"], version["id"])
+    assert status["artifactURI"].startswith(f"s3://out/{namespace}/llm?endpoint=")
+    assert mr.store.artifacts[artifact["id"]]["state"] == "LIVE"
+    listed = {o.key for o in s3_admin(s3).list_objects("out", f"{namespace}/llm/")}
+    assert listed == {f"{namespace}/llm/{rel}" for rel in files}
+
+
+def test_image_pull_failure_waits_with_the_reason_then_hits_the_deadline(
+    cluster: Cluster, namespace: str, sim_node: SimulatedNode, mr: ContractRegistryServer,
+    oci: DistributionRegistry, base_image: str,
+) -> None:
+    spec = s3_to_oci(mr, oci, base_image, "k", "r/z")
+    spec["job"] = {"image": "example.com/sim-imagepull:1", "backoffLimit": 0, "activeDeadlineSeconds": 8}
+    cluster.apply_yaml(secrets(namespace, "http://127.0.0.1:9", oci.host), namespace)
+    cluster.apply_yaml(upload("pull", spec), namespace)
+
+    def pulling() -> dict[str, Any] | None:
+        status = status_of(cluster, namespace, "pull")
+        started = next((c for c in status.get("conditions") or [] if c["type"] == "Started"), None)
+        return status if started and started["reason"] in ("ErrImagePull", "ImagePullBackOff") else None
+
+    status = wait_for(pulling, 60, what="image pull failure reported")
+    assert status["phase"] == "Pending"
+    assert "sim-imagepull" in status["message"]
+    status = wait_phase(cluster, namespace, "pull", "Failed", timeout=90)
+    assert condition(status, "Failed")["reason"] == "DeadlineExceeded"
