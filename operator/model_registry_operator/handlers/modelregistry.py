@@ -16,18 +16,16 @@ from ..render.modelregistry import MANAGED_BY, REGISTRY_LABEL
 
 RESOURCE = (GROUP, "v1beta1", "modelregistries")
 OURS = {"app.kubernetes.io/managed-by": MANAGED_BY}
-# Owned children whose changes (including deletion by hand) trigger a reconcile.
+# Watched children: what the status is computed from (the Deployment, its pods, the Service's
+# endpoint slices, Routes, AuthConfigs) and the Service users connect to; a hand edit or
+# deletion of these is repaired at once. ServiceAccounts, Roles, RoleBindings, NetworkPolicies
+# and PVCs are repaired by the periodic drift check instead: watching them cluster-wide costs
+# every operator an event stream per kind for objects that nobody edits in practice.
 CHILD_RESOURCES = [
     ("apps", "v1", "deployments"),
     ("", "v1", "services"),
-    ("", "v1", "serviceaccounts"),
     ("", "v1", "pods"),
     ("discovery.k8s.io", "v1", "endpointslices"),
-    ("rbac.authorization.k8s.io", "v1", "roles"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("", "v1", "persistentvolumeclaims"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
     # Optional APIs: kopf watches them only while the cluster serves them.
     ("route.openshift.io", "v1", "routes"),
     ("user.openshift.io", "v1", "groups"),

@@ -128,7 +128,8 @@ class _Applied:
     generation: int
     spec: ModelRegistrySpec
     spec_defaults: str
-    desired: dict[tuple[str, str], Obj]
+    # JSON text, not dicts: a fraction of the memory, parsed only when a child event comes in.
+    desired: dict[tuple[str, str], str]
     probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None
     features: Feature = field(default_factory=Feature)
 
@@ -179,7 +180,7 @@ class RegistryReconciler:
         self._probes: dict[tuple[str, str], _ProbeMemo] = {}
         self._applied: dict[tuple[str, str], _Applied] = {}
         self._status: dict[tuple[str, str], Obj] = {}  # the status last read or written
-        self._rendered: dict[tuple[str, str], tuple[Any, list[Obj], Feature]] = {}
+        self._rendered: dict[tuple[str, str], tuple[Any, str, Feature]] = {}
         self.observed = ObservedChildren()
 
     # -- scheduling ----------------------------------------------------------------------
@@ -228,9 +229,10 @@ class RegistryReconciler:
         applied = self._applied.get((namespace, name))
         if applied is None:
             return True
-        desired = applied.desired.get(_ref(child))
-        if desired is None:  # pods, endpoint slices: observed, not rendered
+        text = applied.desired.get(_ref(child))
+        if text is None:  # pods, endpoint slices: observed, not rendered
             return False
+        desired = json.loads(text)
         body = {k: v for k, v in desired.items() if k != "metadata"}
         return not (is_subset(body, child) and is_subset(_owned_meta(desired), child.get("metadata", {})))
 
@@ -306,7 +308,13 @@ class RegistryReconciler:
                 features=features,
             )
             self._applied[key] = _Applied(
-                meta["uid"], generation, spec, spec_defaults, {_ref(o): o for o in desired}, probe_target, features
+                meta["uid"],
+                generation,
+                spec,
+                spec_defaults,
+                {_ref(o): _compact(o) for o in desired},
+                probe_target,
+                features,
             )
         except ConfigurationError as exc:
             self._applied.pop(key, None)
@@ -334,13 +342,13 @@ class RegistryReconciler:
         render_key = (registry, spec, inputs, capabilities)
         cached = self._rendered.get(key)
         if cached is not None and cached[0] == render_key:
-            return cached[1], cached[2]
+            return json.loads(cached[1]), cached[2]
         try:
             features = render_features(registry, spec, self.settings, capabilities, inputs)
         except ModeConfigurationError as exc:
             raise ConfigurationError(str(exc)) from None
         desired = render_model_registry(registry, spec, self.settings, capabilities, inputs, features)
-        self._rendered[key] = (render_key, desired, features)
+        self._rendered[key] = (render_key, _compact(desired), features)
         return desired, features
 
     def _validated_spec(self, body: Obj) -> ModelRegistrySpec:
@@ -663,6 +671,10 @@ class RegistryReconciler:
 
 def _group(kind: Kind) -> str:
     return kind.api_version.rpartition("/")[0]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _ref(obj: Obj) -> tuple[str, str]:
