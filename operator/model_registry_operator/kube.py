@@ -87,6 +87,18 @@ def lookup(api_version: str, kind: str) -> Kind:
     return KINDS[(api_version, kind)]
 
 
+# The kinds several modules read or write.
+MODEL_REGISTRY = KINDS[("modelregistry.opendatahub.io/v1beta1", "ModelRegistry")]
+MODEL_UPLOAD_JOB = KINDS[("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")]
+DEPLOYMENT = KINDS[("apps/v1", "Deployment")]
+JOB = KINDS[("batch/v1", "Job")]
+POD = KINDS[("v1", "Pod")]
+SECRET = KINDS[("v1", "Secret")]
+CONFIG_MAP = KINDS[("v1", "ConfigMap")]
+PVC = KINDS[("v1", "PersistentVolumeClaim")]
+ENDPOINT_SLICE = KINDS[("discovery.k8s.io/v1", "EndpointSlice")]
+
+
 class ApiError(Exception):
     """A non-2xx answer of the API server."""
 

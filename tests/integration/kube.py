@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -78,6 +79,21 @@ class Cluster:
 
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self.kube.request_sync("DELETE", kind.path(namespace, name))
+
+    def rejected_by_dry_run(self, objects: list[Obj]) -> list[str]:
+        """Server-side dry-run apply with strict field validation; the objects the API server refused."""
+
+        async def check() -> list[str]:
+            results = await asyncio.gather(
+                *(self.kube.apply(obj, dry_run=True, strict=True) for obj in objects), return_exceptions=True
+            )
+            return [
+                f"{o['kind']}/{o['metadata']['name']}: {r}"
+                for o, r in zip(objects, results, strict=True)
+                if isinstance(r, BaseException)
+            ]
+
+        return asyncio.run(check())
 
     def condition(self, namespace: str, name: str, type_: str) -> Obj | None:
         mr = self.get(MR, namespace, name)

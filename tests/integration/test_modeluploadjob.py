@@ -8,7 +8,6 @@ to a distribution registry and registers it in the in-process contract registry 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
@@ -86,8 +85,12 @@ def secrets(namespace: str, s3_endpoint: str, oci_host: str) -> str:
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "s3-credentials", "namespace": namespace},
-            "stringData": {"AWS_ACCESS_KEY_ID": ADMIN_KEY, "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
-                           "AWS_S3_ENDPOINT": s3_endpoint, "AWS_S3_BUCKET": BUCKET},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                "AWS_S3_ENDPOINT": s3_endpoint,
+                "AWS_S3_BUCKET": BUCKET,
+            },
         },
         {
             "apiVersion": "v1",
@@ -102,22 +105,36 @@ def secrets(namespace: str, s3_endpoint: str, oci_host: str) -> str:
 
 def upload(name: str, spec: dict[str, Any]) -> str:
     return yaml.safe_dump(
-        {"apiVersion": "modelregistry.opendatahub.io/v1alpha1", "kind": "ModelUploadJob", "metadata": {"name": name},
-         "spec": spec}
+        {
+            "apiVersion": "modelregistry.opendatahub.io/v1alpha1",
+            "kind": "ModelUploadJob",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
     )
 
 
-def s3_to_oci(mr: ContractRegistryServer, oci: DistributionRegistry, base_image: str, key: str, repo: str,
-              **extra: Any) -> dict[str, Any]:
+def s3_to_oci(
+    mr: ContractRegistryServer, oci: DistributionRegistry, base_image: str, key: str, repo: str, **extra: Any
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "registry": {"address": mr.url, "isSecure": False, "author": "operator-tests"},
         "intent": "create_model",
         "source": {"s3": {"key": key, "credentialsSecret": "s3-credentials"}},
-        "destination": {"oci": {"uri": f"{oci.host}/{repo}:v1", "baseImage": base_image, "enableTLSVerify": False,
-                                "credentialsSecret": "oci-credentials"}},
+        "destination": {
+            "oci": {
+                "uri": f"{oci.host}/{repo}:v1",
+                "baseImage": base_image,
+                "enableTLSVerify": False,
+                "credentialsSecret": "oci-credentials",
+            }
+        },
         "model": {
-            "registeredModel": {"name": repo.replace("/", "-"), "description": "from the operator",
-                                "customProperties": {"team": "a", "size": 7}},
+            "registeredModel": {
+                "name": repo.replace("/", "-"),
+                "description": "from the operator",
+                "customProperties": {"team": "a", "size": 7},
+            },
             "modelVersion": {"name": "v1", "author": "alice"},
             "modelArtifact": {"modelFormatName": "onnx", "modelFormatVersion": "1"},
         },
@@ -148,17 +165,23 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def test_s3_to_oci_create_model_pending_then_succeeded(
-    cluster: Cluster, namespace: str, sim_node: SimulatedNode, s3: SeaweedS3, oci: DistributionRegistry,
-    base_image: str, mr: ContractRegistryServer,
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    s3: SeaweedS3,
+    oci: DistributionRegistry,
+    base_image: str,
+    mr: ContractRegistryServer,
 ) -> None:
     files = model_files(big=1024 * 1024)
     s3_upload(s3, BUCKET, f"{namespace}/llm", files)
     # Created before its Secrets: Pending with the reason, then retried once they exist.
-    cluster.apply_yaml(upload("llm", s3_to_oci(mr, oci, base_image, f"{namespace}/llm", f"{namespace}/llm")),
-                       namespace)
+    cluster.apply_yaml(upload("llm", s3_to_oci(mr, oci, base_image, f"{namespace}/llm", f"{namespace}/llm")), namespace)
     wait_phase(cluster, namespace, "llm", "Pending")
-    wait_for(lambda: "not found" in (status_of(cluster, namespace, "llm").get("message") or ""),
-             what="missing Secret reported")
+    wait_for(
+        lambda: "not found" in (status_of(cluster, namespace, "llm").get("message") or ""),
+        what="missing Secret reported",
+    )
     pending = status_of(cluster, namespace, "llm")
     assert "s3-credentials" in pending["message"]
     assert condition(pending, "Started")["reason"] == "ConfigurationError"
@@ -211,12 +234,18 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
 
 
 def test_missing_source_fails_with_the_reason(
-    cluster: Cluster, namespace: str, sim_node: SimulatedNode, s3: SeaweedS3, oci: DistributionRegistry,
-    base_image: str, mr: ContractRegistryServer,
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    s3: SeaweedS3,
+    oci: DistributionRegistry,
+    base_image: str,
+    mr: ContractRegistryServer,
 ) -> None:
     cluster.apply_yaml(secrets(namespace, s3.endpoint, oci.host), namespace)
-    cluster.apply_yaml(upload("gone", s3_to_oci(mr, oci, base_image, f"{namespace}/nothing-here", f"{namespace}/g")),
-                       namespace)
+    cluster.apply_yaml(
+        upload("gone", s3_to_oci(mr, oci, base_image, f"{namespace}/nothing-here", f"{namespace}/g")), namespace
+    )
     status = wait_phase(cluster, namespace, "gone", "Failed", timeout=180)
     failed = condition(status, "Failed")
     assert failed["status"] == "True"
@@ -229,8 +258,12 @@ def test_missing_source_fails_with_the_reason(
 
 
 def test_spec_is_immutable_and_deletion_removes_children(
-    cluster: Cluster, namespace: str, sim_node: SimulatedNode, mr: ContractRegistryServer,
-    oci: DistributionRegistry, base_image: str,
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    mr: ContractRegistryServer,
+    oci: DistributionRegistry,
+    base_image: str,
 ) -> None:
     # A plain image: the simulated container just exits 0, enough to follow the Job.
     spec = s3_to_oci(mr, oci, base_image, "k", "r/x")
@@ -239,8 +272,17 @@ def test_spec_is_immutable_and_deletion_removes_children(
     cluster.apply_yaml(upload("once", spec), namespace)
     wait_phase(cluster, namespace, "once", "Succeeded")
 
-    result = cluster.kubectl("patch", "-n", namespace, "modeluploadjob", "once", "--type=merge",
-                             "-p", json.dumps({"spec": {"intent": "update_artifact"}}), check=False)
+    result = cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "modeluploadjob",
+        "once",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"intent": "update_artifact"}}),
+        check=False,
+    )
     assert result.returncode != 0
     assert "spec is immutable" in result.stderr
 
@@ -251,12 +293,18 @@ def test_spec_is_immutable_and_deletion_removes_children(
     cluster.delete(MUJ, namespace, "once")
     wait_for(lambda: cluster.get(JOB, namespace, "once-upload") is None, what="Job garbage-collected")
     wait_for(lambda: cluster.get(CONFIG_MAP, namespace, "once-metadata") is None, what="ConfigMap garbage-collected")
-    wait_for(lambda: not cluster.list(POD, namespace, "batch.kubernetes.io/job-name=once-upload"),
-             what="Pods garbage-collected")
+    wait_for(
+        lambda: not cluster.list(POD, namespace, "batch.kubernetes.io/job-name=once-upload"),
+        what="Pods garbage-collected",
+    )
 
 
 def test_registry_by_name_waits_until_available(
-    cluster: Cluster, namespace: str, sim_node: SimulatedNode, oci: DistributionRegistry, base_image: str,
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    oci: DistributionRegistry,
+    base_image: str,
     mr: ContractRegistryServer,
 ) -> None:
     spec = s3_to_oci(mr, oci, base_image, "k", "r/y")
@@ -264,13 +312,22 @@ def test_registry_by_name_waits_until_available(
     spec["job"] = {"image": "example.com/upload:v1", "backoffLimit": 0}
     cluster.apply_yaml(secrets(namespace, "http://127.0.0.1:9", oci.host), namespace)
     cluster.apply_yaml(upload("named", spec), namespace)
-    wait_for(lambda: condition(status_of(cluster, namespace, "named"), "RegistryResolved")["reason"]
-             == "RegistryNotFound" if status_of(cluster, namespace, "named").get("conditions") else None,
-             what="RegistryNotFound")
+    wait_for(
+        lambda: (
+            condition(status_of(cluster, namespace, "named"), "RegistryResolved")["reason"] == "RegistryNotFound"
+            if status_of(cluster, namespace, "named").get("conditions")
+            else None
+        ),
+        what="RegistryNotFound",
+    )
     assert status_of(cluster, namespace, "named")["phase"] == "Pending"
 
-    registry = {"apiVersion": "modelregistry.opendatahub.io/v1beta1", "kind": "ModelRegistry",
-                "metadata": {"name": "reg"}, "spec": {"rest": {"port": 8181}, "postgres": {"generateDeployment": True}}}
+    registry = {
+        "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+        "kind": "ModelRegistry",
+        "metadata": {"name": "reg"},
+        "spec": {"rest": {"port": 8181}, "postgres": {"generateDeployment": True}},
+    }
     cluster.apply_yaml(yaml.safe_dump(registry), namespace)
     status = wait_phase(cluster, namespace, "named", "Succeeded", timeout=120)
     assert status["registryURL"] == f"http://reg.{namespace}.svc.cluster.local:8181"
@@ -304,30 +361,33 @@ def test_every_rendered_upload_object_is_accepted_by_the_api_server(cluster: Clu
     """Server-side dry-run apply with strict field validation, every source x destination x intent."""
     objects = []
     for i, (source, destination, intent) in enumerate(itertools.product(SOURCES, DESTINATIONS, INTENTS)):
-        raw = spec_raw(source, destination, intent, job={
-            "scratchSize": "1Gi", "activeDeadlineSeconds": 60, "ttlSecondsAfterFinished": 5,
-            "serviceAccountName": "default", "resources": {"requests": {"cpu": "1"}}})
+        raw = spec_raw(
+            source,
+            destination,
+            intent,
+            job={
+                "scratchSize": "1Gi",
+                "activeDeadlineSeconds": 60,
+                "ttlSecondsAfterFinished": 5,
+                "serviceAccountName": "default",
+                "resources": {"requests": {"cpu": "1"}},
+            },
+        )
         spec = ModelUploadJobSpec.model_validate(raw)
         ref = UploadJobRef(f"u{i}", namespace, "00000000-0000-0000-0000-000000000000")
         objects += render_model_upload_job(ref, spec, raw, ENDPOINT, IMAGE)
 
-    async def check() -> list[str]:
-        results = await asyncio.gather(
-            *(cluster.kube.apply(obj, dry_run=True, strict=True) for obj in objects), return_exceptions=True
-        )
-        return [
-            f"{o['kind']}/{o['metadata']['name']}: {r}"
-            for o, r in zip(objects, results, strict=True)
-            if isinstance(r, BaseException)
-        ]
-
-    failures = asyncio.run(check())
+    failures = cluster.rejected_by_dry_run(objects)
     assert not failures, "\n".join(failures)
     assert len(objects) == 2 * len(SOURCES) * len(DESTINATIONS) * len(INTENTS)
 
 
 def test_pvc_to_s3_update_artifact(
-    cluster: Cluster, namespace: str, sim_node: SimulatedNode, s3: SeaweedS3, mr: ContractRegistryServer,
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    s3: SeaweedS3,
+    mr: ContractRegistryServer,
     tmp_path: Path,
 ) -> None:
     """A PVC (a host directory for the simulated node) to S3, for an artifact registered beforehand."""
@@ -335,14 +395,20 @@ def test_pvc_to_s3_update_artifact(
     write_dir(tmp_path / "volume" / "llm", files)
     s3_bucket(s3, "out")
     model = requests.post(f"{mr.url}{API}/registered_models", json={"name": f"{namespace}-pvc"}, timeout=10).json()
-    version = requests.post(f"{mr.url}{API}/model_versions", json={"name": "v1", "registeredModelId": model["id"]},
-                            timeout=10).json()
-    artifact = requests.post(f"{mr.url}{API}/model_versions/{version['id']}/artifacts",
-                             json={"artifactType": "model-artifact", "name": "pvc", "uri": "PLACEHOLDER"},
-                             timeout=10).json()
-    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-           "metadata": {"name": "models", "annotations": {HOST_PATH_ANNOTATION: str(tmp_path / "volume")}},
-           "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}}}
+    version = requests.post(
+        f"{mr.url}{API}/model_versions", json={"name": "v1", "registeredModelId": model["id"]}, timeout=10
+    ).json()
+    artifact = requests.post(
+        f"{mr.url}{API}/model_versions/{version['id']}/artifacts",
+        json={"artifactType": "model-artifact", "name": "pvc", "uri": "PLACEHOLDER"},
+        timeout=10,
+    ).json()
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "models", "annotations": {HOST_PATH_ANNOTATION: str(tmp_path / "volume")}},
+        "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
     cluster.apply_yaml(yaml.safe_dump(pvc), namespace)
     cluster.apply_yaml(secrets(namespace, s3.endpoint, "registry.invalid"), namespace)
     spec = {
@@ -363,8 +429,12 @@ def test_pvc_to_s3_update_artifact(
 
 
 def test_image_pull_failure_waits_with_the_reason_then_hits_the_deadline(
-    cluster: Cluster, namespace: str, sim_node: SimulatedNode, mr: ContractRegistryServer,
-    oci: DistributionRegistry, base_image: str,
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    mr: ContractRegistryServer,
+    oci: DistributionRegistry,
+    base_image: str,
 ) -> None:
     spec = s3_to_oci(mr, oci, base_image, "k", "r/z")
     spec["job"] = {"image": "example.com/sim-imagepull:1", "backoffLimit": 0, "activeDeadlineSeconds": 8}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 import pytest
@@ -33,16 +32,6 @@ def test_every_rendered_object_is_accepted_by_the_api_server(cluster: Cluster, n
             ref, effective, settings, PLAIN_KUBERNETES, RenderInputs(DatabaseSecrets("pw", "kpw"), "gen", "digest")
         )
 
-    async def check() -> list[str]:
-        results = await asyncio.gather(
-            *(cluster.kube.apply(obj, dry_run=True, strict=True) for obj in objects), return_exceptions=True
-        )
-        return [
-            f"{o['kind']}/{o['metadata']['name']}: {r}"
-            for o, r in zip(objects, results, strict=True)
-            if isinstance(r, BaseException)
-        ]
-
-    failures = asyncio.run(check())
+    failures = cluster.rejected_by_dry_run(objects)
     assert not failures, "\n".join(failures)
     assert len(objects) > 100

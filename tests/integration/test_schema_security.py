@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from model_registry_operator.api.validation import parse_spec
@@ -34,16 +32,6 @@ def test_security_mode_objects_are_accepted_by_the_api_server(cluster: Cluster, 
             inputs = RenderInputs(DatabaseSecrets("pw"), "", "digest", "0123456789abcdef0123456789abcdef")
             objects += render_model_registry(ref, effective, settings, PLAIN_KUBERNETES, inputs)
 
-    async def check() -> list[str]:
-        results = await asyncio.gather(
-            *(cluster.kube.apply(obj, dry_run=True, strict=True) for obj in objects), return_exceptions=True
-        )
-        return [
-            f"{o['kind']}/{o['metadata']['name']}: {r}"
-            for o, r in zip(objects, results, strict=True)
-            if isinstance(r, BaseException)
-        ]
-
-    failures = asyncio.run(check())
+    failures = cluster.rejected_by_dry_run(objects)
     assert not failures, "\n".join(failures)
     assert {o["kind"] for o in objects} >= {"ClusterRoleBinding", "ConfigMap", "Deployment", "Service"}

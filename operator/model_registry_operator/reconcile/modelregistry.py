@@ -24,7 +24,20 @@ from ..api.common import SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec
 from ..api.validation import parse_spec
 from ..database import probe as db_probe
-from ..kube import ApiError, Kind, Kube, Obj, kind_of, lookup
+from ..kube import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    ENDPOINT_SLICE,
+    MODEL_REGISTRY,
+    POD,
+    SECRET,
+    ApiError,
+    Kind,
+    Kube,
+    Obj,
+    kind_of,
+    lookup,
+)
 from ..platform.capabilities import Capabilities
 from ..render.database import DatabaseSecrets, referenced_keys
 from ..render.defaults import apply_runtime_defaults, merge_patch, postgres_names, spec_json
@@ -53,12 +66,6 @@ from .observed import ObservedChildren
 
 log = logging.getLogger(__name__)
 
-MODEL_REGISTRY = lookup("modelregistry.opendatahub.io/v1beta1", "ModelRegistry")
-DEPLOYMENT = lookup("apps/v1", "Deployment")
-POD = lookup("v1", "Pod")
-SECRET = lookup("v1", "Secret")
-CONFIG_MAP = lookup("v1", "ConfigMap")
-ENDPOINT_SLICE = lookup("discovery.k8s.io/v1", "EndpointSlice")
 # Kinds a registry may own in its namespace; anything labelled as ours and no longer
 # rendered is deleted.
 PRUNABLE = [

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api.modeluploadjob import ModelUploadJobSpec
-from ..kube import ApiError, Kube, Obj, lookup
+from ..kube import CONFIG_MAP, JOB, MODEL_REGISTRY, MODEL_UPLOAD_JOB, POD, PVC, SECRET, ApiError, Kube, Obj
 from ..render.modeluploadjob import (
     SPEC_HASH_ANNOTATION,
     RegistryEndpoint,
@@ -47,13 +47,6 @@ from ..status.modeluploadjob import (
 
 log = logging.getLogger(__name__)
 
-MODEL_UPLOAD_JOB = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
-MODEL_REGISTRY = lookup("modelregistry.opendatahub.io/v1beta1", "ModelRegistry")
-JOB = lookup("batch/v1", "Job")
-POD = lookup("v1", "Pod")
-SECRET = lookup("v1", "Secret")
-CONFIG_MAP = lookup("v1", "ConfigMap")
-PVC = lookup("v1", "PersistentVolumeClaim")
 DEBOUNCE_SECONDS = 0.1
 
 EventSink = Callable[[Obj, str, str, str], None]

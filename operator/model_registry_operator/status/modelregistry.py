@@ -27,10 +27,9 @@ POD_FAILING = "PodFailing"
 DATABASE_UNAVAILABLE = "DatabaseUnavailable"
 PROBE_DISABLED = "ProbeDisabled"
 
-# Container waiting reasons that mean "broken", as opposed to "still starting".
-FAILURE_REASONS = frozenset(
+# Container waiting reasons that keep a container from starting at all.
+START_FAILURES = frozenset(
     {
-        "CrashLoopBackOff",
         "ErrImagePull",
         "ImagePullBackOff",
         "ErrImageNeverPull",
@@ -38,10 +37,10 @@ FAILURE_REASONS = frozenset(
         "CreateContainerConfigError",
         "CreateContainerError",
         "RunContainerError",
-        "PreStartHookError",
-        "PostStartHookError",
     }
 )
+# ... and those that mean "broken", as opposed to "still starting".
+FAILURE_REASONS = START_FAILURES | {"CrashLoopBackOff", "PreStartHookError", "PostStartHookError"}
 
 Obj = dict[str, Any]
 

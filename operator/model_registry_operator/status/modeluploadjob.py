@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .conditions import FALSE, TRUE, Cond, find
+from .modelregistry import START_FAILURES
 
 Obj = dict[str, Any]
 
@@ -48,18 +49,6 @@ SPEC_UNCHANGED = "AsCreated"
 
 # Exit codes of the upload program -> failure reason.
 EXIT_REASONS = {1: TRANSFER_FAILED, 2: CONFIGURATION_ERROR, 3: REGISTRY_ERROR}
-# Container waiting reasons that keep a Pod from starting.
-START_FAILURES = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "ErrImageNeverPull",
-        "InvalidImageName",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
-)
 MAX_MESSAGE = 1024
 
 
