@@ -51,7 +51,7 @@ test-unit: venv ## Only the fast tests that need nothing running
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: deps ## Benchmarks; figures go to docs/benchmarks.md
+bench: deps ## Benchmarks (figures printed and written to build/benchmarks.md; recorded ones: docs/benchmarks.md)
 	$(PY) -m tests.bench.reconcile --write docs/benchmarks.md
 
 .PHONY: run

@@ -186,6 +186,7 @@ def main() -> int:
     report = render_report(results)
     print(report)
     if args.write:
+        Path(args.write).parent.mkdir(parents=True, exist_ok=True)
         Path(args.write).write_text(report)
     return 0
 
@@ -202,7 +203,7 @@ def render_report(r: dict[str, Any]) -> str:
 
 ## Reconcile latency and operator memory (ModelRegistry)
 
-Reproduce: `make bench` (runs `python -m tests.bench.reconcile --write docs/benchmarks.md`).
+Reproduce: `make bench` (runs `python -m tests.bench.reconcile --write build/benchmarks.md`).
 
 Set-up: the local control plane (kube-apiserver, kube-controller-manager and etcd built by
 `hack/build-k8s.sh`), the simulated node, and the operator as a process, all on one machine
