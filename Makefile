@@ -52,7 +52,7 @@ test-unit: venv ## Only the fast tests that need nothing running
 
 .PHONY: bench
 bench: deps ## Benchmarks (figures printed and written to build/benchmarks.md; recorded ones: docs/benchmarks.md)
-	$(PY) -m tests.bench.reconcile --write docs/benchmarks.md
+	$(PY) -m tests.bench.reconcile --write build/benchmarks.md
 
 .PHONY: run
 run: venv ## Run the operator against the current cluster, or on a local control plane when none answers

@@ -105,6 +105,9 @@ UNOWNED = [
 FIRST_WAVE = {"ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim"}
 PROBE_INTERVAL = 30.0
 DEBOUNCE_SECONDS = 0.1
+# A starting registry's children change many times a second; every status write is a
+# ModelRegistry event the operator processes again, so status-only refreshes wait longer.
+STATUS_DEBOUNCE_SECONDS = 0.5
 
 EventSink = Callable[[Obj, str, str, str], None]
 
@@ -218,7 +221,8 @@ class RegistryReconciler:
 
     async def _scheduled(self, namespace: str, name: str) -> None:
         key = (namespace, name)
-        await asyncio.sleep(DEBOUNCE_SECONDS)  # children change in bursts (Deployment, ReplicaSet, Pod, slice)
+        # Children change in bursts (Deployment, ReplicaSet, Pod, slice): let them settle.
+        await asyncio.sleep(DEBOUNCE_SECONDS if self._queued.get(key, True) else STATUS_DEBOUNCE_SECONDS)
         try:
             async with self._lock(key):
                 full = self._queued.pop(key, True)
