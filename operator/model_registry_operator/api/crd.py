@@ -108,13 +108,10 @@ def _status_schema(model: type[BaseModel]) -> dict[str, Any]:
     return dict(_quantity_fix(schema))
 
 
-def model_registry_crd() -> dict[str, Any]:
-    """The ModelRegistry CRD with both served versions sharing one schema."""
-    spec_schema = _quantity_fix(structural_schema(modelregistry.ModelRegistrySpec))
-    status_schema = _status_schema(modelregistry.ModelRegistryStatus)
-    schema = {
+def _object_schema(description: str, spec_schema: dict[str, Any], status_schema: dict[str, Any]) -> dict[str, Any]:
+    return {
         "type": "object",
-        "description": "ModelRegistry deploys a Model Registry REST server backed by PostgreSQL or MySQL.",
+        "description": description,
         "properties": {
             "apiVersion": {"type": "string", "description": "Versioned schema of this representation."},
             "kind": {"type": "string", "description": "REST resource this object represents."},
@@ -124,15 +121,20 @@ def model_registry_crd() -> dict[str, Any]:
         },
         "required": ["spec"],
     }
-    available = '.status.conditions[?(@.type=="Available")]'
-    columns = [
-        {"name": "Available", "type": "string", "jsonPath": f"{available}.status"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-        {"name": "Hosts", "type": "string", "jsonPath": ".status.hostsStr", "priority": 1},
-        {"name": "Status", "type": "string", "jsonPath": f"{available}.message", "priority": 1},
-    ]
 
-    def version(name: str, storage: bool) -> dict[str, Any]:
+
+def _crd(
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: list[str],
+    schema: dict[str, Any],
+    columns: list[dict[str, Any]],
+    versions: list[tuple[str, bool, str | None]],
+) -> dict[str, Any]:
+    """A namespaced CRD with a status subresource; versions are (name, storage, deprecation warning)."""
+    entries = []
+    for name, storage, deprecation in versions:
         entry: dict[str, Any] = {
             "name": name,
             "served": True,
@@ -141,31 +143,55 @@ def model_registry_crd() -> dict[str, Any]:
             "subresources": {"status": {}},
             "additionalPrinterColumns": copy.deepcopy(columns),
         }
-        if not storage:
+        if deprecation:
             entry["deprecated"] = True
-            entry["deprecationWarning"] = modelregistry.DEPRECATION_WARNING
-        return entry
-
+            entry["deprecationWarning"] = deprecation
+        entries.append(entry)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{modelregistry.PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": modelregistry.KIND,
-                "listKind": f"{modelregistry.KIND}List",
-                "plural": modelregistry.PLURAL,
-                "singular": modelregistry.SINGULAR,
-                "shortNames": list(modelregistry.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
             },
             "scope": "Namespaced",
-            "versions": [
-                version(modelregistry.STORAGE_VERSION, storage=True),
-                version(modelregistry.DEPRECATED_VERSION, storage=False),
-            ],
+            "versions": entries,
         },
     }
+
+
+def model_registry_crd() -> dict[str, Any]:
+    """The ModelRegistry CRD with both served versions sharing one schema."""
+    schema = _object_schema(
+        "ModelRegistry deploys a Model Registry REST server backed by PostgreSQL or MySQL.",
+        _quantity_fix(structural_schema(modelregistry.ModelRegistrySpec)),
+        _status_schema(modelregistry.ModelRegistryStatus),
+    )
+    available = '.status.conditions[?(@.type=="Available")]'
+    columns: list[dict[str, Any]] = [
+        {"name": "Available", "type": "string", "jsonPath": f"{available}.status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Hosts", "type": "string", "jsonPath": ".status.hostsStr", "priority": 1},
+        {"name": "Status", "type": "string", "jsonPath": f"{available}.message", "priority": 1},
+    ]
+    return _crd(
+        modelregistry.KIND,
+        modelregistry.PLURAL,
+        modelregistry.SINGULAR,
+        modelregistry.SHORT_NAMES,
+        schema,
+        columns,
+        [
+            (modelregistry.STORAGE_VERSION, True, None),
+            (modelregistry.DEPRECATED_VERSION, False, modelregistry.DEPRECATION_WARNING),
+        ],
+    )
 
 
 def model_upload_job_crd() -> dict[str, Any]:
@@ -175,19 +201,12 @@ def model_upload_job_crd() -> dict[str, Any]:
         *spec_schema.get("x-kubernetes-validations", []),
         *modeluploadjob.IMMUTABLE_RULES,
     ]
-    schema = {
-        "type": "object",
-        "description": "ModelUploadJob copies a model to an OCI image or S3 and registers it in a model registry.",
-        "properties": {
-            "apiVersion": {"type": "string", "description": "Versioned schema of this representation."},
-            "kind": {"type": "string", "description": "REST resource this object represents."},
-            "metadata": {"type": "object"},
-            "spec": spec_schema,
-            "status": _status_schema(modeluploadjob.ModelUploadJobStatus),
-        },
-        "required": ["spec"],
-    }
-    columns = [
+    schema = _object_schema(
+        "ModelUploadJob copies a model to an OCI image or S3 and registers it in a model registry.",
+        spec_schema,
+        _status_schema(modeluploadjob.ModelUploadJobStatus),
+    )
+    columns: list[dict[str, Any]] = [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Model", "type": "string", "jsonPath": ".spec.model.registeredModel.name"},
         {"name": "Version", "type": "string", "jsonPath": ".spec.model.modelVersion.name"},
@@ -196,32 +215,15 @@ def model_upload_job_crd() -> dict[str, Any]:
         {"name": "URI", "type": "string", "jsonPath": ".status.artifactURI", "priority": 1},
         {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
     ]
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{modeluploadjob.PLURAL}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": modeluploadjob.KIND,
-                "listKind": f"{modeluploadjob.KIND}List",
-                "plural": modeluploadjob.PLURAL,
-                "singular": modeluploadjob.SINGULAR,
-                "shortNames": list(modeluploadjob.SHORT_NAMES),
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": modeluploadjob.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": schema},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                }
-            ],
-        },
-    }
+    return _crd(
+        modeluploadjob.KIND,
+        modeluploadjob.PLURAL,
+        modeluploadjob.SINGULAR,
+        modeluploadjob.SHORT_NAMES,
+        schema,
+        columns,
+        [(modeluploadjob.VERSION, True, None)],
+    )
 
 
 def all_crds() -> list[dict[str, Any]]:
