@@ -655,6 +655,15 @@ class RegistryReconciler:
                     return False
                 raise
             self._status[key] = {**old, **status}
+            before: Obj = next((c for c in old.get("conditions") or [] if c.get("type") == AVAILABLE), {})
+            if (before.get("status"), before.get("reason")) != (available["status"], available["reason"]):
+                log.info(
+                    "%s/%s: Available=%s (%s) %s",
+                    *key,
+                    available["status"],
+                    available["reason"],
+                    available["message"],
+                )
             self._events(body, previous, available, obs, result)
         return bool(available["status"] == TRUE)
 
