@@ -1,0 +1,414 @@
+"""Upload benchmark: S3 (SeaweedFS) -> OCI modelcar (docker-registry), everything on loopback.
+
+    python -m tests.bench.upload [--size-mib 2048] [--files 8] [--write build/upload-benchmark.md]
+
+Generates a model of ``--files`` files of random bytes (``--size-mib`` in total) straight into an
+S3 bucket (multipart, streamed part by part), then moves the same bytes to the registry three ways,
+each in its own child process so that its peak RSS can be read back:
+
+(a) the upload program (``python -m model_registry_operator.upload``), source ``s3``, destination
+    ``oci``, registration against the in-process contract Model Registry server;
+(b) a plain copy: sequential streamed GETs from S3 feeding one uncompressed tar layer, pushed to
+    the registry as one blob upload (POST, the body in one PATCH, closing PUT with the digest),
+    then config and manifest; download and push overlap in one pass and both are timed;
+(c) upstream's method: download every file to a scratch directory, build a tar of them in a
+    scratch file, then push that file as the layer (monolithic POST + PUT), then config and
+    manifest.
+
+For each: wall time, throughput (model MiB / s), peak RSS of the child (``VmHWM`` sampled from
+``/proc`` and ``ru_maxrss`` from ``wait4``), and peak size of its scratch directory (sampled).
+(a) runs with the program's defaults unless ``MODEL_SYNC_PARALLELISM`` / ``MODEL_SYNC_PART_SIZE``
+are set in the environment. Needs ``weed`` and ``docker-registry`` (``make deps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from pydantic import SecretStr
+
+from model_registry_operator.upload.config import S3Location
+from model_registry_operator.upload.s3 import S3Client
+from tests.backends.oci import DistributionRegistry
+from tests.backends.registry_server import ContractRegistryServer
+from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
+
+MiB = 1024 * 1024
+BUCKET, PREFIX = "bench", "model"
+GEN_PART = 16 * MiB
+CHUNK = 1 * MiB
+ROOT = Path(__file__).resolve().parents[2]
+TUNABLES = ("MODEL_SYNC_PARALLELISM", "MODEL_SYNC_PART_SIZE")
+"""Passed through from the environment to (a); every other ``MODEL_SYNC_*`` variable is set here."""
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def s3_client(endpoint: str) -> S3Client:
+    loc = S3Location(bucket=BUCKET, key=PREFIX, endpoint=endpoint, access_key_id=SecretStr(ADMIN_KEY),
+                     secret_access_key=SecretStr(ADMIN_SECRET))
+    return S3Client(loc, timeout=300)
+
+
+# -- model generation --------------------------------------------------------------------
+
+
+def generate_model(client: S3Client, size: int, files: int) -> list[tuple[str, int]]:
+    """Random files streamed into ``s3://bench/model/``, one part in memory at a time."""
+    client.request("PUT", BUCKET, ok=(200, 409))
+    sizes = [size // files] * files
+    sizes[-1] += size - sum(sizes)
+    out: list[tuple[str, int]] = []
+    for i, n in enumerate(sizes):
+        key = f"{PREFIX}/model-{i + 1:05d}-of-{files:05d}.safetensors"
+        if n <= GEN_PART:
+            client.put(BUCKET, key, os.urandom(n))
+        else:
+            upload_id = client.create_multipart(BUCKET, key)
+            etags: list[str] = []
+            left = n
+            while left:
+                part = min(GEN_PART, left)
+                etags.append(client.upload_part(BUCKET, key, upload_id, len(etags) + 1, os.urandom(part)))
+                left -= part
+            client.complete_multipart(BUCKET, key, upload_id, etags)
+        out.append((key, n))
+    return out
+
+
+# -- baselines (run as child processes: --worker plain|upstream) ----------------------------
+
+
+def tar_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uid, info.gid = size, 0o644, 0, 0, 0
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def pad(size: int) -> bytes:
+    return b"\0" * (-size % 512)
+
+
+def s3_stream(client: S3Client, key: str) -> Iterator[bytes]:
+    resp = client.request("GET", BUCKET, key, stream=True)
+    try:
+        yield from resp.iter_content(CHUNK)
+    finally:
+        resp.close()
+
+
+class Registry:
+    """Plain distribution-API pushes (no auth, http)."""
+
+    def __init__(self, url: str, repo: str) -> None:
+        self.url, self.repo = url, repo
+        self.session = requests.Session()
+
+    def _start(self) -> str:
+        r = self.session.post(f"{self.url}/v2/{self.repo}/blobs/uploads/", timeout=60)
+        r.raise_for_status()
+        loc = r.headers["Location"]
+        return loc if "://" in loc else self.url + loc
+
+    @staticmethod
+    def _with_digest(loc: str, digest: str) -> str:
+        return f"{loc}{'&' if '?' in loc else '?'}digest={digest}"
+
+    def put_blob(self, body: Any, digest: str, size: int) -> None:  # noqa: ANN401 - bytes or a file
+        r = self.session.put(self._with_digest(self._start(), digest), data=body, timeout=600, headers={
+            "Content-Type": "application/octet-stream", "Content-Length": str(size)})
+        if r.status_code != 201:
+            raise RuntimeError(f"blob PUT: {r.status_code} {r.text}")
+
+    def stream_blob(self, chunks: Iterator[bytes]) -> tuple[str, int]:
+        """POST, the whole body in one streamed PATCH, PUT with the digest computed on the way."""
+        h = hashlib.sha256()
+        size = 0
+
+        def body() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in chunks:
+                h.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        r = self.session.patch(self._start(), data=body(), timeout=600,
+                               headers={"Content-Type": "application/octet-stream"})
+        if r.status_code != 202:
+            raise RuntimeError(f"blob PATCH: {r.status_code} {r.text}")
+        loc = r.headers["Location"]
+        loc = loc if "://" in loc else self.url + loc
+        digest = "sha256:" + h.hexdigest()
+        r = self.session.put(self._with_digest(loc, digest), timeout=600)
+        if r.status_code != 201:
+            raise RuntimeError(f"blob PUT: {r.status_code} {r.text}")
+        return digest, size
+
+    def finish(self, layer_digest: str, layer_size: int, tag: str) -> None:
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
+        cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        self.put_blob(config, cfg_digest, len(config))
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(config)},
+                    "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_size}]}
+        r = self.session.put(f"{self.url}/v2/{self.repo}/manifests/{tag}", data=json.dumps(manifest).encode(),
+                             headers={"Content-Type": OCI_MANIFEST}, timeout=60)
+        if r.status_code != 201:
+            raise RuntimeError(f"manifest PUT: {r.status_code} {r.text}")
+
+
+def worker_plain(spec: dict[str, Any]) -> None:
+    client = s3_client(spec["s3"])
+    reg = Registry(spec["registry"], spec["repo"])
+
+    def layer() -> Iterator[bytes]:
+        total = 0
+        for key, size in spec["objects"]:
+            header = tar_header("models/" + key.removeprefix(PREFIX + "/"), size)
+            yield header
+            yield from s3_stream(client, key)
+            yield pad(size)
+            total += len(header) + size + len(pad(size))
+        # end-of-archive blocks, then padding to a whole record as tarfile writes it
+        total += 1024
+        yield b"\0" * (1024 + (-total % tarfile.RECORDSIZE))
+
+    digest, size = reg.stream_blob(layer())
+    reg.finish(digest, size, "v1")
+
+
+def worker_upstream(spec: dict[str, Any]) -> None:
+    client = s3_client(spec["s3"])
+    reg = Registry(spec["registry"], spec["repo"])
+    scratch = Path(spec["scratch"])
+    model_dir = scratch / "model"
+    for key, _size in spec["objects"]:
+        dest = model_dir / key.removeprefix(PREFIX + "/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("wb") as f:
+            for chunk in s3_stream(client, key):
+                f.write(chunk)
+    tar_path = scratch / "layer.tar"
+    with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname="models/" + str(path.relative_to(model_dir)), recursive=False)
+    h = hashlib.sha256()
+    with tar_path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    digest, size = "sha256:" + h.hexdigest(), tar_path.stat().st_size
+    with tar_path.open("rb") as f:
+        reg.put_blob(f, digest, size)
+    reg.finish(digest, size, "v1")
+
+
+# -- measuring a child process -------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    mib_s: float
+    rss_mib: float
+    scratch_mib: float
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def measure(name: str, argv: list[str], env: dict[str, str], scratch: Path, size: int) -> Result:
+    scratch.mkdir(parents=True, exist_ok=True)
+    peak = {"hwm_kib": 0, "scratch": 0}
+    done = threading.Event()
+    log = scratch.parent / f"{scratch.name}.log"
+    start = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+
+    def sample() -> None:
+        status = Path(f"/proc/{proc.pid}/status")
+        while not done.is_set():
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak["hwm_kib"] = max(peak["hwm_kib"], int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            peak["scratch"] = max(peak["scratch"], dir_size(scratch))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        done.set()
+        raise
+    seconds = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+    rss_kib = max(peak["hwm_kib"], usage.ru_maxrss)
+    return Result(name, seconds, size / MiB / seconds, rss_kib / 1024, peak["scratch"] / MiB)
+
+
+# -- orchestration ----------------------------------------------------------------------------
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_SYNC_") or k in TUNABLES}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "operator"), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep)
+    env.update(extra)
+    return env
+
+
+def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
+    size = size_mib * MiB
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="upload-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        s3, reg, mr = SeaweedS3(tmp / "s3"), DistributionRegistry(), ContractRegistryServer()
+        try:
+            s3.start()
+            reg.start()
+            mr.start()
+            client = s3_client(s3.endpoint)
+            t0 = time.monotonic()
+            objects = generate_model(client, size, files)
+            gen_s = time.monotonic() - t0
+            print(f"generated {files} files, {size_mib} MiB in S3 in {gen_s:.1f} s", file=sys.stderr)
+
+            meta = tmp / "meta"
+            meta.mkdir()
+            (meta / "RegisteredModel.name").write_text("bench-model")
+            (meta / "ModelVersion.name").write_text("v1")
+            env_a = child_env({
+                "MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": BUCKET,
+                "MODEL_SYNC_SOURCE_AWS_KEY": PREFIX, "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint,
+                "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                "MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/bench/ours:v1",
+                "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
+                "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+                "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": mr.url, "MODEL_SYNC_REGISTRY_IS_SECURE": "false",
+                "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
+                "MODEL_SYNC_STORAGE_PATH": str(tmp / "scratch-a"), "MODEL_SYNC_TIMEOUT": "300",
+                "TERMINATION_MESSAGE_PATH": str(tmp / "termination-log"), "LOGLEVEL": "INFO",
+            })
+            results.append(measure("(a) upload program", [sys.executable, "-m", "model_registry_operator.upload"],
+                                   env_a, tmp / "scratch-a", size))
+            for label, mode, repo in (("(b) plain copy", "plain", "bench/plain"),
+                                      ("(c) upstream: scratch copy, tar, push", "upstream", "bench/upstream")):
+                scratch = tmp / f"scratch-{mode}"
+                spec = {"s3": s3.endpoint, "registry": reg.url, "repo": repo, "scratch": str(scratch),
+                        "objects": objects}
+                argv = [sys.executable, "-m", "tests.bench.upload", "--worker", mode, "--spec", json.dumps(spec)]
+                results.append(measure(label, argv, child_env({}), scratch, size))
+                shutil.rmtree(scratch, ignore_errors=True)
+            check_same_layer(reg)
+        finally:
+            mr.stop()
+            reg.stop()
+            s3.stop()
+    return results, gen_s
+
+
+def check_same_layer(reg: DistributionRegistry) -> None:
+    """The three images carry a model layer of the same size (same files, same order)."""
+    sizes = {}
+    for repo in ("bench/ours", "bench/plain", "bench/upstream"):
+        manifest, _ = reg.get_manifest(repo, "v1")
+        sizes[repo] = manifest["layers"][-1]["size"]
+    print(f"model layer sizes: {sizes}", file=sys.stderr)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def report(results: list[Result], size_mib: int, files: int, gen_s: float) -> str:
+    a, b, c = results
+    buf = io.StringIO()
+    buf.write(f"Model: {files} files of random bytes, {size_mib} MiB in all, in SeaweedFS S3; destination a local "
+              f"docker-registry; all on loopback ({os.cpu_count()} cores, {cpu_name()}, Python "
+              f"{platform.python_version()}). Generating the model took {gen_s:.1f} s (not counted).\n\n")
+    buf.write("| Method | Wall time | Throughput | Peak RSS | Peak scratch disk |\n|---|---|---|---|---|\n")
+    for r in results:
+        buf.write(f"| {r.name} | {r.seconds:.1f} s | {r.mib_s:.0f} MiB/s | {r.rss_mib:.0f} MiB | "
+                  f"{r.scratch_mib:.0f} MiB |\n")
+    ratio, speedup = a.mib_s / b.mib_s, c.seconds / a.seconds
+    buf.write("\n| Measure | Result | Target | Met |\n|---|---|---|---|\n")
+    buf.write(f"| (a)/(b) throughput | {ratio:.2f} | ≥ 0.9 | {'yes' if ratio >= 0.9 else 'no'} |\n")
+    buf.write(f"| (a) vs (c) speed-up | {speedup:.2f}x | ≥ 3x | {'yes' if speedup >= 3 else 'no'} |\n")
+    buf.write(f"| (a) peak RSS | {a.rss_mib:.0f} MiB | ≤ 256 MiB | {'yes' if a.rss_mib <= 256 else 'no'} |\n")
+    full = a.scratch_mib >= size_mib * 0.5
+    buf.write(f"| (a) peak scratch disk | {a.scratch_mib:.0f} MiB | no full scratch copy | "
+              f"{'no' if full else 'yes'} |\n")
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--size-mib", type=int, default=2048, help="total model size in MiB")
+    parser.add_argument("--files", type=int, default=8, help="number of model files")
+    parser.add_argument("--write", type=Path, help="also write the Markdown report to this file")
+    parser.add_argument("--worker", choices=("plain", "upstream"), help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        spec: dict[str, Any] = json.loads(args.spec)
+        (worker_plain if args.worker == "plain" else worker_upstream)(spec)
+        return 0
+    if args.files < 1 or args.size_mib < args.files:
+        parser.error("need --files >= 1 and at least 1 MiB per file")
+    results, gen_s = run_benchmark(args.size_mib, args.files)
+    text = report(results, args.size_mib, args.files, gen_s)
+    print(text)
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
