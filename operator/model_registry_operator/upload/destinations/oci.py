@@ -183,7 +183,8 @@ class OciModelcar:
             layers.append({"mediaType": _LAYER_TYPES.get(desc["mediaType"], desc["mediaType"]),
                            "digest": desc["digest"], "size": desc["size"]})
         log.info("streaming the model layer (%d files) to %s", len(files), self.ref)
-        up = BlobUpload(self.reg, self.ref.repository, self.chunk_size)
+        # The sender thread pushes one chunk while the next is read and tarred.
+        up = BlobUpload(self.reg, self.ref.repository, self.chunk_size, background=True)
         try:
             write_model_tar(files, up, progress)
             layer_digest, layer_size = up.finish()

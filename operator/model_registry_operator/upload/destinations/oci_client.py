@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -248,10 +250,17 @@ class RegistrySession:
 class BlobUpload:
     """Streaming blob upload: chunks go out as ``PATCH`` requests, the digest at the final ``PUT``.
 
-    Memory: one chunk buffer. The sha256 and size are computed while the bytes pass.
+    Memory: the chunk being filled plus, with ``background``, at most ``QUEUE_DEPTH`` full ones
+    waiting for the sender. The sha256 and size are computed while the bytes pass.
+
+    With ``background=True`` a sender thread does the PATCHes, so producing the next chunk
+    (reading the source, building the tar) overlaps with pushing the previous one. Only use it
+    when nothing else talks to the registry session until :meth:`finish`.
     """
 
-    def __init__(self, reg: RegistrySession, repo: str, chunk_size: int) -> None:
+    QUEUE_DEPTH = 2
+
+    def __init__(self, reg: RegistrySession, repo: str, chunk_size: int, *, background: bool = False) -> None:
         self.reg = reg
         self.repo = repo
         self.scope = f"repository:{repo}:pull,push"
@@ -259,9 +268,17 @@ class BlobUpload:
         self.hash = hashlib.sha256()
         self.size = 0
         self.sent = 0
-        self.buffer = bytearray()
+        self._pieces: list[bytes] = []
+        self._pending = 0
         resp = reg.request("POST", f"/v2/{repo}/blobs/uploads/", scope=self.scope, ok=(202,))
         self.location = self._location(resp)
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._sender: threading.Thread | None = None
+        self._error: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
+            self._sender = threading.Thread(target=self._send_loop, name="oci-blob-sender", daemon=True)
+            self._sender.start()
 
     def _location(self, resp: requests.Response) -> str:
         location = resp.headers.get("Location")
@@ -273,14 +290,43 @@ class BlobUpload:
         return True
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self.buffer += data
-        self.hash.update(data)
-        self.size += len(data)
-        while len(self.buffer) >= self.chunk_size:
-            chunk = bytes(self.buffer[: self.chunk_size])
-            del self.buffer[: self.chunk_size]
-            self._patch(chunk)
+        piece = bytes(data)  # the caller may reuse its buffer
+        self.hash.update(piece)
+        self.size += len(piece)
+        self._pieces.append(piece)
+        self._pending += len(piece)
+        while self._pending >= self.chunk_size:
+            joined = b"".join(self._pieces)
+            chunk, rest = joined[: self.chunk_size], joined[self.chunk_size :]
+            self._pieces = [rest] if rest else []
+            self._pending = len(rest)
+            self._send(chunk)
         return len(data)
+
+    def _send(self, chunk: bytes) -> None:
+        if self._queue is None:
+            self._patch(chunk)
+            return
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def _send_loop(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, drain without sending
+                try:
+                    self._patch(chunk)
+                except BaseException as exc:  # handed to the producer thread
+                    self._error = exc
+
+    def _stop_sender(self) -> None:
+        if self._queue is not None and self._sender is not None:
+            self._queue.put(None)
+            self._sender.join()
+            self._queue = None
+        if self._error is not None:
+            raise self._error
 
     def _patch(self, chunk: bytes) -> None:
         end = self.sent + len(chunk) - 1
@@ -296,9 +342,10 @@ class BlobUpload:
         """Nothing to do: chunks are sent when full (file-object protocol)."""
 
     def finish(self) -> tuple[str, int]:
-        if self.buffer:
-            self._patch(bytes(self.buffer))
-            self.buffer.clear()
+        if self._pending:
+            self._send(b"".join(self._pieces))
+            self._pieces, self._pending = [], 0
+        self._stop_sender()
         digest = "sha256:" + self.hash.hexdigest()
         sep = "&" if "?" in self.location else "?"
         self.reg.request("PUT", f"{self.location}{sep}digest={digest}", scope=self.scope, ok=(201, 204),
@@ -306,6 +353,8 @@ class BlobUpload:
         return digest, self.size
 
     def cancel(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stop_sender()
         with contextlib.suppress(OciError):
             self.reg.request("DELETE", self.location, scope=self.scope, ok=(200, 202, 204, 404))
 
