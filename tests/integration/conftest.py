@@ -38,6 +38,11 @@ def cluster(control_plane: ControlPlane) -> Cluster:
 
 class OperatorProcess:
     def __init__(self, kubeconfig: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.start(workdir, extra_env)
+
+    def start(self, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        kubeconfig = self.kubeconfig
         self.log_path = workdir / "operator.log"
         self.health_port = _free_port()
         env = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
@@ -40,12 +39,12 @@ def gateway_operator(
     thirdparty.install(cluster, "gateway.networking.k8s.io")
     operator.stop()
     env = {"GATEWAY_DOMAIN": "gateway.example.test", "HTTPROUTE_NAMESPACE": routes_namespace}
-    operator.__init__(cluster.kubeconfig, tmp_path_factory.mktemp("gateway-operator"), env)  # type: ignore[misc]
+    operator.start(tmp_path_factory.mktemp("gateway-operator"), env)
     try:
         yield operator
     finally:
         operator.stop()
-        operator.__init__(cluster.kubeconfig, Path(tmp_path_factory.mktemp("operator")))  # type: ignore[misc]
+        operator.start(tmp_path_factory.mktemp("operator"))
         thirdparty.uninstall(cluster, "gateway.networking.k8s.io")
 
 
