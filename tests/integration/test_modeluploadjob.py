@@ -3,7 +3,9 @@
 The Job's image contains ``sim-exec``, so the simulated node runs its command
 (``model-registry-operator upload``) as a local process with the Pod's env, Secrets and
 ConfigMap mounted (devcluster/process_runner.py). The program copies a model from SeaweedFS S3
-to a distribution registry and registers it in the in-process contract registry server.
+to a distribution registry and registers it in the real model registry server (on MariaDB, see
+tests/backends/registry_server.py); what the registry holds is read back over its REST API and
+with the official client.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from model_registry_operator.devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 from model_registry_operator.render.modeluploadjob import UploadJobRef, render_model_upload_job
 from tests.backends.oci import DistributionRegistry
-from tests.backends.registry_server import API, ContractRegistryServer
+from tests.backends.process import LOOPBACK
+from tests.backends.registry_server import API, RealRegistryServer, official_client_read, registry_server
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
 from tests.unit.upload_cases import DESTINATIONS, ENDPOINT, INTENTS, SOURCES, spec_raw
 from tests.upload.helpers import model_files, s3_admin, s3_bucket, s3_upload, write_dir
@@ -38,6 +41,8 @@ MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
 JOB = lookup("batch/v1", "Job")
 POD = lookup("v1", "Pod")
 CONFIG_MAP = lookup("v1", "ConfigMap")
+ROLE = lookup("rbac.authorization.k8s.io/v1", "Role")
+ROLE_BINDING = lookup("rbac.authorization.k8s.io/v1", "RoleBinding")
 EVENT = lookup("v1", "Event")
 IMAGE = "localhost/sim-exec/model-registry-operator:test"
 BUCKET = "models"
@@ -66,11 +71,9 @@ def base_image(oci: DistributionRegistry) -> str:
 
 
 @pytest.fixture(scope="module")
-def mr() -> Iterator[ContractRegistryServer]:
-    server = ContractRegistryServer()
-    server.start()
-    yield server
-    server.stop()
+def mr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRegistryServer]:
+    with registry_server(tmp_path_factory.mktemp("model-registry")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -115,10 +118,10 @@ def upload(name: str, spec: dict[str, Any]) -> str:
 
 
 def s3_to_oci(
-    mr: ContractRegistryServer, oci: DistributionRegistry, base_image: str, key: str, repo: str, **extra: Any
+    mr: RealRegistryServer, oci: DistributionRegistry, base_image: str, key: str, repo: str, **extra: Any
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "registry": {"address": mr.url, "isSecure": False, "author": "operator-tests"},
+        "registry": {"address": f"http://{LOOPBACK}", "port": mr.port, "isSecure": False, "author": "operator-tests"},
         "intent": "create_model",
         "source": {"s3": {"key": key, "credentialsSecret": "s3-credentials"}},
         "destination": {
@@ -171,7 +174,7 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
     s3: SeaweedS3,
     oci: DistributionRegistry,
     base_image: str,
-    mr: ContractRegistryServer,
+    mr: RealRegistryServer,
 ) -> None:
     files = model_files(big=1024 * 1024)
     s3_upload(s3, BUCKET, f"{namespace}/llm", files)
@@ -203,17 +206,18 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
     assert condition(status, "Started")["status"] == "True"
     assert condition(status, "SpecChanged")["status"] == "False"
 
-    # What the registry holds, and the pushed image.
-    model = mr.store.models[status["registeredModelId"]]
-    assert model["name"] == f"{namespace}-llm"
-    assert model["customProperties"]["team"] == {"metadataType": "MetadataStringValue", "string_value": "a"}
-    version = mr.store.versions[status["modelVersionId"]]
+    # What the registry holds (read back by name with the official client), and the pushed image.
+    back = official_client_read(mr.url, f"{namespace}-llm", "v1")
+    model, version, artifact = back["model"], back["version"], back["artifact"]
+    assert (model["id"], version["id"], artifact["id"]) == (
+        status["registeredModelId"], status["modelVersionId"], status["modelArtifactId"])
+    assert model["description"] == "from the operator"
+    assert model["custom_properties"] == {"team": "a", "size": 7}  # typed; the upload-incomplete marker is gone
     assert (version["name"], version["author"]) == ("v1", "alice")
-    artifact = mr.store.artifacts[status["modelArtifactId"]]
     assert artifact["uri"] == status["artifactURI"]
     assert artifact["state"] == "LIVE"
-    assert artifact["modelFormatName"] == "onnx"
-    assert (artifact["modelSourceGroup"], artifact["modelSourceName"]) == (namespace, "llm")
+    assert (artifact["model_format_name"], artifact["model_format_version"]) == ("onnx", "1")
+    assert (artifact["model_source_group"], artifact["model_source_name"]) == (namespace, "llm")
     manifest, digest = oci.get_manifest(f"{namespace}/llm", "v1")
     assert digest == status["digest"]
     assert len(manifest["layers"]) >= 2
@@ -232,6 +236,17 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
     events = {e["reason"] for e in cluster.list(EVENT, namespace) if e["involvedObject"]["name"] == "llm"}
     assert {"JobCreated", "Succeeded"} <= events
 
+    # Progress: the Pod itself wrote status.progress (its service account token, the Role the
+    # operator made), and the operator completed it.
+    progress = status["progress"]
+    assert progress["stage"] == "Completed"
+    assert progress["bytesTransferred"] == progress["bytesTotal"] == status["bytes"]
+    assert progress["percent"] == 100
+    assert progress["updateTime"] >= status["startTime"]
+    status_writers = {m["manager"] for m in muj["metadata"]["managedFields"] if m.get("subresource") == "status"}
+    assert "model-upload" in status_writers
+    assert cluster.get(ROLE, namespace, "llm-upload-progress") is not None
+
 
 def test_missing_source_fails_with_the_reason(
     cluster: Cluster,
@@ -240,7 +255,7 @@ def test_missing_source_fails_with_the_reason(
     s3: SeaweedS3,
     oci: DistributionRegistry,
     base_image: str,
-    mr: ContractRegistryServer,
+    mr: RealRegistryServer,
 ) -> None:
     cluster.apply_yaml(secrets(namespace, s3.endpoint, oci.host), namespace)
     cluster.apply_yaml(
@@ -261,7 +276,7 @@ def test_spec_is_immutable_and_deletion_removes_children(
     cluster: Cluster,
     namespace: str,
     sim_node: SimulatedNode,
-    mr: ContractRegistryServer,
+    mr: RealRegistryServer,
     oci: DistributionRegistry,
     base_image: str,
 ) -> None:
@@ -289,10 +304,13 @@ def test_spec_is_immutable_and_deletion_removes_children(
     job = cluster.get(JOB, namespace, "once-upload")
     assert job is not None
     assert cluster.get(CONFIG_MAP, namespace, "once-metadata") is not None
+    assert cluster.get(ROLE_BINDING, namespace, "once-upload-progress") is not None
     assert cluster.list(POD, namespace, "batch.kubernetes.io/job-name=once-upload")
     cluster.delete(MUJ, namespace, "once")
     wait_for(lambda: cluster.get(JOB, namespace, "once-upload") is None, what="Job garbage-collected")
     wait_for(lambda: cluster.get(CONFIG_MAP, namespace, "once-metadata") is None, what="ConfigMap garbage-collected")
+    wait_for(lambda: all(cluster.get(k, namespace, "once-upload-progress") is None for k in (ROLE, ROLE_BINDING)),
+             what="progress Role and RoleBinding garbage-collected")
     wait_for(
         lambda: not cluster.list(POD, namespace, "batch.kubernetes.io/job-name=once-upload"),
         what="Pods garbage-collected",
@@ -305,7 +323,7 @@ def test_registry_by_name_waits_until_available(
     sim_node: SimulatedNode,
     oci: DistributionRegistry,
     base_image: str,
-    mr: ContractRegistryServer,
+    mr: RealRegistryServer,
 ) -> None:
     spec = s3_to_oci(mr, oci, base_image, "k", "r/y")
     spec["registry"] = {"name": "reg"}
@@ -379,7 +397,7 @@ def test_every_rendered_upload_object_is_accepted_by_the_api_server(cluster: Clu
 
     failures = cluster.rejected_by_dry_run(objects)
     assert not failures, "\n".join(failures)
-    assert len(objects) == 2 * len(SOURCES) * len(DESTINATIONS) * len(INTENTS)
+    assert len(objects) == 4 * len(SOURCES) * len(DESTINATIONS) * len(INTENTS)  # ConfigMap, Role, RoleBinding, Job
 
 
 def test_pvc_to_s3_update_artifact(
@@ -387,7 +405,7 @@ def test_pvc_to_s3_update_artifact(
     namespace: str,
     sim_node: SimulatedNode,
     s3: SeaweedS3,
-    mr: ContractRegistryServer,
+    mr: RealRegistryServer,
     tmp_path: Path,
 ) -> None:
     """A PVC (a host directory for the simulated node) to S3, for an artifact registered beforehand."""
@@ -423,7 +441,8 @@ def test_pvc_to_s3_update_artifact(
     status = wait_phase(cluster, namespace, "from-pvc", "Succeeded", timeout=180)
     assert (status["modelArtifactId"], status["modelVersionId"]) == (artifact["id"], version["id"])
     assert status["artifactURI"].startswith(f"s3://out/{namespace}/llm?endpoint=")
-    assert mr.store.artifacts[artifact["id"]]["state"] == "LIVE"
+    got = requests.get(f"{mr.url}{API}/model_artifacts/{artifact['id']}", timeout=10).json()
+    assert (got["state"], got["uri"]) == ("LIVE", status["artifactURI"])
     listed = {o.key for o in s3_admin(s3).list_objects("out", f"{namespace}/llm/")}
     assert listed == {f"{namespace}/llm/{rel}" for rel in files}
 
@@ -432,7 +451,7 @@ def test_image_pull_failure_waits_with_the_reason_then_hits_the_deadline(
     cluster: Cluster,
     namespace: str,
     sim_node: SimulatedNode,
-    mr: ContractRegistryServer,
+    mr: RealRegistryServer,
     oci: DistributionRegistry,
     base_image: str,
 ) -> None:

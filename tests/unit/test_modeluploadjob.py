@@ -42,8 +42,28 @@ REF = UploadJobRef("up", "ns1", "uid-1")
 
 def render(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = ModelUploadJobSpec.model_validate(raw)
-    cm, job = render_model_upload_job(REF, spec, raw, ENDPOINT, "quay.io/x/operator:1")
-    return cm, job
+    objects = render_model_upload_job(REF, spec, raw, ENDPOINT, "quay.io/x/operator:1")
+    assert [o["kind"] for o in objects] == ["ConfigMap", "Role", "RoleBinding", "Job"]
+    return objects[0], objects[-1]
+
+
+def test_the_upload_pod_may_write_only_its_own_progress() -> None:
+    for options, account in (({}, "default"), ({"job": {"serviceAccountName": "uploader"}}, "uploader")):
+        raw = spec_raw("s3", "oci", "create_model", **options)
+        _, role, binding, job = render_model_upload_job(
+            REF, ModelUploadJobSpec.model_validate(raw), raw, ENDPOINT, "quay.io/x/operator:1"
+        )
+        assert role["metadata"]["name"] == binding["metadata"]["name"] == "up-upload-progress"
+        assert role["rules"] == [{"apiGroups": ["modelregistry.opendatahub.io"],
+                                  "resources": ["modeluploadjobs/status"], "resourceNames": ["up"],
+                                  "verbs": ["get", "patch"]}]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": "up-upload-progress"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "ns1"}]
+        for obj in (role, binding):
+            assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        env = env_of(job)
+        assert (env["MODEL_UPLOAD_JOB_NAME"], env["MODEL_UPLOAD_JOB_NAMESPACE"]) == ("up", "ns1")
 
 
 def env_of(job: dict[str, Any]) -> dict[str, str]:
@@ -323,6 +343,14 @@ def test_status_running_then_succeeded_with_ids() -> None:
     assert (status.fields["bytes"], status.fields["files"], status.fields["digest"]) == (10, 2, "sha256:ab")
     assert status.fields["completionTime"] == "2026-01-01T00:02:00Z"
     assert conds(status)["Complete"] == (TRUE, "Uploaded")
+    # Progress ends complete even when the Pod's last report was lost.
+    assert status.fields["progress"] == {"stage": "Completed", "bytesTransferred": 10, "bytesTotal": 10,
+                                         "percent": 100}
+    reported = {"stage": "Registering", "bytesTransferred": 10, "bytesTotal": 10, "percent": 100,
+                "bytesPerSecond": 5, "updateTime": NOW}
+    again = upload_status(obs(job=job_with(("Complete", "", "")), pods=[done]), {"progress": reported})
+    assert again.fields["progress"] == {**reported, "stage": "Completed"}
+    assert "progress" not in running.fields  # while running, only the Pod writes it
     # The Job and its Pods may go (TTL): what was learnt stays.
     later = upload_status(obs(job=None), {**status.fields, "phase": "Succeeded"})
     assert later.phase == "Succeeded"

@@ -21,11 +21,7 @@ from model_registry_operator.upload import redact  # noqa: E402
 from tests.backends.databases import MissingServerBinaryError, ServerStartError  # noqa: E402
 from tests.backends.http import NginxServer  # noqa: E402
 from tests.backends.oci import DistributionRegistry  # noqa: E402
-from tests.backends.registry_server import (  # noqa: E402
-    ContractRegistryServer,
-    RealRegistryServer,
-    registry_server,
-)
+from tests.backends.registry_server import Database, RealRegistryServer, registry_server  # noqa: E402
 from tests.backends.s3 import SeaweedS3  # noqa: E402
 
 T = TypeVar("T")
@@ -66,12 +62,25 @@ def nginx() -> Iterator[NginxServer]:
 
 
 @pytest.fixture(scope="session")
-def mr_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRegistryServer | ContractRegistryServer]:
+def mr_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRegistryServer]:
+    """The real model registry server on MariaDB (see tests/backends/registry_server.py)."""
+    yield from _registry(tmp_path_factory, "mariadb")
+
+
+@pytest.fixture(scope="session")
+def mr_server_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRegistryServer]:
+    """The real model registry server on PostgreSQL (see PARENT_LOOKUP_DEFECT there)."""
+    yield from _registry(tmp_path_factory, "postgres")
+
+
+def _registry(tmp_path_factory: pytest.TempPathFactory, database: Database) -> Iterator[RealRegistryServer]:
     try:
-        with registry_server(tmp_path_factory.mktemp("model-registry")) as server:
+        with registry_server(tmp_path_factory.mktemp(f"model-registry-{database}"), database) as server:
             yield server
     except MissingServerBinaryError as exc:
         pytest.fail(f"{exc} (needed by the upload tests)", pytrace=False)
+    except ServerStartError as exc:
+        pytest.fail(f"could not start the model registry server on {database}: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -211,6 +211,7 @@ def model_upload_job_crd() -> dict[str, Any]:
         {"name": "Model", "type": "string", "jsonPath": ".spec.model.registeredModel.name"},
         {"name": "Version", "type": "string", "jsonPath": ".spec.model.modelVersion.name"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent", "priority": 1},
         {"name": "Intent", "type": "string", "jsonPath": ".spec.intent", "priority": 1},
         {"name": "URI", "type": "string", "jsonPath": ".status.artifactURI", "priority": 1},
         {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},

@@ -461,6 +461,33 @@ class ModelUploadJobSpec(ApiModel):
 IMMUTABLE_RULES = [cel("self == oldSelf", "spec is immutable: create a new ModelUploadJob to upload again")]
 
 
+class UploadProgress(ApiModel):
+    """Byte progress of a running upload, written by the upload program itself."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="ignore")
+
+    stage: Literal["Transferring", "Registering", "Completed"] | None = Field(
+        default=None,
+        description="Transferring while bytes move, Registering once they all arrived, Completed on success.",
+    )
+    bytes_transferred: int | None = Field(
+        default=None, alias="bytesTransferred", ge=0, description="Bytes of the model copied so far."
+    )
+    bytes_total: int | None = Field(
+        default=None, alias="bytesTotal", ge=0, description="Bytes of the model (all files)."
+    )
+    percent: int | None = Field(default=None, ge=0, le=100, description="bytesTransferred of bytesTotal, in percent.")
+    bytes_per_second: int | None = Field(
+        default=None, alias="bytesPerSecond", ge=0, description="Transfer rate over the last interval."
+    )
+    update_time: str | None = Field(
+        default=None,
+        alias="updateTime",
+        description="When the upload program last reported.",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class ModelUploadJobStatus(ApiModel):
     """Observed state of an upload."""
 
@@ -507,3 +534,10 @@ class ModelUploadJobStatus(ApiModel):
     bytes: int | None = Field(default=None, description="Bytes copied.")
     files: int | None = Field(default=None, description="Files copied.")
     message: str | None = Field(default=None, description="Why the upload failed or waits, in one line.")
+    progress: UploadProgress | None = Field(
+        default=None,
+        description=(
+            "Byte progress reported by the running upload every few seconds (the Job's service account may "
+            "patch this ModelUploadJob's status, nothing else)."
+        ),
+    )

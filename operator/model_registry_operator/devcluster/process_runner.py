@@ -11,14 +11,30 @@ The simulated node uses it for containers whose image contains ``sim-exec`` (see
   emptyDir, hostPath and PersistentVolumeClaim volumes (a claim bound to a ``hostPath`` / ``local``
   volume, or annotated with :data:`HOST_PATH_ANNOTATION`) are materialised in a temporary
   directory and bind-mounted at their ``mountPath`` (read-only when asked), a private
-  ``/etc/hosts`` names the Pod, and a fresh file is bind-mounted at the container's
+  ``/etc/hosts`` names the Pod and the cluster's Services (a tiny cluster DNS, kept up to date:
+  see :mod:`.service_hosts`), and a fresh file is bind-mounted at the container's
   ``terminationMessagePath``. Missing mount points are created as empty directories / files on
   the host, as a container runtime creates them in an image;
+* what the *image* holds: nothing by default (the host's filesystem is the container's), but
+  ``image_files`` (or :meth:`ProcessRunner.provide_image_files`) says which host files or
+  directories an image provides at which paths, e.g. ``{"/model-registry": <built binary>}``:
+  they are bind-mounted read-only before the volumes, so an operator's rendered ``command``
+  runs unmodified. A ``command`` naming an absolute path that is neither provided nor on the
+  host is a start error (``StartError``), as with a real runtime;
+* its ``startupProbe``, ``livenessProbe`` and ``readinessProbe`` (``httpGet``, ``tcpSocket``,
+  ``exec``) run like a kubelet's, in threads of their own (see :mod:`.probes`): the container is
+  ready when they say so, and a failing liveness / startup probe stops it, so that the node
+  restarts it. A container without probes is ready as soon as it runs;
 * its exit code and termination message (the file, or with ``FallbackToLogsOnError`` the tail of
   its output when that is empty and the process failed) are reported in the container status.
 
-Other volume types (projected service account tokens, ...) are not mounted. The process runs
-as root on the host network: the container's security context is not applied.
+Projected volumes (the ``kube-api-access-*`` volume the ServiceAccount admission adds to every
+Pod) are written as a kubelet does: a service account token bound to the Pod from the
+TokenRequest API, ConfigMap / Secret items (``kube-root-ca.crt``) and downward API fields. With
+``KUBERNETES_SERVICE_HOST`` / ``_PORT`` pointing at an address of the ``kubernetes`` Service's
+endpoints (the API server on loopback), in-cluster clients work unchanged. Other volume types are
+not mounted. The process runs as root on the host network: the container's security context is
+not applied.
 """
 
 from __future__ import annotations
@@ -34,22 +50,27 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .probes import ContainerProber, Probe, ProbeResult, ProbeTarget, container_ports, container_probes
+from .service_hosts import ServiceHosts
 from .simnode import ContainerContext, ContainerExit
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Getter = Callable[[str], Obj]
+Poster = Callable[[str, Obj], Obj]
 
 HOST_PATH_ANNOTATION = "devcluster.modelregistry.opendatahub.io/host-path"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 MAX_TERMINATION_BYTES = 4096
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
+DEFAULT_GRACE_SECONDS = 30.0
 
 
 class ContainerConfigError(Exception):
@@ -67,12 +88,54 @@ def _decode_config_map(cm: Obj) -> dict[str, bytes]:
 
 
 class ProcessRunner:
-    """Starts containers as processes; ``get(path)`` reads an API object (raising on 404 with ``.status``)."""
+    """Starts containers as processes; ``get(path)`` reads an API object (raising on 404 with ``.status``).
 
-    def __init__(self, get: Getter, log_dir: Path | None = None) -> None:
+    ``image_files`` maps an image to the files it provides: ``{image: {container path: host
+    path}}`` (see :meth:`provide_image_files`). ``hosts_refresh_interval`` is how often the
+    Service names of the private ``/etc/hosts`` files are brought up to date.
+    """
+
+    def __init__(
+        self,
+        get: Getter,
+        log_dir: Path | None = None,
+        post: Poster | None = None,
+        *,
+        image_files: Mapping[str, Mapping[str, str | Path]] | None = None,
+        hosts_refresh_interval: float = 2.0,
+    ) -> None:
         self._get = get
+        self._post = post
         self._log_dir = log_dir
         self._lock = threading.Lock()
+        self._image_files: dict[str, dict[str, Path]] = {}
+        for image, files in (image_files or {}).items():
+            self.provide_image_files(image, files)
+        self.service_hosts = ServiceHosts(get, refresh_interval=hosts_refresh_interval)
+
+    # -- image content -------------------------------------------------------------------
+    def provide_image_files(self, image: str, files: Mapping[str, str | Path]) -> None:
+        """Declare that ``image`` holds ``files`` (``{absolute container path: host path}``).
+
+        ``image`` is a full reference (``registry/repo:tag``) or a repository without tag or
+        digest, which then applies to every tag of it. Host paths may be files or directories;
+        they must exist when a container of the image starts. Replaces what was declared for
+        that image before; applies to containers started from now on.
+        """
+        checked: dict[str, Path] = {}
+        for target, source in files.items():
+            if not target.startswith("/") or target.rstrip("/") == "":
+                raise ValueError(f"image file path must be absolute and not /: {target!r}")
+            checked[target.rstrip("/")] = Path(source).absolute()
+        with self._lock:
+            self._image_files[image] = checked
+
+    def image_files(self, image: str) -> dict[str, Path]:
+        """What ``image`` provides: the entry for the exact reference, else for its repository."""
+        with self._lock:
+            if image in self._image_files:
+                return dict(self._image_files[image])
+            return dict(self._image_files.get(_repository(image), {}))
 
     @property
     def log_dir(self) -> Path:
@@ -101,9 +164,29 @@ class ProcessRunner:
         return _decode_secret(obj) if kind == "Secret" else _decode_config_map(obj)
 
     # -- environment ---------------------------------------------------------------------
+    def _api_server_env(self) -> dict[str, str]:
+        """``KUBERNETES_SERVICE_*`` as a kubelet sets them, with an endpoint address of the
+        ``kubernetes`` Service (there is no kube-proxy to route its cluster IP)."""
+        try:
+            endpoints = self._get("/api/v1/namespaces/default/endpoints/kubernetes")
+        except Exception as exc:  # noqa: BLE001 - no API server address: in-cluster clients just fail
+            log.debug("simnode exec: no endpoints for the kubernetes Service: %s", exc)
+            return {}
+        for subset in endpoints.get("subsets") or []:
+            addresses, ports = subset.get("addresses") or [], subset.get("ports") or []
+            if addresses and ports:
+                host, port = str(addresses[0]["ip"]), str(ports[0]["port"])
+                return {
+                    "KUBERNETES_SERVICE_HOST": host,
+                    "KUBERNETES_SERVICE_PORT": port,
+                    "KUBERNETES_SERVICE_PORT_HTTPS": port,
+                    "KUBERNETES_PORT": f"tcp://{host}:{port}",
+                }
+        return {}
+
     def _env(self, ctx: ContainerContext) -> dict[str, str]:
         c, ns = ctx.container, ctx.namespace
-        env: dict[str, str] = {}
+        env: dict[str, str] = self._api_server_env()
         for source in c.get("envFrom") or []:
             prefix = source.get("prefix", "")
             for key, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
@@ -164,6 +247,9 @@ class ProcessRunner:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data[data_key])
             return target
+        if "projected" in volume:
+            self._projected(ctx, volume["projected"], target)
+            return target
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
             return target
@@ -173,6 +259,59 @@ class ProcessRunner:
             return self._claim_path(ns, volume["persistentVolumeClaim"]["claimName"])
         log.debug("simnode exec: volume %s of %s/%s is not mounted (unsupported type)", name, ns, ctx.pod_name)
         return None
+
+    def _projected(self, ctx: ContainerContext, projected: Obj, target: Path) -> None:
+        ns = ctx.namespace
+        target.mkdir(parents=True, exist_ok=True)
+        files: dict[str, bytes] = {}
+        for source in projected.get("sources") or []:
+            if "serviceAccountToken" in source:
+                token = source["serviceAccountToken"]
+                files[token["path"]] = self._token(ctx, token.get("audience"), token.get("expirationSeconds"))
+            for key, kind in (("configMap", "ConfigMap"), ("secret", "Secret")):
+                if key not in source:
+                    continue
+                spec = source[key]
+                data = self._data(ns, kind, spec["name"], bool(spec.get("optional"))) or {}
+                items = spec.get("items")
+                for data_key, rel in [(i["key"], i["path"]) for i in items] if items else [(k, k) for k in data]:
+                    if data_key in data:
+                        files[rel] = data[data_key]
+                    elif not spec.get("optional"):
+                        raise ContainerConfigError(f"{kind} {ns}/{spec['name']} has no key {data_key}")
+            for item in (source.get("downwardAPI") or {}).get("items") or []:
+                field_path = (item.get("fieldRef") or {}).get("fieldPath")
+                value = {"metadata.namespace": ns, "metadata.name": ctx.pod_name}.get(str(field_path))
+                if value is not None:
+                    files[item["path"]] = value.encode()
+        for rel, content in files.items():
+            path = target / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            path.chmod(0o644)
+
+    def _token(self, ctx: ContainerContext, audience: str | None, expiration: int | None) -> bytes:
+        """A service account token bound to the Pod, from the TokenRequest API, as a kubelet asks."""
+        if self._post is None:
+            raise ContainerConfigError("service account tokens need API write access (no poster given)")
+        meta = ctx.pod["metadata"]
+        account = str(ctx.pod.get("spec", {}).get("serviceAccountName") or "default")
+        request: Obj = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [audience] if audience else [],
+                "expirationSeconds": int(expiration or 3607),
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": ctx.pod_name, "uid": meta.get("uid")},
+            },
+        }
+        try:
+            answer = self._post(f"/api/v1/namespaces/{ctx.namespace}/serviceaccounts/{account}/token", request)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                raise ContainerConfigError(f'serviceaccount "{account}" not found') from None
+            raise
+        return str(answer["status"]["token"]).encode()
 
     def _claim_path(self, namespace: str, claim: str) -> Path:
         pvc = self._read(namespace, "PersistentVolumeClaim", claim)
@@ -195,7 +334,7 @@ class ProcessRunner:
     def _mounts(self, ctx: ContainerContext, root: Path) -> list[tuple[Path, str, bool, bool]]:
         """``(source, target, is_dir, read_only)`` of every bind mount, parents first."""
         volumes = {v["name"]: v for v in ctx.pod.get("spec", {}).get("volumes") or []}
-        mounts: list[tuple[Path, str, bool, bool]] = []
+        mounts = self._image_mounts(ctx)  # the image's content first: volumes mount over it
         for vm in ctx.container.get("volumeMounts") or []:
             volume = volumes.get(vm["name"])
             if volume is None:
@@ -207,9 +346,18 @@ class ProcessRunner:
                 source = source / vm["subPath"]
             mounts.append((source, vm["mountPath"], source.is_dir(), bool(vm.get("readOnly"))))
         hosts = root / "hosts"
-        hosts.write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{ctx.pod_ip}\t{ctx.pod_name}\n")
+        self.service_hosts.write(hosts, ctx.pod_ip, ctx.pod_name, ctx.namespace)
         mounts.append((hosts, "/etc/hosts", False, False))
         return sorted(mounts, key=lambda m: m[1].count("/"))
+
+    def _image_mounts(self, ctx: ContainerContext) -> list[tuple[Path, str, bool, bool]]:
+        image = str(ctx.container.get("image", ""))
+        mounts: list[tuple[Path, str, bool, bool]] = []
+        for target, source in sorted(self.image_files(image).items()):
+            if not source.exists():
+                raise ContainerConfigError(f"image {image}: {target} is provided by {source}, which does not exist")
+            mounts.append((source, target, source.is_dir(), True))
+        return mounts
 
     # -- start ---------------------------------------------------------------------------
     def start(self, ctx: ContainerContext) -> RunningProcess:
@@ -227,7 +375,9 @@ class ProcessRunner:
             termination.write_bytes(b"")
             term_path = str(c.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH)
             mounts.append((termination, term_path, False, False))
+            _check_command(argv[0], mounts)
         except BaseException:
+            self.service_hosts.untrack(root / "hosts")
             shutil.rmtree(root, ignore_errors=True)
             raise
         base_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])
@@ -237,16 +387,21 @@ class ProcessRunner:
         log_name = f"{ctx.namespace}_{ctx.pod_name}_{c['name']}_{ctx.restart_count}.log"
         log_path = self.log_dir / log_name
         cwd = c.get("workingDir") or "/"
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", *argv],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=full_env,
-                cwd=cwd,
-                start_new_session=True,
-            )
+        try:
+            with log_path.open("wb") as out:
+                proc = subprocess.Popen(
+                    ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", *argv],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=full_env,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
+        except BaseException:
+            self.service_hosts.untrack(root / "hosts")
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         log.info(
             "simnode exec: %s/%s/%s started as pid %d (log %s)",
             ctx.namespace,
@@ -256,7 +411,45 @@ class ProcessRunner:
             log_path,
         )
         policy = str(c.get("terminationMessagePolicy") or "File")
-        return RunningProcess(proc, root, termination, log_path, policy)
+        grace = ctx.pod.get("spec", {}).get("terminationGracePeriodSeconds")
+        running = RunningProcess(
+            proc,
+            root,
+            termination,
+            log_path,
+            policy,
+            name=f"{ctx.namespace}/{ctx.pod_name}/{c['name']}",
+            env=full_env,
+            working_dir=str(c.get("workingDir") or ""),
+            grace=float(DEFAULT_GRACE_SECONDS if grace is None else grace),
+            on_cleanup=lambda: self.service_hosts.untrack(root / "hosts"),
+        )
+        running.start_probes(container_probes(c), ctx.pod_ip, container_ports(c))
+        return running
+
+
+def _repository(image: str) -> str:
+    """``registry/repo`` of ``registry/repo:tag`` or ``registry/repo@sha256:...``."""
+    name = image.split("@", 1)[0]
+    colon, slash = name.rfind(":"), name.rfind("/")
+    return name[:colon] if colon > slash else name
+
+
+def _check_command(command: str, mounts: list[tuple[Path, str, bool, bool]]) -> None:
+    """Fail like a runtime when an absolute ``command`` exists neither in a mount nor on the host."""
+    if not command.startswith("/"):
+        return  # looked up in PATH (or relative to the working directory) by the shell
+    for source, target, is_dir, _ in mounts:
+        if command == target:
+            if is_dir or not os.access(source, os.X_OK):
+                raise ContainerConfigError(f'exec: "{command}": permission denied')
+            return
+        if is_dir and command.startswith(target.rstrip("/") + "/"):
+            return  # inside a mounted directory: its content may change until the process starts
+    if not os.path.lexists(command):
+        raise ContainerConfigError(f'exec: "{command}": stat {command}: no such file or directory')
+    if os.path.isfile(command) and not os.access(command, os.X_OK):
+        raise ContainerConfigError(f'exec: "{command}": permission denied')
 
 
 def _expand(value: str, env: dict[str, str]) -> str:
@@ -282,32 +475,66 @@ def _mount_script(mounts: list[tuple[Path, str, bool, bool]]) -> str:
 
 
 class RunningProcess:
-    """One container process (a :class:`~.simnode.RunningContainer`)."""
+    """One container process (a :class:`~.simnode.RunningContainer`), with its probes.
+
+    The process group is only signalled while the process has not been reaped (under a lock
+    shared with :meth:`poll`), so a recycled PID is never hit. ``grace`` is the Pod's
+    ``terminationGracePeriodSeconds``, used when a probe failure stops the container.
+    """
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], root: Path, termination: Path, log_path: Path, policy: str
+        self,
+        proc: subprocess.Popen[bytes],
+        root: Path,
+        termination: Path,
+        log_path: Path,
+        policy: str,
+        *,
+        name: str = "",
+        env: dict[str, str] | None = None,
+        working_dir: str = "",
+        grace: float = DEFAULT_GRACE_SECONDS,
+        on_cleanup: Callable[[], None] | None = None,
     ) -> None:
         self.proc = proc
         self.root = root
         self.termination = termination
         self.log_path = log_path
         self.policy = policy
+        self.name = name or str(proc.pid)
+        self.env = dict(env or os.environ)
+        self.working_dir = working_dir
+        self.grace = grace
+        self.prober: ContainerProber | None = None
+        self.killed_by: str | None = None  # the probe whose failure stopped the container
+        self._on_cleanup = on_cleanup
+        self._lock = threading.Lock()
         self._exit: ContainerExit | None = None
+        self._cleaned = False
 
+    def start_probes(self, probes: list[Probe], pod_ip: str, ports: dict[str, int]) -> None:
+        """Start probing (see :mod:`.probes`); without probes the container is ready while it runs."""
+        if not probes:
+            return
+        self.prober = ContainerProber(self.name, probes, ProbeTarget(pod_ip, ports, self.exec), self._probe_failed)
+        self.prober.start()
+
+    # -- state ---------------------------------------------------------------------------
     def poll(self) -> ContainerExit | None:
-        if self._exit is not None:
-            return self._exit
-        code = self.proc.poll()
-        if code is None:
-            return None
-        if code < 0:
-            code = 128 - code  # killed by a signal, as a runtime reports it
-        message = ""
-        with contextlib.suppress(OSError):
-            message = self.termination.read_bytes()[:MAX_TERMINATION_BYTES].decode("utf-8", "replace")
-        if not message.strip() and code != 0 and self.policy == "FallbackToLogsOnError":
-            message = self._log_tail()
-        self._exit = ContainerExit(code, None, message)
+        with self._lock:
+            if self._exit is not None:
+                return self._exit
+            code = self.proc.poll()
+            if code is None:
+                return None
+            if code < 0:
+                code = 128 - code  # killed by a signal, as a runtime reports it
+            message = ""
+            with contextlib.suppress(OSError):
+                message = self.termination.read_bytes()[:MAX_TERMINATION_BYTES].decode("utf-8", "replace")
+            if not message.strip() and code != 0 and self.policy == "FallbackToLogsOnError":
+                message = self._log_tail()
+            self._exit = ContainerExit(code, None, message)
         self._cleanup()
         return self._exit
 
@@ -318,21 +545,97 @@ class RunningProcess:
             return ""
         return "\n".join(lines)[-FALLBACK_LOG_BYTES:]
 
+    def _alive(self) -> bool:
+        with self._lock:
+            return self._exit is None and self.proc.poll() is None
+
+    def is_started(self) -> bool:
+        """Running and past its startup probe (if any)."""
+        return self._alive() and (self.prober is None or self.prober.is_started())
+
     def is_ready(self) -> bool:
-        return self.proc.poll() is None
+        """Running and ready by its probes (without probes: while it runs)."""
+        return self._alive() and (self.prober is None or self.prober.is_ready())
+
+    # -- exec probes ---------------------------------------------------------------------
+    def exec(self, command: list[str], timeout: float) -> ProbeResult:
+        """Run ``command`` in the container's mount namespace with its environment and working dir."""
+        if not self._alive():
+            return ProbeResult(False, "container is not running")
+        argv = [shutil.which("nsenter") or "nsenter", f"--target={self.proc.pid}", "--mount", "--"]
+        if self.working_dir:
+            argv += ["/bin/sh", "-c", 'cd -- "$0" && exec "$@"', self.working_dir]
+        argv += command
+        shown = shlex.join(command)
+        try:
+            child = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return ProbeResult(False, f"command {shown} could not run: {exc}")
+        try:
+            out, _ = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            return ProbeResult(False, f"command {shown} timed out after {timeout:g}s")
+        text = out[-FALLBACK_LOG_BYTES:].decode("utf-8", "replace").strip()
+        if child.returncode == 0:
+            return ProbeResult(True, text)
+        return ProbeResult(False, f"command {shown} exited with {child.returncode}: {text}".strip())
+
+    # -- stopping ------------------------------------------------------------------------
+    def _probe_failed(self, probe: Probe, message: str) -> None:
+        """A liveness / startup probe failed for good: stop the container, as a kubelet does."""
+        self.killed_by = probe.kind
+        log.warning(
+            "simnode exec: %s failed %s probe (%s), will be restarted", self.name, probe.kind, message or "no detail"
+        )
+        grace = probe.termination_grace if probe.termination_grace is not None else self.grace
+        self._terminate(grace)
+
+    def _signal(self, sig: signal.Signals) -> bool:
+        """Signal the process group unless the process is gone; whether it was still there."""
+        with self._lock:
+            if self._exit is not None or self.proc.poll() is not None:
+                return False
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            return True
+
+    def _wait_exit(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _terminate(self, grace: float) -> None:
+        if not self._signal(signal.SIGTERM) or self._wait_exit(grace):
+            return
+        self._signal(signal.SIGKILL)
+        self._wait_exit(2.0)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(2)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(2)
+        if self.prober is not None:
+            self.prober.stop()
+        self._terminate(2.0)
         self._cleanup()
 
     def _cleanup(self) -> None:
+        with self._lock:
+            if self._cleaned:
+                return
+            self._cleaned = True
+        if self.prober is not None:
+            self.prober.stop()
+        if self._on_cleanup is not None:
+            self._on_cleanup()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -17,7 +17,8 @@ image contains     behaviour
 ``sim-unready``    runs, never becomes ready
 ``sim-fail``       exits with code 1 (restartPolicy Never: Pod ``Failed``)
 ``sim-exec``       runs the container's command as a local process in its own mount namespace,
-                   with the Pod's env, Secrets and ConfigMaps (see :mod:`.process_runner`)
+                   with the Pod's env, Secrets and ConfigMaps, the image's declared files and
+                   the cluster's Service names; ready by its probes (see :mod:`.process_runner`)
 anything else      runs and becomes ready after ``ready_delay``; in Pods with restartPolicy
                    ``Never`` / ``OnFailure`` (Job Pods) it then exits 0: Pod ``Succeeded``
 =================  ==========================================================================
@@ -42,7 +43,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -97,7 +98,12 @@ class RunningContainer(Protocol):
         """``None`` while it runs; how it ended once it has."""
 
     def is_ready(self) -> bool:
-        """Whether the container is ready (its readiness probe would pass)."""
+        """Whether the container is ready (its readiness probe would pass).
+
+        A runner may also give its containers an ``is_started() -> bool`` (startup probe
+        passed), reported as the container status' ``started``; without it a running container
+        counts as started. The node calls both every ``runner_poll_interval``: they must not block.
+        """
 
     def stop(self) -> None:
         """Stop it (the Pod is being deleted). Must not block for long."""
@@ -387,7 +393,10 @@ class SimulatedNode:
     default kubeconfig (``$KUBECONFIG`` / ``~/.kube/config``). ``behaviour`` picks what each
     container does; when it returns ``None`` (or is not given) :func:`image_policy` decides.
     With ``bind_unscheduled=False`` the node only serves Pods created with ``spec.nodeName``
-    set to it (several nodes can then share a cluster; only one should bind).
+    set to it (several nodes can then share a cluster; only one should bind). ``image_files``
+    says what ``sim-exec`` images hold (``{image: {container path: host path}}``, see
+    :meth:`.process_runner.ProcessRunner.provide_image_files`; more can be added later through
+    ``node.process_runner``).
     """
 
     def __init__(
@@ -404,6 +413,7 @@ class SimulatedNode:
         delete_node_on_stop: bool = False,
         capacity: dict[str, str] | None = None,
         bind_unscheduled: bool = True,
+        image_files: Mapping[str, Mapping[str, str | Path]] | None = None,
     ) -> None:
         if client is None or isinstance(client, str | Path):
             config_file = str(client) if client is not None else None
@@ -414,7 +424,11 @@ class SimulatedNode:
         self.ready_delay = ready_delay
         from .process_runner import ProcessRunner  # imports this module
 
-        self.process_runner = ProcessRunner(lambda path: self._rest.request("GET", path))
+        self.process_runner = ProcessRunner(
+            lambda path: self._rest.request("GET", path),
+            post=lambda path, body: self._rest.request("POST", path, body=body),
+            image_files=image_files,
+        )
         self._default_policy = image_policy(ready_delay, exec_runner=self.process_runner)
         self._policy = behaviour
         self.ips = IPAllocator(pod_network)
@@ -992,6 +1006,8 @@ class SimulatedNode:
             result = c.handle.poll()
             if result is not None:
                 return result
+            is_started = getattr(c.handle, "is_started", None)  # optional: startup probes
+            c.started = bool(is_started()) if callable(is_started) else True
             c.ready = bool(c.handle.is_ready())
             c.wake_at = now + self.runner_poll_interval
             return None

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -76,17 +76,20 @@ def run_dev_cluster(
     behaviour: BehaviourPolicy | None = None,
     ready_delay: float = 0.2,
     node_name: str = "sim-node",
+    image_files: Mapping[str, Mapping[str, str | Path]] | None = None,
 ) -> Iterator[DevCluster]:
     """Start a :class:`ControlPlane` and a :class:`SimulatedNode`; stop both on exit.
 
-    Without ``workdir`` a temporary directory is used and removed afterwards.
+    Without ``workdir`` a temporary directory is used and removed afterwards. ``image_files``
+    says what ``sim-exec`` images hold (see :class:`SimulatedNode`); on a shared cluster use
+    ``dev_cluster.node.process_runner.provide_image_files`` instead.
     """
     own_dir = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="mro-cluster-")) if workdir is None else workdir
     try:
         with (
             ControlPlane(directory, bin_dir) as cp,
-            SimulatedNode(cp.kubeconfig, node_name, behaviour, ready_delay) as node,
+            SimulatedNode(cp.kubeconfig, node_name, behaviour, ready_delay, image_files=image_files) as node,
         ):
             yield DevCluster(cp, node)
     finally:

@@ -16,6 +16,8 @@ from typing import Any
 
 from ..api.common import GROUP
 from ..api.modeluploadjob import KIND, VERSION, ModelUploadJobSpec, RegistryTarget, S3Location
+from ..upload.status_report import NAME_ENV as PROGRESS_NAME_ENV
+from ..upload.status_report import NAMESPACE_ENV as PROGRESS_NAMESPACE_ENV
 from .engine import render_template
 
 Obj = dict[str, Any]
@@ -101,6 +103,11 @@ def job_name(name: str) -> str:
 
 def config_map_name(name: str) -> str:
     return child_name(name, "metadata")
+
+
+def progress_rbac_name(name: str) -> str:
+    """Role and RoleBinding letting the upload Pod write this upload's ``status.progress``."""
+    return child_name(name, "upload-progress")
 
 
 def labels(name: str) -> dict[str, str]:
@@ -322,6 +329,9 @@ def container_wiring(
     w.volumes.append({"name": "scratch", "emptyDir": scratch})
     w.mounts.append({"name": "scratch", "mountPath": SCRATCH_PATH})
     w.set("MODEL_SYNC_STORAGE_PATH", SCRATCH_PATH)
+    # Where the upload program reports its progress (upload/status_report.py).
+    w.set(PROGRESS_NAME_ENV, job.name)
+    w.set(PROGRESS_NAMESPACE_ENV, job.namespace)
     return w.env, w.volumes, w.mounts
 
 
@@ -332,7 +342,8 @@ def render_model_upload_job(
     endpoint: RegistryEndpoint,
     default_image: str,
 ) -> list[Obj]:
-    """The metadata ConfigMap and the Job, in the order they must be created."""
+    """The metadata ConfigMap, the progress Role and RoleBinding, and the Job, in the order they
+    must be created (the Pod mounts the ConfigMap and reports progress from its first second)."""
     env, volumes, mounts = container_wiring(job, spec, endpoint)
     options = spec.job
     resources = DEFAULT_RESOURCES
@@ -348,6 +359,8 @@ def render_model_upload_job(
         "labels": labels(job.name),
         "owner_references": owner_references(job),
         "config_map_name": config_map_name(job.name),
+        "progress_rbac_name": progress_rbac_name(job.name),
+        "group": GROUP,
         "job_name": job_name(job.name),
         "metadata_data": metadata_data(spec, job),
         "annotations": {SPEC_HASH_ANNOTATION: spec_hash(raw_spec), NAME_ANNOTATION: job.name},
@@ -364,5 +377,6 @@ def render_model_upload_job(
         "service_account_name": options.service_account_name if options else None,
     }
     objects = render_template("modeluploadjob/configmap.yaml.j2", context)
+    objects.extend(render_template("modeluploadjob/progress-rbac.yaml.j2", context))
     objects.extend(render_template("modeluploadjob/job.yaml.j2", context))
     return objects

@@ -170,6 +170,12 @@ def _finished_at(pods: list[Obj]) -> str | None:
     return None
 
 
+def _completed(progress: Obj | None, total: int) -> Obj:
+    """``status.progress`` of a successful upload: every byte, whatever the Pod last reported."""
+    done: Obj = {"stage": "Completed", "bytesTransferred": total, "bytesTotal": total, "percent": 100}
+    return {**(progress or {}), **done}
+
+
 def upload_status(obs: UploadObservation, previous: Obj) -> UploadStatus:
     """The status of an upload; values learnt earlier (ids, times) are kept when Pods are gone."""
     fields: Obj = {
@@ -259,6 +265,8 @@ def upload_status(obs: UploadObservation, previous: Obj) -> UploadStatus:
             fields["completionTime"] = finished
         uri = fields.get("artifactURI", "")
         message = f"uploaded to {uri}" if uri else "uploaded"
+        if isinstance(fields.get("bytes"), int):  # the last report of the Pod may have been lost
+            fields["progress"] = _completed(previous.get("progress"), fields["bytes"])
         conds = [
             resolved_cond,
             Cond(STARTED, TRUE, POD_RUNNING, ""),

@@ -27,6 +27,7 @@ from .progress import Progress
 from .registration import Registration
 from .registry import RegistryClient
 from .sources import make_source
+from .status_report import StatusReporter
 
 log = logging.getLogger("model_registry_operator.upload")
 
@@ -59,8 +60,10 @@ def write_termination(message: str, environ: Mapping[str, str]) -> None:
         log.warning("could not write the termination message to %s: %s", path, exc.strerror)
 
 
-def run(cfg: UploadConfig) -> dict[str, Any]:
-    """Do the upload; returns the termination payload. Raises :class:`UploadError`."""
+def run(cfg: UploadConfig, reporter: StatusReporter | None = None) -> dict[str, Any]:
+    """Do the upload; returns the termination payload. Raises :class:`UploadError`.
+
+    ``reporter`` also receives the progress (the ModelUploadJob's status, in a cluster)."""
     meta = load_metadata(cfg.metadata_path)
     client = RegistryClient(cfg.registry, timeout=cfg.timeout)
     reg = Registration(client, cfg.intent, meta, model_id=cfg.model_id, model_version_id=cfg.model_version_id,
@@ -93,7 +96,8 @@ def run(cfg: UploadConfig) -> dict[str, Any]:
         ids = reg.start(uri)
         result: dict[str, Any] = {"intent": cfg.intent}
         try:
-            with Progress(total, cfg.progress_interval, "upload") as progress:
+            report = reporter.report if reporter is not None else None
+            with Progress(total, cfg.progress_interval, "upload", report) as progress:
                 if isinstance(dest, OciModelcar):
                     annotations = {"io.kubeflow.model-registry.source": source.describe()}
                     digest = dest.push(files, progress, annotations)
@@ -128,7 +132,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_OK
     try:
         cfg = load_config(args, env)
-        result = run(cfg)
+        reporter = StatusReporter.from_env(env)
+        result = run(cfg, reporter)
     except UploadError as exc:
         kind = "configuration error" if isinstance(exc, ConfigError) else "upload failed"
         log.error("%s: %s", kind, exc)

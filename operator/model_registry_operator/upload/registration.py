@@ -2,9 +2,9 @@
 
 Order of work:
 
-1. :meth:`Registration.prepare` runs every check that can fail (name taken, version exists,
-   unknown ids) and then creates or marks the entities, the artifact in state ``PENDING``.
-   No byte has moved yet.
+1. :meth:`Registration.check` runs every check that can fail (name taken, version exists,
+   unknown ids) and creates nothing; :meth:`Registration.start` then creates or marks the
+   entities, the artifact in state ``PENDING``. No byte has moved yet.
 2. the caller transfers the model;
 3. :meth:`Registration.complete` sets the artifact ``LIVE`` with its final URI, or
    :meth:`Registration.fail` marks it ``ABANDONED`` (an artifact that was ``LIVE`` before an
@@ -54,6 +54,8 @@ def _has_marker(entity: Json) -> bool:
     return isinstance(value, dict) and value.get("string_value") == "true"
 
 
+_CREATE_ONLY = frozenset({"name"})
+"""ModelArtifact fields of the create schema that the update schema (PATCH) lacks."""
 _MARKER_VALUE = {"metadataType": "MetadataStringValue", "string_value": "true"}
 _MARKER_DONE = {"metadataType": "MetadataStringValue", "string_value": "false"}
 
@@ -69,6 +71,8 @@ class Registration:
         self.model_artifact_id = model_artifact_id
         self.author = author
         self.ids = Ids(intent=intent)
+        self._resume_version: Json | None = None
+        """The unfinished ModelVersion of an earlier attempt that :meth:`check` found, if any."""
 
     # -- pre-checks ----------------------------------------------------------------------
 
@@ -97,7 +101,7 @@ class Registration:
                     raise RegistryError(
                         f"Cannot create model: RegisteredModel with name '{name}' already exists "
                         f"(ID: {existing['id']}). Use the 'create_version' intent to add a version.", 409)
-                self._check_resumable_versions(existing)
+                self._resume_version = self._check_resumable_versions(existing)
                 self.ids.registered_model_id = str(existing["id"])
                 self.ids.resumed = True
             return
@@ -120,15 +124,20 @@ class Registration:
                     f"RegisteredModel '{model['name']}' (ID: {self.model_id}). Use the 'update_artifact' intent "
                     "to replace its artifact.", 409)
             self.ids.resumed = True
+            self._resume_version = version
 
-    def _check_resumable_versions(self, model: Json) -> None:
+    def _check_resumable_versions(self, model: Json) -> Json | None:
+        """The unfinished version to resume under an unfinished model; raises if the model has any other."""
         wanted = self.meta.model_version.name or DEFAULT_VERSION_NAME
+        resume: Json | None = None
         for version in self.client.list_versions(str(model["id"])):
             if version.get("name") != wanted or not _has_marker(version):
                 raise RegistryError(
                     f"Cannot create model: RegisteredModel with name '{model['name']}' already exists "
                     f"(ID: {model['id']}) with version '{version.get('name')}'. Use the 'create_version' intent.",
                     409)
+            resume = version
+        return resume
 
     # -- entity creation (before the transfer) --------------------------------------------
 
@@ -163,7 +172,8 @@ class Registration:
         assert model_id is not None
         mv = self.meta.model_version
         version_name = mv.name or DEFAULT_VERSION_NAME
-        version = self.client.find_model_version(version_name, model_id)
+        # check() found the unfinished version of an earlier attempt, or there is none
+        version = self._resume_version
         if version is None:
             version = self.client.create_model_version(_without_none({
                 "name": version_name,
@@ -197,11 +207,15 @@ class Registration:
             "modelSourceName": ma.model_source_name,
             "customProperties": typed_properties(ma.custom_properties),
         })
-        existing = [a for a in self.client.version_artifacts(self.ids.model_version_id)
-                    if a.get("artifactType") == "model-artifact"]
+        existing: list[Json] = []
+        if self._resume_version is not None:  # a version created just now has no artifact yet
+            existing = [a for a in self.client.version_artifacts(self.ids.model_version_id)
+                        if a.get("artifactType") == "model-artifact"]
         if existing:
             artifact = existing[0]
-            self.client.update_model_artifact(str(artifact["id"]), {**body, "state": "PENDING"})
+            # the update schema has no name (the server rejects unknown fields): the artifact keeps its own
+            update = {k: v for k, v in body.items() if k not in _CREATE_ONLY}
+            self.client.update_model_artifact(str(artifact["id"]), update)
         else:
             artifact = self.client.create_version_artifact(self.ids.model_version_id, body)
         self.ids.model_artifact_id = str(artifact["id"])

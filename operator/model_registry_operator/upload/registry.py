@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 API_PATH = "/api/model_registry/v1alpha3"
 Json = dict[str, Any]
+_LIKE_WILDCARDS = frozenset("_%")
 
 
 class RegistryClient:
@@ -89,8 +90,38 @@ class RegistryClient:
         """Connectivity and authorization check (``GET /registered_models?pageSize=1``)."""
         self.get("/registered_models", {"pageSize": "1"})
 
+    def _list(self, path: str) -> list[Json]:
+        """Every item of a paged list endpoint."""
+        items: list[Json] = []
+        token = ""
+        while True:
+            params = {"pageSize": "100"}
+            if token:
+                params["nextPageToken"] = token
+            page = self.get(path, params)
+            items.extend(page.get("items") or [])
+            token = page.get("nextPageToken") or ""
+            if not token or not page.get("items"):
+                return items
+
+    def _find_exact(self, path: str, params: dict[str, str], name: str, candidates: str) -> Json | None:
+        """The entity named exactly ``name``, looked up by name at ``path``.
+
+        The server matches the name with SQL ``LIKE`` (``_`` and ``%`` are wildcards; MySQL and
+        MariaDB also ignore case), so its answer may be another entity, or a 404 when a wildcard
+        matched several. Then the list at ``candidates`` is searched for the exact name.
+        """
+        found = self.find(path, params)
+        if found is not None and found.get("name") == name:
+            return found
+        if found is None and not _LIKE_WILDCARDS.intersection(name):
+            return None
+        log.debug("%s?name=%s matched %s: searching %s for the exact name", path, name,
+                  found.get("name") if found is not None else "several", candidates)
+        return next((item for item in self._list(candidates) if item.get("name") == name), None)
+
     def find_registered_model(self, name: str) -> Json | None:
-        return self.find("/registered_model", {"name": name})
+        return self._find_exact("/registered_model", {"name": name}, name, "/registered_models")
 
     def get_registered_model(self, model_id: str) -> Json | None:
         return self._call("GET", f"/registered_models/{model_id}", allow_404=True)
@@ -102,20 +133,11 @@ class RegistryClient:
         return self.patch(f"/registered_models/{model_id}", body)
 
     def list_versions(self, model_id: str) -> list[Json]:
-        items: list[Json] = []
-        token = ""
-        while True:
-            params = {"pageSize": "100"}
-            if token:
-                params["nextPageToken"] = token
-            page = self.get(f"/registered_models/{model_id}/versions", params)
-            items.extend(page.get("items") or [])
-            token = page.get("nextPageToken") or ""
-            if not token or not page.get("items"):
-                return items
+        return self._list(f"/registered_models/{model_id}/versions")
 
     def find_model_version(self, name: str, model_id: str) -> Json | None:
-        return self.find("/model_version", {"name": name, "parentResourceId": model_id})
+        return self._find_exact("/model_version", {"name": name, "parentResourceId": model_id}, name,
+                                f"/registered_models/{model_id}/versions")
 
     def get_model_version(self, version_id: str) -> Json | None:
         return self._call("GET", f"/model_versions/{version_id}", allow_404=True)

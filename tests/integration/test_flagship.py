@@ -1,0 +1,314 @@
+"""The flagship end-to-end test: a real model registry server, deployed by the operator, used by an upload.
+
+What is real here:
+
+* the operator (a process) renders the ModelRegistry's Deployment, Service and DSN Secret;
+* the simulated node runs the Deployment's ``rest-container`` as the real ``model-registry``
+  server process: its image (``sim-exec``) is declared to provide ``/model-registry`` (the binary
+  ``hack/install-upload-backends.sh`` builds), so the rendered ``command`` / ``args`` and the
+  ``MR_EMBEDMD_DATABASE_DSN`` read from the operator's Secret run unmodified, against a
+  throwaway PostgreSQL (and, as a second run, MariaDB);
+* the Pod becomes Ready only through the rendered startup and readiness probes
+  (``/readyz/isDirty``, ``/readyz/health``, which query the database), and ``Available=True``
+  follows from it through the Deployment and EndpointSlice controllers;
+* a ModelUploadJob naming the registry (``spec.registry.name``) copies a model from SeaweedFS S3
+  to an OCI modelcar in a local distribution registry and registers it through
+  ``http://<name>.<ns>.svc.cluster.local:<port>``, the address the operator renders, which the
+  process container resolves through its private ``/etc/hosts`` (Service names of the node);
+* the official ``model-registry`` Python client reads the result back.
+
+The pinned server (v0.3.0) cannot answer parent-scoped lookups on PostgreSQL (HTTP 500
+``relation "parentcontext" / "attribution" does not exist``, see
+:mod:`tests.backends.registry_server`): there the client reads the version and the artifact by
+id, through its own API layer. The MariaDB run reads them by name through the client's public
+methods, and lists the versions, so both ways of reading are covered.
+
+The binaries (control plane, registry server, PostgreSQL, SeaweedFS, docker-registry, the
+client's venv) come from ``make deps``; a missing one fails the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_operator.kube import lookup
+from tests.backends.databases import MariaDBServer, PostgresServer
+from tests.backends.oci import DistributionRegistry
+from tests.backends.process import cache_bin
+from tests.backends.registry_server import API, client_python, official_client_read
+from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
+from tests.upload.helpers import model_files, s3_upload
+
+from .kube import Cluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
+DEPLOYMENT = lookup("apps/v1", "Deployment")
+POD = lookup("v1", "Pod")
+REGISTRY_IMAGE = "localhost/sim-exec/model-registry:flagship"
+UPLOAD_IMAGE = "localhost/sim-exec/model-registry-operator:test"
+BUCKET = "models"
+NAME = "flagship"
+
+_LIST_SCRIPT = r"""
+import json, sys
+from model_registry import ModelRegistry
+url, port, name, versions = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "versions"
+mr = ModelRegistry(url, port, author="test", is_secure=False)
+listed = {"models": sorted(m.name for m in mr.get_registered_models())}
+if versions:
+    listed["versions"] = sorted(v.name for v in mr.get_model_versions(name))
+print(json.dumps(listed))
+"""
+
+
+@pytest.fixture(scope="module")
+def registry_binary() -> Path:
+    binary = cache_bin() / "model-registry"
+    if not binary.is_file():
+        pytest.fail(f"{binary} not found: run `make deps` (hack/install-upload-backends.sh builds it)")
+    return binary
+
+
+@pytest.fixture(params=["postgres", "mariadb"])
+def database(request: pytest.FixtureRequest) -> Iterator[PostgresServer | MariaDBServer]:
+    """A throwaway database server for the registry (stopped at the end of the test, if still up)."""
+    server = PostgresServer() if request.param == "postgres" else MariaDBServer()
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[SeaweedS3]:
+    server = SeaweedS3()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def oci() -> Iterator[DistributionRegistry]:
+    server = DistributionRegistry()
+    server.start()
+    yield server
+    server.stop()
+
+
+def manifests(namespace: str, port: int, db: PostgresServer | MariaDBServer) -> str:
+    """The database password Secret and a ModelRegistry on that database, served by the real binary."""
+    connection = {
+        "host": db.host,
+        "port": db.port,
+        "database": db.database,
+        "username": db.user,
+        "passwordSecret": {"name": "registry-db", "key": "password"},
+    }
+    if isinstance(db, PostgresServer):
+        database_spec = {"postgres": {**connection, "sslMode": "disable"}}
+    else:
+        database_spec = {"mysql": connection}
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "registry-db", "namespace": namespace},
+            "stringData": {"password": db.password},
+        },
+        {
+            "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+            "kind": "ModelRegistry",
+            "metadata": {"name": NAME, "namespace": namespace},
+            "spec": {"rest": {"port": port, "image": REGISTRY_IMAGE}, **database_spec},
+        },
+    ]
+    return yaml.safe_dump_all(docs)
+
+
+def upload_manifests(namespace: str, s3: SeaweedS3, oci: DistributionRegistry, base_image: str) -> str:
+    auth = base64.b64encode(b"ci-user:unused-password").decode()
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s3-credentials", "namespace": namespace},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                "AWS_S3_ENDPOINT": s3.endpoint,
+                "AWS_S3_BUCKET": BUCKET,
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "oci-credentials", "namespace": namespace},
+            "stringData": {".dockerconfigjson": json.dumps({"auths": {oci.host: {"auth": auth}}})},
+        },
+        {
+            "apiVersion": "modelregistry.opendatahub.io/v1alpha1",
+            "kind": "ModelUploadJob",
+            "metadata": {"name": "llm", "namespace": namespace},
+            "spec": {
+                "registry": {"name": NAME, "author": "flagship-test"},
+                "intent": "create_model",
+                "source": {"s3": {"key": f"{namespace}/llm", "credentialsSecret": "s3-credentials"}},
+                "destination": {
+                    "oci": {
+                        "uri": f"{oci.host}/{namespace}/llm:v1",
+                        "baseImage": base_image,
+                        "enableTLSVerify": False,
+                        "credentialsSecret": "oci-credentials",
+                    }
+                },
+                "model": {
+                    "registeredModel": {"name": f"{namespace}-llm", "description": "the flagship model"},
+                    "modelVersion": {"name": "v1", "author": "alice"},
+                    "modelArtifact": {"modelFormatName": "onnx", "modelFormatVersion": "1"},
+                },
+                "job": {"image": UPLOAD_IMAGE, "backoffLimit": 0},
+            },
+        },
+    ]
+    return yaml.safe_dump_all(docs)
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    return next((c for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
+
+
+def registry_pod(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    deployment = cluster.get(DEPLOYMENT, namespace, NAME)
+    assert deployment is not None
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    pods = cluster.list(POD, namespace, ",".join(f"{k}={v}" for k, v in labels.items()))
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return pods[0]
+
+
+def host_free_port() -> int:
+    """A port free on every address: the registry binds it on 0.0.0.0 of the host network."""
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))  # noqa: S104
+        port: int = s.getsockname()[1]
+        return port
+
+
+def seconds(timestamp: str) -> float:
+    return dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+
+
+def official_client_list(url: str, name: str, *, versions: bool) -> dict[str, Any]:
+    """Registered models (and, with ``versions``, the versions of ``name``) listed by the official client."""
+    host, _, port = url.rpartition(":")
+    what = "versions" if versions else "models"
+    out = subprocess.run([str(client_python()), "-c", _LIST_SCRIPT, host, port, name, what], check=False,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"official client failed:\n{out.stderr[-3000:]}"
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_real_registry_serves_a_model_uploaded_by_a_job(
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    registry_binary: Path,
+    database: PostgresServer | MariaDBServer,
+    s3: SeaweedS3,
+    oci: DistributionRegistry,
+) -> None:
+    """Deploy, become Available through the real probes, upload, read back with the official client.
+
+    ``rest.port`` is a free port picked for this run: the registry container is a process on the
+    host network here and binds ``0.0.0.0:<rest.port>`` (the rendered ``--hostname=0.0.0.0``),
+    so a fixed port could collide with anything else listening on this machine.
+    """
+    assert client_python().is_file(), f"official client venv {client_python()} missing: run `make deps`"
+    sim_node.process_runner.provide_image_files(REGISTRY_IMAGE, {"/model-registry": registry_binary})
+    port = host_free_port()
+    cluster.apply_yaml(manifests(namespace, port, database), namespace)
+
+    # -- Available through the real readiness probe ---------------------------------------
+    available = cluster.wait_condition(namespace, NAME, "Available", "True", timeout=180)
+    assert available["reason"] == "DeploymentAvailable"
+    assert (cluster.condition(namespace, NAME, "DatabaseAvailable") or {}).get("status") == "True"
+    deployment = cluster.get(DEPLOYMENT, namespace, NAME)
+    assert deployment is not None
+    assert (deployment["status"].get("availableReplicas"), deployment["status"].get("readyReplicas")) == (1, 1)
+    assert condition(deployment, "Available")["status"] == "True"
+
+    pod = registry_pod(cluster, namespace)
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == "rest-container")
+    assert (container["image"], container["command"]) == (REGISTRY_IMAGE, ["/model-registry", "proxy"])
+    assert f"--port={port}" in container["args"]
+    status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "rest-container")
+    assert (status["ready"], status["started"], status["restartCount"]) == (True, True, 0), status
+    # Ready no earlier than the rendered startup probe's initialDelaySeconds (10 s) allows.
+    ready_at = seconds(condition(pod, "Ready")["lastTransitionTime"])
+    assert ready_at - seconds(status["state"]["running"]["startedAt"]) >= 9, status
+
+    pod_url = f"http://{pod['status']['podIP']}:{port}"
+    health = requests.get(f"{pod_url}/readyz/health", timeout=10)
+    assert health.status_code == 200, health.text
+    listed = requests.get(f"{pod_url}{API}/registered_models", timeout=10)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == []
+
+    # -- a ModelUploadJob registers a model in it ------------------------------------------
+    files = model_files(big=1024 * 1024)
+    s3_upload(s3, BUCKET, f"{namespace}/llm", files)
+    base_image = oci.push_busybox_base()
+    cluster.apply_yaml(upload_manifests(namespace, s3, oci, base_image), namespace)
+
+    def succeeded() -> dict[str, Any] | None:
+        st = ((cluster.get(MUJ, namespace, "llm") or {}).get("status")) or {}
+        if st.get("phase") == "Failed":
+            raise AssertionError(f"upload failed: {json.dumps(st, indent=1)}")
+        return st if st.get("phase") == "Succeeded" else None
+
+    muj = wait_for(succeeded, 240, interval=0.5, what="ModelUploadJob Succeeded")
+    assert muj["registryURL"] == f"http://{NAME}.{namespace}.svc.cluster.local:{port}"
+    assert muj["artifactURI"] == f"oci://{oci.host}/{namespace}/llm:v1"
+    assert all(muj.get(k) for k in ("registeredModelId", "modelVersionId", "modelArtifactId")), muj
+    assert muj["files"] == len(files)
+
+    # -- what the registry holds: its REST API and the official client -----------------------
+    model_name = f"{namespace}-llm"
+    models = requests.get(f"{pod_url}{API}/registered_models", timeout=10).json()["items"]
+    assert [(m["id"], m["name"]) for m in models] == [(muj["registeredModelId"], model_name)]
+    artifact_rest = requests.get(f"{pod_url}{API}/model_artifacts/{muj['modelArtifactId']}", timeout=10)
+    assert artifact_rest.status_code == 200, artifact_rest.text
+    assert (artifact_rest.json()["uri"], artifact_rest.json()["state"]) == (muj["artifactURI"], "LIVE")
+
+    by_name = isinstance(database, MariaDBServer)  # PostgreSQL: the pinned server's parent lookups fail
+    ids = {"model": muj["registeredModelId"], "version": muj["modelVersionId"], "artifact": muj["modelArtifactId"]}
+    read = official_client_read(pod_url, model_name, "v1", ids=None if by_name else ids)
+    model, version, artifact = read["model"], read["version"], read["artifact"]
+    assert (model["id"], model["name"], model["description"]) == (ids["model"], model_name, "the flagship model")
+    assert (version["id"], version["name"], version["author"]) == (ids["version"], "v1", "alice")
+    assert (artifact["id"], artifact["uri"], artifact["state"]) == (ids["artifact"], muj["artifactURI"], "LIVE")
+    assert (artifact["model_format_name"], artifact["model_format_version"]) == ("onnx", "1")
+    listed = official_client_list(pod_url, model_name, versions=by_name)
+    assert listed == ({"models": [model_name], "versions": ["v1"]} if by_name else {"models": [model_name]})
+    if by_name:
+        artifacts = requests.get(f"{pod_url}{API}/model_versions/{ids['version']}/artifacts", timeout=10)
+        assert [a["id"] for a in artifacts.json()["items"]] == [ids["artifact"]], artifacts.text
+
+    # -- readiness is the server's own health: without its database it is no longer Available
+    database.stop()
+    cluster.wait_condition(namespace, NAME, "Available", "False", timeout=120)
+    assert condition(registry_pod(cluster, namespace), "Ready")["status"] == "False"

@@ -1,0 +1,120 @@
+"""The upload Pod writes its progress into its ModelUploadJob's status, and into nothing else.
+
+The reporter of the upload program runs here against the real API server with a real service
+account token (TokenRequest API), through the Role and RoleBinding the operator renders for each
+upload. The operator runs meanwhile and keeps writing its own status fields: both coexist.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from model_registry_operator.api.modeluploadjob import ModelUploadJobSpec
+from model_registry_operator.kube import lookup
+from model_registry_operator.render.modeluploadjob import RegistryEndpoint, UploadJobRef, render_model_upload_job
+from model_registry_operator.upload.progress import Progress, ProgressSnapshot
+from model_registry_operator.upload.status_report import FIELD_MANAGER, StatusReporter
+
+from .kube import Cluster, wait_for
+
+MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
+ENDPOINT = RegistryEndpoint("http://not-there.svc", 8080, False)
+SPEC: dict[str, Any] = {
+    # A registry that does not exist: the operator keeps the upload Pending and renders nothing.
+    "registry": {"name": "not-there"},
+    "intent": "create_model",
+    "source": {"uri": {"uri": "https://example.com/model.tar"}},
+    "destination": {"oci": {"uri": "registry.example.com/models/m:v1"}},
+    "model": {"registeredModel": {"name": "m"}, "modelVersion": {"name": "v1"}},
+}
+
+
+def create_upload(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    doc = {"apiVersion": "modelregistry.opendatahub.io/v1alpha1", "kind": "ModelUploadJob",
+           "metadata": {"name": name}, "spec": SPEC}
+    cluster.apply_yaml(yaml.safe_dump(doc), namespace)
+    return wait_for(lambda: cluster.get(MUJ, namespace, name), what=f"ModelUploadJob {name}")
+
+
+def service_account_dir(cluster: Cluster, namespace: str, tmp: Path) -> Path:
+    """What a kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount."""
+    wait_for(lambda: cluster.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
+             what="the default service account")
+    token = cluster.kubectl("create", "token", "default", "-n", namespace).stdout.strip()
+    ca = wait_for(lambda: (cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", namespace, "-o",
+                                           "jsonpath={.data.ca\\.crt}", check=False).stdout),
+                  what="kube-root-ca.crt")
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "token").write_text(token)
+    (tmp / "ca.crt").write_text(ca)
+    return tmp
+
+
+def api_env(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    server = cluster.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+    host, _, port = server.removeprefix("https://").rpartition(":")
+    return {"MODEL_UPLOAD_JOB_NAME": name, "MODEL_UPLOAD_JOB_NAMESPACE": namespace,
+            "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
+
+
+def test_the_upload_pod_reports_progress_in_its_own_status_only(
+    cluster: Cluster, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mine = create_upload(cluster, namespace, "mine")
+    other = create_upload(cluster, namespace, "other")
+    # The Role and RoleBinding exactly as the operator renders them for "mine".
+    raw = mine["spec"]
+    objects = render_model_upload_job(UploadJobRef("mine", namespace, mine["metadata"]["uid"]),
+                                      ModelUploadJobSpec.model_validate(raw), raw, ENDPOINT, "example.com/op:1")
+    rbac = [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    cluster.apply_yaml(yaml.safe_dump_all(rbac), namespace)
+    sa_dir = service_account_dir(cluster, namespace, tmp_path / "sa")
+
+    reporter = StatusReporter.from_env(api_env(cluster, namespace, "mine"), sa_dir)
+    assert reporter is not None
+    with Progress(1000, interval=0.2, label="upload", report=reporter.report) as progress:
+        progress.add(400)
+        wait_for(lambda: (((cluster.get(MUJ, namespace, "mine") or {}).get("status") or {}).get("progress") or {})
+                 .get("bytesTransferred") == 400, timeout=20, what="progress 400 of 1000 in the status")
+        progress.add(600)
+    body = cluster.get(MUJ, namespace, "mine")
+    assert body is not None
+    got = body["status"]["progress"]
+    assert (got["stage"], got["bytesTransferred"], got["bytesTotal"], got["percent"]) == ("Registering", 1000, 1000,
+                                                                                           100)
+    assert got["updateTime"].endswith("Z")
+    managers = {(f["manager"], f.get("subresource")) for f in body["metadata"]["managedFields"]}
+    assert (FIELD_MANAGER, "status") in managers
+    # The operator's own status fields live on beside it.
+    assert body["status"]["phase"] == "Pending"
+    assert body["status"]["conditions"]
+
+    # The same token cannot write another upload's status: refused, logged once, nothing raised.
+    intruder = StatusReporter.from_env(api_env(cluster, namespace, "other"), sa_dir)
+    assert intruder is not None
+    with caplog.at_level(logging.WARNING, logger="model_registry_operator.upload.status_report"):
+        assert intruder.report(ProgressSnapshot("Transferring", 1, 2, 1.0)) is False
+        assert intruder.report(ProgressSnapshot("Transferring", 2, 2, 1.0)) is False
+    warnings = [r.getMessage() for r in caplog.records if "could not report progress" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "HTTP 403" in warnings[0]
+    assert (sa_dir / "token").read_text() not in caplog.text
+    after = cluster.get(MUJ, namespace, "other")
+    assert after is not None
+    assert "progress" not in (after.get("status") or {})
+    assert other["metadata"]["uid"] == after["metadata"]["uid"]
+
+
+def test_no_cluster_credentials_means_log_only(tmp_path: Path) -> None:
+    env = {"MODEL_UPLOAD_JOB_NAME": "x", "MODEL_UPLOAD_JOB_NAMESPACE": "y",
+           "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}
+    assert StatusReporter.from_env(env, tmp_path) is None  # no token file
+    (tmp_path / "token").write_text("t")
+    assert StatusReporter.from_env({k: v for k, v in env.items() if k != "MODEL_UPLOAD_JOB_NAME"}, tmp_path) is None
+    assert StatusReporter.from_env(env, tmp_path) is not None
+
