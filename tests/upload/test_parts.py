@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -11,6 +12,7 @@ import sys
 import tarfile
 import threading
 import time
+import tracemalloc
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,14 +21,26 @@ from typing import Any
 import pytest
 
 from model_registry_operator.upload import redact
-from model_registry_operator.upload.destinations.oci import write_model_tar
-from model_registry_operator.upload.destinations.oci_client import parse_ref
-from model_registry_operator.upload.errors import EXIT_CONFIG, ConfigError, UnsafeArchiveError
+from model_registry_operator.upload.destinations.oci import (
+    _tarinfo,
+    model_tar_chunks,
+    model_tar_size,
+    write_model_tar,
+)
+from model_registry_operator.upload.destinations.oci_client import OciError, _StreamedBody, parse_ref
+from model_registry_operator.upload.errors import EXIT_CONFIG, ConfigError, TransferError, UnsafeArchiveError
 from model_registry_operator.upload.metadata import load_metadata, metadata_value, typed_properties
 from model_registry_operator.upload.progress import Progress
 from model_registry_operator.upload.sources.archive import unpack
-from model_registry_operator.upload.sources.base import ParallelRangeReader, SourceFile, safe_relpath
-from model_registry_operator.upload.sources.uri import HttpFetcher, public_url
+from model_registry_operator.upload.sources.base import (
+    BufferPool,
+    Chunk,
+    ParallelRangeReader,
+    SourceFile,
+    read_chunks,
+    safe_relpath,
+)
+from model_registry_operator.upload.sources.uri import HttpFetcher, UriSource, public_url
 
 # -- metadata -----------------------------------------------------------------------------
 
@@ -289,3 +303,161 @@ def test_module_entry_point_config_error(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, check=False)
     assert help_out.returncode == 0
     assert "MODEL_SYNC_DESTINATION_OCI_URI" in help_out.stdout
+
+
+# -- bounded buffers: memory follows part size x parallelism, not the model size ----------
+
+
+class _Ranges(BaseHTTPRequestHandler):
+    """Serves ``data`` with ``Range`` support, straight from a memoryview (no copies here)."""
+
+    protocol_version = "HTTP/1.1"
+    data = b""
+    clients: set[int] = set()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ANN401
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).clients.add(self.client_address[1])
+        view = memoryview(self.data)
+        rng = self.headers.get("Range")
+        if rng:
+            first, _, last = rng.split("=", 1)[1].partition("-")
+            start, end = int(first), min(int(last), len(view) - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(view)}")
+        else:
+            start, end = 0, len(view) - 1
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        self.wfile.write(view[start : end + 1])
+
+
+@pytest.fixture
+def range_server() -> Any:  # noqa: ANN401
+    _Ranges.data = os.urandom(24 * 1024 * 1024 + 12_345)
+    _Ranges.clients = set()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Ranges)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/model.bin"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_ranged_source_recycles_a_bounded_pool_of_buffers(range_server: str, tmp_path: Path) -> None:
+    """24 MiB in 1 MiB parts over real HTTP: every part lands in one of parallelism + 1 reused
+    buffers, the bytes are handed over without copies, connections are reused, and the Python
+    heap never holds much more than those buffers (``resp.content`` joins, or copying each part
+    into fresh bytes, would break the bound)."""
+    part, parallelism = 1024 * 1024, 3
+    source = UriSource(range_server, storage_path=tmp_path, part_size=part, parallelism=parallelism, timeout=10)
+    [f] = source.files()
+    assert f.size == len(_Ranges.data)
+    digest = hashlib.sha256()
+    buffers: set[int] = set()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        stream = f.open()
+        try:
+            for chunk in read_chunks(stream, f.size, BufferPool(part, 1), "t"):
+                assert chunk.view.obj is not None
+                buffers.add(id(chunk.view.obj))
+                assert source.buffers.in_use <= parallelism + 1
+                digest.update(chunk.view)
+                chunk.release()
+        finally:
+            stream.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest.digest() == hashlib.sha256(_Ranges.data).digest()
+    assert source.buffers.allocated <= parallelism + 1
+    assert source.buffers.peak_in_use <= parallelism + 1
+    assert len(buffers) <= parallelism + 1  # 25 parts, the same few buffers
+    assert peak < (parallelism + 2) * part, f"{peak} bytes allocated at the peak"
+    assert len(_Ranges.clients) <= parallelism + 1  # one connection per fetch thread, kept open
+
+
+def test_parallel_range_reader_waits_for_released_buffers() -> None:
+    """A consumer holding parts keeps the reader from fetching further: the pool is the bound."""
+    data = os.urandom(100_000)
+    pool = BufferPool(10_000, 3)
+    reader = ParallelRangeReader(lambda s, e: data[s : e + 1], len(data), 10_000, 8, "t", pool=pool)
+    held = [reader.next_chunk(), reader.next_chunk()]
+    assert pool.in_use == 3  # two held, one fetched ahead: no more
+    out = bytearray()
+    for chunk in held:
+        assert chunk is not None
+        out += chunk.view
+        chunk.release()
+    while (chunk := reader.next_chunk()) is not None:
+        out += chunk.view
+        chunk.release()
+        assert pool.peak_in_use <= 3
+    reader.close()
+    assert bytes(out) == data
+    assert pool.allocated == 3
+    assert pool.in_use == 0
+
+
+def test_model_tar_chunks_match_tarfile_byte_for_byte() -> None:
+    """The hand-written tar stream is exactly what ``tarfile`` writes (so layer digests do not
+    change), long names and empty files included, and ``model_tar_size`` announces its size."""
+    blobs = {"b/x.bin": os.urandom(70_001), "a.txt": b"2", "b/c/empty": b"",
+             "d" * 90 + "/" + "e" * 80 + ".safetensors": os.urandom(1_000_000), "f.bin": os.urandom(512)}
+
+    def files(ranged: bool) -> list[SourceFile]:
+        def opener(v: bytes) -> Any:  # noqa: ANN401
+            if ranged:
+                return ParallelRangeReader(lambda s, e: v[s : e + 1], len(v), 65_536, 3, "t")
+            return io.BytesIO(v)
+
+        return [SourceFile(k, len(v), lambda v=v: opener(v)) for k, v in blobs.items()]  # type: ignore[misc]
+
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+        dirs = ["models", "models/b", "models/b/c", "models/" + "d" * 90]
+        for d in dirs:
+            tar.addfile(_tarinfo(d + "/", directory=True))
+        for name in sorted(blobs):
+            tar.addfile(_tarinfo(f"models/{name}", len(blobs[name])), io.BytesIO(blobs[name]))
+    for ranged in (False, True):
+        pool = BufferPool(4096, 2)
+        out = bytearray()
+        for chunk in model_tar_chunks(files(ranged), None, pool):
+            out += chunk.view
+            chunk.release()
+        assert bytes(out) == expected.getvalue()
+        assert pool.in_use == 0
+    assert model_tar_size(files(False)) == len(expected.getvalue())
+
+
+def test_short_source_file_is_an_error() -> None:
+    files = [SourceFile("m.bin", 10, lambda: io.BytesIO(b"12345"))]
+    with pytest.raises(TransferError, match="ended early"):
+        list(model_tar_chunks(files, None, BufferPool(4, 10)))
+
+
+def test_streamed_blob_body_hashes_and_releases_after_sending() -> None:
+    data = [os.urandom(n) for n in (512, 3 * 1024 * 1024, 7, 2 * 1024 * 1024)]
+    released: list[int] = []
+    chunks = [Chunk(memoryview(d), lambda i=i: released.append(i)) for i, d in enumerate(data)]  # type: ignore[misc]
+    digest = hashlib.sha256()
+    body = _StreamedBody(chunks, sum(map(len, data)), digest)
+    assert len(body) == sum(map(len, data))
+    for i, view in enumerate(body):
+        assert released == list(range(i))  # the chunk being sent is still held
+        assert bytes(view) == data[i]
+    assert released == [0, 1, 2, 3]
+    assert digest.digest() == hashlib.sha256(b"".join(data)).digest()
+    with pytest.raises(OciError, match="cannot be sent twice"):
+        list(body)
+    with pytest.raises(OciError, match="more than the 10 bytes"):
+        list(_StreamedBody([Chunk(memoryview(b"x" * 11))], 10, hashlib.sha256()))
+    with pytest.raises(OciError, match="9 bytes for 10"):
+        list(_StreamedBody([Chunk(memoryview(b"x" * 9))], 10, hashlib.sha256()))

@@ -125,8 +125,9 @@ PARAMS: tuple[Param, ...] = (
     Param("source_oci_credentials_path"),
     Param("destination_oci_credentials_path"),
     Param("source_uri_credentials_path"),
-    Param("parallelism", "4", help="concurrent part transfers"),
-    Param("part_size", "8388608", help="bytes per transferred part"),
+    Param("parallelism", "4", help="concurrent part transfers (ranged reads fetched ahead)"),
+    Param("part_size", "8388608", help="bytes per transferred part; the transfer buffers grow with part "
+          "size x parallelism (x (parallelism + 1) for an OCI destination), never with the model size"),
     Param("progress_interval", "5", help="seconds between progress log lines"),
     Param("timeout", "60", help="network timeout in seconds"),
 )

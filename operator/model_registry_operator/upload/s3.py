@@ -163,6 +163,10 @@ class S3Client:
             raise TransferError(f"S3 short read on s3://{bucket}/{key} at {start}: {len(data)} bytes")
         return data
 
+    def open_range(self, bucket: str, key: str, start: int, end: int) -> requests.Response:
+        """Streamed response of bytes ``start..end`` inclusive (the caller reads and closes it)."""
+        return self.request("GET", bucket, key, headers={"Range": f"bytes={start}-{end}"}, stream=True)
+
     def put(self, bucket: str, key: str, body: bytes) -> None:
         self.request("PUT", bucket, key, body=body)
 

@@ -1,8 +1,9 @@
 """OCI modelcar destination.
 
 The image is the base image (one platform of it) plus ONE new uncompressed tar layer holding
-the model under ``/models/`` (sub-directories preserved). The layer is written as a tar stream
-straight into a chunked blob upload while it is hashed: no scratch copy of the model is made.
+the model under ``/models/`` (sub-directories preserved). The layer is a tar stream sent as the
+body of one blob-upload PATCH while it is hashed, the file contents passed on in the source's own
+part buffers: no scratch copy of the model is made, and no copy of its bytes in memory.
 Entries are reproducible (uid/gid 0, mtime 0, fixed modes, sorted), so the same files always
 give the same layer digest.
 """
@@ -15,12 +16,13 @@ import json
 import logging
 import posixpath
 import tarfile
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from ..config import OciDestination
 from ..errors import TransferError
 from ..progress import Progress
-from ..sources.base import CountingReader, SourceFile
+from ..sources.base import BufferPool, Chunk, SourceFile, read_chunks
 from .oci_client import (
     DOCKER_LIST,
     OCI_CONFIG,
@@ -58,9 +60,11 @@ def _tarinfo(name: str, size: int = 0, directory: bool = False) -> tarfile.TarIn
     return info
 
 
-def write_model_tar(files: list[SourceFile], out: Any, progress: Progress | None,  # noqa: ANN401
-                    bufsize: int = 1024 * 1024) -> None:
-    """Write the reproducible model layer (``models/...``) as a tar stream into ``out``."""
+NUL_BLOCKS = bytes(tarfile.RECORDSIZE)
+
+
+def _model_entries(files: list[SourceFile]) -> list[tuple[bytes, SourceFile | None]]:
+    """``(tar header, file or None for a directory)`` in layer order."""
     ordered = sorted(files, key=lambda f: f.path)
     dirs: set[str] = {MODELS_DIR}
     for f in ordered:
@@ -68,16 +72,98 @@ def write_model_tar(files: list[SourceFile], out: Any, progress: Progress | None
         while parent:
             dirs.add(f"{MODELS_DIR}/{parent}")
             parent = posixpath.dirname(parent)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT, bufsize=bufsize) as tar:
-        tar.copybufsize = bufsize  # type: ignore[attr-defined]
-        for d in sorted(dirs):
-            tar.addfile(_tarinfo(d + "/", directory=True))
-        for f in ordered:
-            stream = CountingReader(f.open(), progress)
+    entries: list[tuple[bytes, SourceFile | None]] = [(_header(_tarinfo(d + "/", directory=True)), None)
+                                                      for d in sorted(dirs)]
+    entries += [(_header(_tarinfo(f"{MODELS_DIR}/{f.path}", f.size)), f) for f in ordered]
+    return entries
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    # what TarFile.addfile writes (GNU long-name blocks included)
+    return info.tobuf(tarfile.GNU_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+def _pad(size: int) -> int:
+    return -size % tarfile.BLOCKSIZE
+
+
+def _end(offset: int) -> int:
+    """The end-of-archive blocks, then zeros up to a whole record (as ``tarfile`` closes)."""
+    end = offset + 2 * tarfile.BLOCKSIZE
+    return 2 * tarfile.BLOCKSIZE + (-end % tarfile.RECORDSIZE)
+
+
+def model_tar_size(files: list[SourceFile]) -> int:
+    """Size of the model layer :func:`model_tar_chunks` produces."""
+    offset = 0
+    for header, f in _model_entries(files):
+        offset += len(header)
+        if f is not None:
+            offset += f.size + _pad(f.size)
+    return offset + _end(offset)
+
+
+def model_tar_chunks(files: list[SourceFile], progress: Progress | None, pool: BufferPool) -> Iterator[Chunk]:
+    """The reproducible model layer (``models/...``), an uncompressed tar, as chunks.
+
+    Byte for byte what ``tarfile`` writes in stream mode (GNU format), but the file contents are
+    passed on as the sources' own buffers (or buffers of ``pool``), never joined or copied. The
+    consumer releases each chunk once it is done with it.
+    """
+    entries = _model_entries(files)
+    order = [f for _, f in entries if f is not None]
+    opened: dict[int, BinaryIO] = {}
+
+    def stream_of(index: int) -> BinaryIO | None:
+        if index < len(order) and index not in opened:
+            opened[index] = order[index].open()
+        return opened.get(index)
+
+    offset, index = 0, 0
+    try:
+        for header, f in entries:
+            yield Chunk(memoryview(header))
+            offset += len(header)
+            if f is None:
+                continue
+            stream = stream_of(index)
+            assert stream is not None
+            left = f.size
             try:
-                tar.addfile(_tarinfo(f"{MODELS_DIR}/{f.path}", f.size), stream)
+                for chunk in read_chunks(stream, f.size, pool, f"source file {f.path}"):
+                    left -= len(chunk.view)
+                    if not left:
+                        # open the next file now: its first parts are fetched while the last
+                        # part of this one is still being sent
+                        stream_of(index + 1)
+                    if progress is not None:
+                        progress.add(len(chunk.view))
+                    yield chunk
             finally:
-                stream.close()
+                opened.pop(index).close()
+            index += 1
+            offset += f.size
+            if pad := _pad(f.size):
+                yield Chunk(memoryview(NUL_BLOCKS)[:pad])
+                offset += pad
+    finally:
+        for stream in opened.values():
+            stream.close()
+    end = _end(offset)
+    while end:
+        n = min(end, len(NUL_BLOCKS))
+        yield Chunk(memoryview(NUL_BLOCKS)[:n])
+        end -= n
+
+
+def write_model_tar(files: list[SourceFile], out: Any, progress: Progress | None,  # noqa: ANN401
+                    bufsize: int = 1024 * 1024) -> None:
+    """Write the reproducible model layer (``models/...``) as a tar stream into ``out``."""
+    for chunk in model_tar_chunks(files, progress, BufferPool(bufsize, 1)):
+        try:
+            out.write(chunk.view)
+        finally:
+            chunk.release()
 
 
 class OciModelcar:
@@ -183,11 +269,14 @@ class OciModelcar:
             layers.append({"mediaType": _LAYER_TYPES.get(desc["mediaType"], desc["mediaType"]),
                            "digest": desc["digest"], "size": desc["size"]})
         log.info("streaming the model layer (%d files) to %s", len(files), self.ref)
-        # The sender thread pushes one chunk while the next is read and tarred.
-        up = BlobUpload(self.reg, self.ref.repository, self.chunk_size, background=True)
+        # One PATCH whose body is the tar, streamed: the parts fetched by the source go out as
+        # they are (no copy, no join), hashed on the way. Only for sources that do not hand
+        # their own buffers over (local files) are parts read into buffers of this pool.
+        up = BlobUpload(self.reg, self.ref.repository, self.chunk_size)
         try:
-            write_model_tar(files, up, progress)
-            layer_digest, layer_size = up.finish()
+            pool = BufferPool(self.chunk_size, 2)
+            layer_digest, layer_size = up.upload_stream(model_tar_chunks(files, progress, pool),
+                                                        model_tar_size(files))
         except BaseException:
             up.cancel()
             raise

@@ -9,9 +9,10 @@ import logging
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import requests
@@ -28,6 +29,14 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
+
+
+class Chunk(Protocol):
+    """Bytes to send and the hand-back of their buffer (``sources.base.Chunk``)."""
+
+    view: memoryview
+
+    def release(self) -> None: ...
 
 
 class OciError(TransferError):
@@ -338,6 +347,30 @@ class BlobUpload:
         self.sent += len(chunk)
         self.location = self._location(resp)
 
+    def upload_stream(self, chunks: Iterable[Chunk], total: int) -> tuple[str, int]:
+        """The whole blob (``total`` bytes) as ONE ``PATCH`` whose body is streamed from ``chunks``,
+        then the closing ``PUT``; returns ``(digest, size)``.
+
+        Each chunk is hashed and written to the socket as it is, then released: nothing is
+        buffered or copied here. A ``Content-Length`` is sent (not chunked transfer coding), so
+        this is the spec's chunked upload with a single chunk. Use instead of :meth:`write`."""
+        if self.size or self._pending:
+            raise OciError("upload_stream on an upload that already has data")
+        body = _StreamedBody(chunks, total, self.hash)
+        if total:
+            resp = self.reg.request("PATCH", self.location, scope=self.scope, ok=(202,), data=body, headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"0-{total - 1}",
+                "Content-Length": str(total),
+            })
+            self.location = self._location(resp)
+        else:
+            body.drain()
+        if body.size != total:
+            raise OciError(f"blob upload: {body.size} bytes sent for {total} announced")
+        self.size = self.sent = total
+        return self.finish()
+
     def flush(self) -> None:
         """Nothing to do: chunks are sent when full (file-object protocol)."""
 
@@ -357,6 +390,60 @@ class BlobUpload:
             self._stop_sender()
         with contextlib.suppress(OciError):
             self.reg.request("DELETE", self.location, scope=self.scope, ok=(200, 202, 204, 404))
+
+
+class _StreamedBody:
+    """Request body of :meth:`BlobUpload.upload_stream`: ``len()`` gives the Content-Length to
+    ``requests``, iterating yields each chunk's view and releases the chunk once the next one is
+    asked for, i.e. once the view has been written to the socket.
+
+    A large chunk is hashed by a helper thread while it is being sent (``hashlib`` releases the
+    GIL), so hashing does not stall the socket; the chunk's buffer is only released once both
+    are done."""
+
+    INLINE_HASH = 1024 * 1024
+    """Chunks smaller than this (tar headers, padding) are hashed in line."""
+
+    def __init__(self, chunks: Iterable[Chunk], total: int, digest: hashlib._Hash) -> None:
+        self.chunks = chunks
+        self.total = total
+        self.hash = digest
+        self.size = 0
+        self.started = False
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[memoryview]:
+        if self.started:  # a retry or an auth challenge would send a partial body
+            raise OciError("blob upload: the streamed body cannot be sent twice")
+        self.started = True
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+            for chunk in self.chunks:
+                try:
+                    view = chunk.view
+                    if not len(view):
+                        continue
+                    if self.size + len(view) > self.total:
+                        raise OciError(f"blob upload: more than the {self.total} bytes announced")
+                    self.size += len(view)
+                    if len(view) < self.INLINE_HASH:
+                        self.hash.update(view)
+                        yield view
+                        continue
+                    hashed = hasher.submit(self.hash.update, view)
+                    try:
+                        yield view
+                    finally:
+                        hashed.result()
+                finally:
+                    chunk.release()
+        if self.size != self.total:
+            raise OciError(f"blob upload: {self.size} bytes for {self.total} announced")
+
+    def drain(self) -> None:
+        for _ in self:
+            pass
 
 
 def _reason(exc: BaseException) -> str:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import logging
 import posixpath
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
+
+import requests
+import urllib3
 
 from ..errors import TransferError
 from ..progress import Progress
@@ -66,7 +70,10 @@ class CountingReader(io.RawIOBase):
         super().close()
 
 
-def retry(what: str, fn: Callable[[], bytes], attempts: int = 5, delay: float = 0.5) -> bytes:
+T = TypeVar("T")
+
+
+def retry(what: str, fn: Callable[[], T], attempts: int = 5, delay: float = 0.5) -> T:
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:
@@ -95,73 +102,308 @@ def shared_pool(workers: int) -> ThreadPoolExecutor:
         return _shared_pool
 
 
+class BufferPool:
+    """At most ``count`` buffers of ``size`` bytes, allocated on first use and then recycled.
+
+    Every part that is being fetched, waits to be consumed or is being sent holds one buffer, so
+    a transfer's buffers never take more than ``size * count`` bytes, whatever the model size, and
+    the allocator never sees part-sized allocations come and go (which is what made the resident
+    set several times the bytes actually in flight).
+    """
+
+    WAIT = 600.0
+    """Seconds :meth:`acquire` waits for a buffer before giving up (a consumer holding every
+    buffer while it waits for the next part would otherwise hang)."""
+
+    def __init__(self, size: int, count: int) -> None:
+        self.size = size
+        self.count = max(1, count)
+        self.allocated = 0
+        self.in_use = 0
+        self.peak_in_use = 0
+        self._free: list[bytearray] = []
+        self._cond = threading.Condition()
+
+    def _take(self) -> bytearray | None:
+        if self._free:
+            buf = self._free.pop()
+        elif self.allocated < self.count:
+            buf = bytearray(self.size)
+            self.allocated += 1
+        else:
+            return None
+        self.in_use += 1
+        self.peak_in_use = max(self.peak_in_use, self.in_use)
+        return buf
+
+    def try_acquire(self) -> bytearray | None:
+        with self._cond:
+            return self._take()
+
+    def acquire(self) -> bytearray:
+        with self._cond:
+            deadline = time.monotonic() + self.WAIT
+            while (buf := self._take()) is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    raise TransferError(f"no transfer buffer freed in {self.WAIT:.0f} s "
+                                        f"({self.count} of {self.size} bytes in use)")
+            return buf
+
+    def release(self, buf: bytearray) -> None:
+        with self._cond:
+            self._free.append(buf)
+            self.in_use -= 1
+            self._cond.notify()
+
+
+class Chunk:
+    """Bytes of a transfer as a view; :meth:`release` hands the buffer behind it back to its pool.
+
+    The view must not be used after :meth:`release` (the buffer is refilled with other bytes)."""
+
+    __slots__ = ("_release", "view")
+
+    def __init__(self, view: memoryview, release: Callable[[], None] | None = None) -> None:
+        self.view = view
+        self._release = release
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def read_chunks(stream: BinaryIO, size: int, pool: BufferPool, what: str) -> Iterator[Chunk]:
+    """Exactly ``size`` bytes of ``stream`` as chunks, without copying them where the stream can
+    hand its own buffers over (:meth:`ParallelRangeReader.next_chunk`), else read into buffers of
+    ``pool``. The consumer releases every chunk."""
+    next_chunk = getattr(stream, "next_chunk", None)
+    remaining = size
+    while remaining > 0:
+        if next_chunk is not None:
+            chunk: Chunk | None = next_chunk()
+            if chunk is None:
+                raise TransferError(f"{what} ended early ({size - remaining} of {size} bytes)")
+            if len(chunk.view) > remaining:
+                chunk.view = chunk.view[:remaining]
+        else:
+            buf = pool.acquire()
+            view = memoryview(buf)[: min(len(buf), remaining)]
+            try:
+                got = _readinto_full(stream, view)
+            except OSError as exc:
+                pool.release(buf)
+                raise TransferError(f"{what}: read failed: {exc}") from None
+            except BaseException:
+                pool.release(buf)
+                raise
+            if not got:
+                pool.release(buf)
+                raise TransferError(f"{what} ended early ({size - remaining} of {size} bytes)")
+            chunk = Chunk(view[:got], lambda buf=buf: pool.release(buf))  # type: ignore[misc]
+        remaining -= len(chunk.view)
+        yield chunk
+
+
+def _readinto_full(stream: BinaryIO, view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]  # every file object here has it
+        if not n:
+            break
+        got += n
+    return got
+
+
+def check_range_answer(resp: requests.Response, start: int, length: int, what: str) -> None:
+    """The answer to a ``Range: bytes=start-...`` request holds exactly ``length`` bytes from
+    ``start`` (a server that ignores ``Range`` answers 200 with the whole object)."""
+    body = resp.headers.get("Content-Length")
+    whole = resp.status_code == 200 and start == 0
+    if (resp.status_code != 206 and not whole) or (body is not None and body.isdigit() and int(body) != length):
+        raise TransferError(f"{what}: bad answer to a ranged read at {start} (HTTP {resp.status_code}, "
+                            f"{body} bytes for {length})")
+
+
+def response_readinto(resp: requests.Response, view: memoryview, what: str) -> int:
+    """Read the body of a streamed response into ``view`` until it is full or the body ends.
+
+    Reads straight from the socket into the buffer (``http.client``'s ``readinto``) when the
+    response is a plain ``http.client`` one; otherwise (or for an encoded body, which only the
+    raw read returns as sent) copies from ``raw.read``. Network errors become a retryable
+    :class:`TransferError`."""
+    raw = resp.raw
+    fp = getattr(raw, "_fp", None)
+    direct = isinstance(fp, http.client.HTTPResponse) and resp.headers.get("Content-Encoding", "identity") in (
+        "", "identity")
+    got = 0
+    try:
+        while got < len(view):
+            if direct:
+                assert isinstance(fp, http.client.HTTPResponse)
+                n = fp.readinto(view[got:])
+            else:
+                data = raw.read(min(len(view) - got, 1024 * 1024), decode_content=False)
+                n = len(data)
+                view[got : got + n] = data
+            if not n:
+                break
+            got += n
+        if direct and got == len(view) and fp is not None and fp.isclosed():
+            raw.release_conn()  # body fully read: the connection goes back to the pool
+    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError,
+            requests.exceptions.RequestException) as exc:
+        raise TransferError(f"{what}: read failed after {got} bytes: {exc.__class__.__name__}: {exc}") from None
+    return got
+
+
+RangeFetch = Callable[[int, int], bytes]
+"""``(start, end)`` -> bytes ``start..end`` inclusive."""
+RangeFetchInto = Callable[[int, int, memoryview], None]
+"""``(start, end, view)``: write bytes ``start..end`` inclusive into ``view`` (exactly that long)."""
+
+
 class ParallelRangeReader(io.RawIOBase):
     """Sequential stream over a remote object fetched as parallel ranged reads.
 
-    At most ``parallelism`` parts of ``part_size`` bytes are in flight or buffered, so memory
-    stays below ``part_size * (parallelism + 1)``.
+    Each part is fetched into a buffer of ``pool`` (default: a pool of its own of
+    ``parallelism + 1`` buffers of ``part_size``); at most ``parallelism`` parts are fetched
+    ahead, and a part's buffer goes back to the pool once it is read, or, for a part handed over
+    by :meth:`next_chunk`, once the consumer releases it. Memory is bounded by the pool, never by
+    the object's size. ``fetch_into`` writes a range straight into the part's buffer; ``fetch``
+    (returning bytes) is copied into it.
     """
 
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, part_size: int, parallelism: int,
-                 what: str) -> None:
-        self.fetch = fetch
+    def __init__(self, fetch: RangeFetch | None, size: int, part_size: int, parallelism: int, what: str, *,
+                 fetch_into: RangeFetchInto | None = None, pool: BufferPool | None = None) -> None:
+        if fetch_into is None:
+            if fetch is None:
+                raise ValueError("fetch or fetch_into is required")
+            fetch_into = _copying(fetch)
+        self.fetch_into = fetch_into
         self.size = size
-        self.part_size = part_size
         self.parallelism = max(1, parallelism)
+        self.buffers = pool if pool is not None else BufferPool(part_size, self.parallelism + 1)
+        self.part_size = min(part_size, self.buffers.size)
         self.what = what
         self.pool = shared_pool(self.parallelism)
         self.next_offset = 0
-        self.pending: deque[Future[bytes]] = deque()
-        self.buffer = b""
+        self.pending: deque[tuple[Future[None], bytearray, int]] = deque()
+        self._current: memoryview | None = None
+        self._current_buf: bytearray | None = None
         self.pos = 0
         self._fill()
 
     def readable(self) -> bool:
         return True
 
-    def _fill(self) -> None:
+    def _fill(self, block: bool = False) -> None:
         while len(self.pending) < self.parallelism and self.next_offset < self.size:
+            buf = self.buffers.acquire() if block and not self.pending else self.buffers.try_acquire()
+            if buf is None:
+                return
             start = self.next_offset
             end = min(start + self.part_size, self.size) - 1
             self.next_offset = end + 1
-            self.pending.append(self.pool.submit(retry, f"{self.what} bytes {start}-{end}", self._part(start, end)))
+            try:
+                fut = self.pool.submit(retry, f"{self.what} bytes {start}-{end}",
+                                       self._part(start, end, memoryview(buf)[: end - start + 1]))
+            except BaseException:
+                self.buffers.release(buf)
+                raise
+            self.pending.append((fut, buf, end - start + 1))
 
-    def _part(self, start: int, end: int) -> Callable[[], bytes]:
-        def fetch() -> bytes:
-            return self.fetch(start, end)
+    def _part(self, start: int, end: int, view: memoryview) -> Callable[[], None]:
+        def fetch() -> None:
+            self.fetch_into(start, end, view)
 
         return fetch
 
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            chunks: list[bytes] = []
-            while True:
-                chunk = self.read(self.part_size)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-        while not self.buffer and self.pending:
-            self.buffer = self.pending.popleft().result()
-            self.pos = 0
-            self._fill()
-        if not self.buffer:
-            return b""
-        data = self.buffer[self.pos : self.pos + size]
-        self.pos += len(data)
-        if self.pos >= len(self.buffer):
-            self.buffer = b""
-        return data
+    def _drop_current(self) -> None:
+        if self._current_buf is not None:
+            self._current = None
+            self.buffers.release(self._current_buf)
+            self._current_buf = None
+
+    def _ensure(self) -> bool:
+        """A current part with unread bytes (waits for the next one); False at the end."""
+        if self._current is not None and self.pos < len(self._current):
+            return True
+        self._drop_current()
+        if not self.pending:
+            self._fill(block=True)
+            if not self.pending:
+                return False
+        fut, buf, length = self.pending.popleft()
+        try:
+            fut.result()
+        except BaseException:
+            self.buffers.release(buf)
+            raise
+        self._current, self._current_buf, self.pos = memoryview(buf)[:length], buf, 0
+        self._fill()
+        return True
+
+    def next_chunk(self) -> Chunk | None:
+        """The unread rest of the current part, handed over without a copy (``None`` at the end).
+
+        The caller must :meth:`Chunk.release` it; until then its buffer is not reused."""
+        if not self._ensure():
+            return None
+        assert self._current is not None
+        assert self._current_buf is not None
+        buf, view = self._current_buf, self._current[self.pos :]
+        self._current, self._current_buf, self.pos = None, None, 0
+        return Chunk(view, lambda: self.buffers.release(buf))
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        out = memoryview(buffer).cast("B")
+        if not len(out) or not self._ensure():
+            return 0
+        assert self._current is not None
+        n = min(len(out), len(self._current) - self.pos)
+        out[:n] = self._current[self.pos : self.pos + n]
+        self.pos += n
+        if self.pos >= len(self._current):
+            self._drop_current()
+            self._fill()
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            chunks: list[bytes] = []
+            while chunk := self.read(self.part_size):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        if not size or not self._ensure():
+            return b""
+        assert self._current is not None
+        data = bytes(self._current[self.pos : self.pos + size])
+        self.pos += len(data)
+        if self.pos >= len(self._current):
+            self._drop_current()
+            self._fill()
+        return data
 
     def close(self) -> None:
-        for fut in self.pending:
+        self._drop_current()
+        while self.pending:
+            fut, buf, _ = self.pending.popleft()
             fut.cancel()
-        self.pending.clear()
+            # a running fetch still writes into its buffer: give it back only once it is done
+            fut.add_done_callback(lambda _f, buf=buf: self.buffers.release(buf))  # type: ignore[misc]
         super().close()
+
+
+def _copying(fetch: RangeFetch) -> RangeFetchInto:
+    def fetch_into(start: int, end: int, view: memoryview) -> None:
+        data = fetch(start, end)
+        if len(data) != len(view):
+            raise TransferError(f"short read at {start}: {len(data)} of {len(view)} bytes")
+        view[:] = data
+
+    return fetch_into
 
 
 class Source:

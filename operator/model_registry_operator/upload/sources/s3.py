@@ -8,7 +8,15 @@ from typing import BinaryIO, cast
 from ..config import S3Location
 from ..errors import TransferError
 from ..s3 import S3Client
-from .base import ParallelRangeReader, Source, SourceFile, safe_relpath
+from .base import (
+    BufferPool,
+    ParallelRangeReader,
+    Source,
+    SourceFile,
+    check_range_answer,
+    response_readinto,
+    safe_relpath,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +28,9 @@ class S3Source(Source):
         self.client = S3Client(loc, timeout=timeout, verify=verify, pool=max(10, parallelism * 2))
         self.part_size = part_size
         self.parallelism = parallelism
+        # one pool for every object: the parts of the next object can be fetched while the last
+        # part of the previous one is still being sent, and the bound holds across objects
+        self.buffers = BufferPool(part_size, parallelism + 1)
         self._keys: dict[str, str] = {}
 
     def describe(self) -> str:
@@ -28,10 +39,18 @@ class S3Source(Source):
     def _file(self, key: str, rel: str, size: int) -> SourceFile:
         bucket = self.loc.bucket
 
+        what = f"s3://{bucket}/{key}"
+
+        def fetch_into(start: int, end: int, view: memoryview) -> None:
+            with self.client.open_range(bucket, key, start, end) as resp:
+                check_range_answer(resp, start, len(view), what)
+                got = response_readinto(resp, view, what)
+            if got != len(view):
+                raise TransferError(f"S3 short read on {what} at {start}: {got} of {len(view)} bytes")
+
         def opener() -> BinaryIO:
-            reader = ParallelRangeReader(
-                lambda s, e: self.client.get_range(bucket, key, s, e), size, self.part_size, self.parallelism,
-                f"s3://{bucket}/{key}")
+            reader = ParallelRangeReader(None, size, self.part_size, self.parallelism, what,
+                                         fetch_into=fetch_into, pool=self.buffers)
             return cast(BinaryIO, reader)
 
         self._keys[rel] = key

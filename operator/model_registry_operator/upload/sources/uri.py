@@ -21,7 +21,15 @@ from requests.adapters import HTTPAdapter
 
 from ..errors import TransferError
 from .archive import is_archive, unpack
-from .base import ParallelRangeReader, Source, SourceFile, safe_relpath
+from .base import (
+    BufferPool,
+    ParallelRangeReader,
+    Source,
+    SourceFile,
+    check_range_answer,
+    response_readinto,
+    safe_relpath,
+)
 from .pvc import local_files
 
 log = logging.getLogger(__name__)
@@ -74,15 +82,18 @@ class HttpFetcher:
             length = resp.headers.get("Content-Length")
             return (int(length) if length and length.isdigit() else None), False
 
-    def get_range(self, url: str, start: int, end: int) -> bytes:
+    def get_range_into(self, url: str, start: int, end: int, view: memoryview) -> None:
+        """Bytes ``start..end`` inclusive, read straight into ``view``."""
         try:
-            resp = self._get(url, {"Range": f"bytes={start}-{end}"})
+            resp = self._get(url, {"Range": f"bytes={start}-{end}"}, stream=True)
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
-        self._check(resp, url)
-        if resp.status_code != 206 or len(resp.content) != end - start + 1:
-            raise TransferError(f"GET {public_url(url)}: bad ranged answer {resp.status_code} at {start}")
-        return resp.content
+        with resp:
+            self._check(resp, url)
+            check_range_answer(resp, start, len(view), f"GET {public_url(url)}")
+            got = response_readinto(resp, view, f"GET {public_url(url)}")
+        if got != len(view):
+            raise TransferError(f"GET {public_url(url)}: short ranged answer at {start} ({got} of {len(view)} bytes)")
 
     def download(self, url: str, dest: Path, ranges: bool, attempts: int = 5) -> None:
         """Download to ``dest``, resuming with ``Range`` after an interruption."""
@@ -123,6 +134,7 @@ class UriSource(Source):
         self.part_size = part_size
         self.parallelism = parallelism
         self.timeout = timeout
+        self.buffers = BufferPool(part_size, parallelism + 1)  # shared by the files (see S3Source)
 
     def describe(self) -> str:
         if self.uri.startswith("hf://"):
@@ -147,8 +159,9 @@ class UriSource(Source):
         if size is not None and ranges:
             def opener() -> BinaryIO:
                 assert size is not None
-                return cast(BinaryIO, ParallelRangeReader(lambda s, e: fetcher.get_range(url, s, e), size,
-                                                          self.part_size, self.parallelism, public_url(url)))
+                return cast(BinaryIO, ParallelRangeReader(
+                    None, size, self.part_size, self.parallelism, public_url(url),
+                    fetch_into=lambda s, e, v: fetcher.get_range_into(url, s, e, v), pool=self.buffers))
             return SourceFile(rel, size, opener)
         # no Range support or unknown size: stage on disk (resume is impossible otherwise)
         staged = self.storage_path / "download" / rel
