@@ -52,6 +52,8 @@ test-unit: venv ## Only the fast tests that need nothing running
 
 .PHONY: bench
 bench: deps ## Benchmarks (figures printed and written to build/benchmarks.md; recorded ones: docs/benchmarks.md)
+# skopeo + upstream's pinned upload-job packages in their own venv: (c) of the upload benchmark
+	bash hack/install-upstream-upload.sh
 	$(PY) -m tests.bench.reconcile --write build/benchmarks.md
 
 .PHONY: run

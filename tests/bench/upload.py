@@ -7,18 +7,22 @@ S3 bucket (multipart, streamed part by part), then moves the same bytes to the r
 each in its own child process so that its peak RSS can be read back:
 
 (a) the upload program (``python -m model_registry_operator.upload``), source ``s3``, destination
-    ``oci``, registration against the in-process contract Model Registry server;
+    ``oci``, registration (``create_model``) in the real model registry server on MariaDB, inside
+    the timed run like every other step of the program;
 (b) a plain copy: sequential streamed GETs from S3 feeding one uncompressed tar layer, pushed to
     the registry as one blob upload (POST, the body in one PATCH, closing PUT with the digest),
     then config and manifest; download and push overlap in one pass and both are timed;
-(c) upstream's method: download every file to a scratch directory, build a tar of them in a
-    scratch file, then push that file as the layer (monolithic POST + PUT), then config and
-    manifest.
+(c) upstream's method, for real (``tests/bench/upstream_method.py``): the async-upload job's code
+    path with its pinned ``model-registry[boto3,olot]==0.3.7`` and ``olot==0.1.8`` in their own venv
+    plus ``skopeo`` (``hack/install-upstream-upload.sh``): boto3 download of every file into a
+    scratch directory, then ``save_to_oci_registry`` (skopeo pull of a busybox base, one olot tar
+    layer per file, skopeo push); its peak RSS is that of the process tree (skopeo included).
 
 For each: wall time, throughput (model MiB / s), peak RSS of the child (``VmHWM`` sampled from
 ``/proc`` and ``ru_maxrss`` from ``wait4``), and peak size of its scratch directory (sampled).
 (a) runs with the program's defaults unless ``MODEL_SYNC_PARALLELISM`` / ``MODEL_SYNC_PART_SIZE``
-are set in the environment. Needs ``weed`` and ``docker-registry`` (``make deps``).
+are set in the environment. Needs ``weed``, ``docker-registry``, the ``model-registry`` server and
+MariaDB (``make deps``); the servers start before anything is timed.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ from pydantic import SecretStr
 from model_registry_operator.upload.config import S3Location
 from model_registry_operator.upload.s3 import S3Client
 from tests.backends.oci import DistributionRegistry
-from tests.backends.registry_server import ContractRegistryServer
+from tests.backends.registry_server import RealRegistryServer
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
+from tests.bench import upstream_method
 
 MiB = 1024 * 1024
 BUCKET, PREFIX = "bench", "model"
@@ -197,31 +202,6 @@ def worker_plain(spec: dict[str, Any]) -> None:
     reg.finish(digest, size, "v1")
 
 
-def worker_upstream(spec: dict[str, Any]) -> None:
-    client = s3_client(spec["s3"])
-    reg = Registry(spec["registry"], spec["repo"])
-    scratch = Path(spec["scratch"])
-    model_dir = scratch / "model"
-    for key, _size in spec["objects"]:
-        dest = model_dir / key.removeprefix(PREFIX + "/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with dest.open("wb") as f:
-            for chunk in s3_stream(client, key):
-                f.write(chunk)
-    tar_path = scratch / "layer.tar"
-    with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tar:
-        for path in sorted(model_dir.rglob("*")):
-            tar.add(path, arcname="models/" + str(path.relative_to(model_dir)), recursive=False)
-    h = hashlib.sha256()
-    with tar_path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    digest, size = "sha256:" + h.hexdigest(), tar_path.stat().st_size
-    with tar_path.open("rb") as f:
-        reg.put_blob(f, digest, size)
-    reg.finish(digest, size, "v1")
-
-
 # -- measuring a child process -------------------------------------------------------------
 
 
@@ -232,6 +212,7 @@ class Result:
     mib_s: float
     rss_mib: float
     scratch_mib: float
+    detail: str = ""
 
 
 def dir_size(path: Path) -> int:
@@ -301,7 +282,7 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="upload-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        s3, reg, mr = SeaweedS3(tmp / "s3"), DistributionRegistry(), ContractRegistryServer()
+        s3, reg, mr = SeaweedS3(tmp / "s3"), DistributionRegistry(), RealRegistryServer(tmp / "model-registry")
         try:
             s3.start()
             reg.start()
@@ -331,14 +312,13 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
             })
             results.append(measure("(a) upload program", [sys.executable, "-m", "model_registry_operator.upload"],
                                    env_a, tmp / "scratch-a", size))
-            for label, mode, repo in (("(b) plain copy", "plain", "bench/plain"),
-                                      ("(c) upstream: scratch copy, tar, push", "upstream", "bench/upstream")):
-                scratch = tmp / f"scratch-{mode}"
-                spec = {"s3": s3.endpoint, "registry": reg.url, "repo": repo, "scratch": str(scratch),
-                        "objects": objects}
-                argv = [sys.executable, "-m", "tests.bench.upload", "--worker", mode, "--spec", json.dumps(spec)]
-                results.append(measure(label, argv, child_env({}), scratch, size))
-                shutil.rmtree(scratch, ignore_errors=True)
+            scratch = tmp / "scratch-plain"
+            spec = {"s3": s3.endpoint, "registry": reg.url, "repo": "bench/plain", "scratch": str(scratch),
+                    "objects": objects}
+            argv = [sys.executable, "-m", "tests.bench.upload", "--worker", "plain", "--spec", json.dumps(spec)]
+            results.append(measure("(b) plain copy", argv, child_env({}), scratch, size))
+            shutil.rmtree(scratch, ignore_errors=True)
+            results.append(measure_upstream(s3.endpoint, reg, tmp / "scratch-upstream", size))
             check_same_layer(reg)
         finally:
             mr.stop()
@@ -347,13 +327,33 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
     return results, gen_s
 
 
+def measure_upstream(s3_endpoint: str, reg: DistributionRegistry, scratch: Path, size: int) -> Result:
+    """(c): upstream's job code path on the same bucket, to the same registry (busybox base, as upstream)."""
+    spec = {"s3_endpoint": s3_endpoint, "access_key_id": ADMIN_KEY, "secret_access_key": ADMIN_SECRET,
+            "bucket": BUCKET, "prefix": PREFIX, "base_image": reg.push_busybox_base(),
+            "oci_ref": f"{reg.host}/bench/upstream:v1", "enable_tls_verify": False}
+    run = upstream_method.run(spec, scratch, scratch.parent / f"{scratch.name}.log", reg.host)
+    shutil.rmtree(scratch, ignore_errors=True)
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in run.phases.items() if k != "save_to_oci_registry")
+    peaks = ", ".join(f"{k} {v:.0f} MiB" for k, v in run.peak_by_command.items())
+    detail = f"phases: {phases}; CPU {run.cpu_seconds:.1f} s; peak RSS per command: {peaks}"
+    print(f"(c) {detail}", file=sys.stderr)
+    return Result("(c) upstream's job code path", run.seconds, size / MiB / run.seconds, run.rss_mib,
+                  run.scratch_mib, detail)
+
+
 def check_same_layer(reg: DistributionRegistry) -> None:
-    """The three images carry a model layer of the same size (same files, same order)."""
+    """(a) and (b) carry one model layer of the same size; (c) one layer per file, as skopeo pushed them."""
     sizes = {}
-    for repo in ("bench/ours", "bench/plain", "bench/upstream"):
+    for repo in ("bench/ours", "bench/plain"):
         manifest, _ = reg.get_manifest(repo, "v1")
         sizes[repo] = manifest["layers"][-1]["size"]
     print(f"model layer sizes: {sizes}", file=sys.stderr)
+    index, _ = reg.get_manifest("bench/upstream", "v1")
+    if "manifests" in index:  # --multi-arch all: every platform got the same layers
+        index, _ = reg.get_manifest("bench/upstream", index["manifests"][0]["digest"])
+    layers = [(layer["mediaType"].rsplit(".", 1)[-1], layer["size"]) for layer in index["layers"]]
+    print(f"(c) layers as pushed ({len(layers)}, {sum(n for _, n in layers)} bytes): {layers}", file=sys.stderr)
 
 
 def cpu_name() -> str:
@@ -370,12 +370,16 @@ def report(results: list[Result], size_mib: int, files: int, gen_s: float) -> st
     a, b, c = results
     buf = io.StringIO()
     buf.write(f"Model: {files} files of random bytes, {size_mib} MiB in all, in SeaweedFS S3; destination a local "
-              f"docker-registry; all on loopback ({os.cpu_count()} cores, {cpu_name()}, Python "
-              f"{platform.python_version()}). Generating the model took {gen_s:.1f} s (not counted).\n\n")
+              f"docker-registry; (a) registers it in the model registry server on MariaDB; all on loopback "
+              f"({os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}). Generating the model "
+              f"took {gen_s:.1f} s (not counted).\n\n")
     buf.write("| Method | Wall time | Throughput | Peak RSS | Peak scratch disk |\n|---|---|---|---|---|\n")
     for r in results:
         buf.write(f"| {r.name} | {r.seconds:.1f} s | {r.mib_s:.0f} MiB/s | {r.rss_mib:.0f} MiB | "
                   f"{r.scratch_mib:.0f} MiB |\n")
+    for r in results:
+        if r.detail:
+            buf.write(f"\n{r.name}: {r.detail}\n")
     ratio, speedup = a.mib_s / b.mib_s, c.seconds / a.seconds
     buf.write("\n| Measure | Result | Target | Met |\n|---|---|---|---|\n")
     buf.write(f"| (a)/(b) throughput | {ratio:.2f} | ≥ 0.9 | {'yes' if ratio >= 0.9 else 'no'} |\n")
@@ -392,12 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=2048, help="total model size in MiB")
     parser.add_argument("--files", type=int, default=8, help="number of model files")
     parser.add_argument("--write", type=Path, help="also write the Markdown report to this file")
-    parser.add_argument("--worker", choices=("plain", "upstream"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("plain",), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         spec: dict[str, Any] = json.loads(args.spec)
-        (worker_plain if args.worker == "plain" else worker_upstream)(spec)
+        worker_plain(spec)
         return 0
     if args.files < 1 or args.size_mib < args.files:
         parser.error("need --files >= 1 and at least 1 MiB per file")
