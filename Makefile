@@ -51,10 +51,11 @@ test-unit: venv ## Only the fast tests that need nothing running
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: deps ## Benchmarks (figures printed and written to build/benchmarks.md; recorded ones: docs/benchmarks.md)
+bench: deps ## Benchmarks (figures printed and written to build/*benchmark*.md; recorded ones: docs/benchmarks.md)
 # skopeo + upstream's pinned upload-job packages in their own venv: (c) of the upload benchmark
 	bash hack/install-upstream-upload.sh
 	$(PY) -m tests.bench.reconcile --write build/benchmarks.md
+	$(PY) -m tests.bench.upload --size-mib 2048 --files 8 --write build/upload-benchmark.md
 
 .PHONY: run
 run: venv ## Run the operator against the current cluster, or on a local control plane when none answers
