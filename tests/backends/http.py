@@ -1,4 +1,5 @@
-"""A real HTTP file server with Range support for tests: nginx on a free 127.0.0.1 port."""
+"""nginx for tests on a free 127.0.0.1 port: :class:`NginxProcess`, and on it :class:`NginxServer`, a real HTTP
+file server with Range support."""
 
 from __future__ import annotations
 
@@ -12,26 +13,34 @@ import requests
 from tests.backends.process import LOOPBACK, ManagedProcess, free_port, require_binary
 
 
-class NginxServer:
-    def __init__(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="nginx-")
+class NginxProcess:
+    """nginx run from a throwaway directory on a free 127.0.0.1 port; a subclass gives what goes in its
+    ``http`` block after the temp paths (:meth:`http_config`) and when it is up (:meth:`ready`)."""
+
+    scheme = "http"
+    process_name = "nginx"
+
+    def __init__(self, prefix: str = "nginx-") -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
         self.workdir = Path(self._tmp.name)
-        self.root = self.workdir / "www"
         self.port = 0
         self.proc: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}"
+
+    def http_config(self) -> str:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
 
     def start(self) -> None:
         nginx = require_binary("nginx", "/usr/sbin/nginx")
         self.port = free_port()
-        self.root.mkdir()
         tmp = self.workdir / "tmp"
         tmp.mkdir()
-        for p in (self.workdir, self.root):
-            p.chmod(0o755)  # workers run as nobody
         conf = self.workdir / "nginx.conf"
         conf.write_text(f"""
 daemon off;
@@ -43,31 +52,11 @@ http {{
   access_log off;
   client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
   uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  default_type application/octet-stream;
-  sendfile on;
-  server {{
-    listen {LOOPBACK}:{self.port};
-    root {self.root};
-  }}
-}}
+{self.http_config()}}}
 """)
-        self.proc = ManagedProcess("nginx", [nginx, "-p", str(self.workdir), "-c", str(conf)], self.workdir)
-
-        def ready() -> bool:
-            return requests.get(self.url + "/", timeout=1).status_code in (200, 403, 404)
-
-        self.proc.start(ready)
-
-    def publish(self, rel: str, data: bytes) -> str:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for parent in [path.parent, *path.parent.parents]:
-            if parent == self.root.parent:
-                break
-            parent.chmod(0o755)
-        path.write_bytes(data)
-        path.chmod(0o644)
-        return f"{self.url}/{rel}"
+        self.proc = ManagedProcess(self.process_name, [nginx, "-p", str(self.workdir), "-c", str(conf)],
+                                   self.workdir)
+        self.proc.start(self.ready)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -81,3 +70,40 @@ http {{
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+class NginxServer(NginxProcess):
+    """Static files from :attr:`root` (:meth:`publish`), with Range support."""
+
+    def __init__(self) -> None:
+        super().__init__("nginx-")
+        self.root = self.workdir / "www"
+
+    def start(self) -> None:
+        self.root.mkdir()
+        for p in (self.workdir, self.root):
+            p.chmod(0o755)  # workers run as nobody
+        super().start()
+
+    def http_config(self) -> str:
+        return f"""  default_type application/octet-stream;
+  sendfile on;
+  server {{
+    listen {LOOPBACK}:{self.port};
+    root {self.root};
+  }}
+"""
+
+    def ready(self) -> bool:
+        return requests.get(self.url + "/", timeout=1).status_code in (200, 403, 404)
+
+    def publish(self, rel: str, data: bytes) -> str:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in [path.parent, *path.parent.parents]:
+            if parent == self.root.parent:
+                break
+            parent.chmod(0o755)
+        path.write_bytes(data)
+        path.chmod(0o644)
+        return f"{self.url}/{rel}"

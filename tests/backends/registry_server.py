@@ -30,7 +30,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +41,8 @@ from model_registry_operator.api.modelregistry import MySQLConfig, PostgresConfi
 from model_registry_operator.render.database import DatabaseSecrets, mysql_dsn, postgres_dsn
 from tests.backends.certs import CertificateAuthority
 from tests.backends.databases import MariaDBServer, MissingServerBinaryError, PostgresServer
-from tests.backends.process import LOOPBACK, ManagedProcess, cache_bin, free_port, require_binary
+from tests.backends.http import NginxProcess
+from tests.backends.process import LOOPBACK, ManagedProcess, cache_bin, free_port
 
 API = "/api/model_registry/v1alpha3"
 Database = Literal["mariadb", "postgres"]
@@ -135,51 +135,35 @@ def registry_server(workdir: Path, database: Database = "mariadb") -> Iterator[R
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,}$")
 
 
-class BearerTLSProxy:
+class BearerTLSProxy(NginxProcess):
     """nginx: HTTPS on a free 127.0.0.1 port, 401 without ``Authorization: Bearer <token>``, else proxied.
 
     ``ca_file`` is the PEM of the test CA that signed the certificate (SAN ``IP:127.0.0.1``,
     ``DNS:localhost``); clients that do not trust it fail the TLS handshake.
     """
 
+    scheme = "https"
+    process_name = "nginx-bearer-proxy"
+
     def __init__(self, upstream: str, token: str) -> None:
         if not _TOKEN_RE.match(token):
             raise ValueError("token: at least 8 characters of the base64 / URL-safe alphabet")
         self.upstream = upstream
         self.token = token
-        self._tmp = tempfile.TemporaryDirectory(prefix="bearer-proxy-")
-        self.workdir = Path(self._tmp.name)
+        super().__init__("bearer-proxy-")
         self.ca_file = self.workdir / "ca.crt"
-        self.port = 0
-        self.proc: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"https://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
-        nginx = require_binary("nginx", "/usr/sbin/nginx")
         ca = CertificateAuthority("registry proxy test CA")
-        cert, key = ca.issue_server().write(self.workdir / "tls", "server")
+        self._cert, self._key = ca.issue_server().write(self.workdir / "tls", "server")
         self.ca_file.write_text(ca.cert_pem)
-        tmp = self.workdir / "tmp"
-        tmp.mkdir()
-        self.port = free_port()
-        conf = self.workdir / "nginx.conf"
-        conf.write_text(f"""
-daemon off;
-worker_processes 1;
-pid {self.workdir}/nginx.pid;
-error_log {self.workdir}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
-  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  server {{
+        super().start()
+
+    def http_config(self) -> str:
+        return f"""  server {{
     listen {LOOPBACK}:{self.port} ssl;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
+    ssl_certificate {self._cert};
+    ssl_certificate_key {self._key};
     location / {{
       default_type text/plain;
       if ($http_authorization != "Bearer {self.token}") {{
@@ -189,21 +173,10 @@ http {{
       proxy_pass {self.upstream};
     }}
   }}
-}}
-""")
-        self.proc = ManagedProcess("nginx-bearer-proxy", [nginx, "-p", str(self.workdir), "-c", str(conf)],
-                                   self.workdir)
+"""
 
-        def ready() -> bool:
-            return requests.get(self.url + "/", timeout=1, verify=str(self.ca_file)).status_code == 401
-
-        self.proc.start(ready)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-            self.proc = None
-        self._tmp.cleanup()
+    def ready(self) -> bool:
+        return requests.get(self.url + "/", timeout=1, verify=str(self.ca_file)).status_code == 401
 
 
 # ---------------------------------------------------------------------------------------

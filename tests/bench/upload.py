@@ -28,18 +28,15 @@ MariaDB (``make deps``); the servers start before anything is timed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import io
 import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -215,55 +212,23 @@ class Result:
     detail: str = ""
 
 
-def dir_size(path: Path) -> int:
-    total = 0
-    for root, _dirs, names in os.walk(path):
-        for name in names:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
-
-
 def measure(name: str, argv: list[str], env: dict[str, str], scratch: Path, size: int) -> Result:
     scratch.mkdir(parents=True, exist_ok=True)
-    peak = {"hwm_kib": 0, "scratch": 0}
-    done = threading.Event()
+    peak_hwm_kib = 0
+
+    def sample(pid: int) -> None:
+        nonlocal peak_hwm_kib
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_hwm_kib = max(peak_hwm_kib, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+
     log = scratch.parent / f"{scratch.name}.log"
-    start = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-
-    def sample() -> None:
-        status = Path(f"/proc/{proc.pid}/status")
-        while not done.is_set():
-            try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak["hwm_kib"] = max(peak["hwm_kib"], int(line.split()[1]))
-            except (OSError, ValueError):
-                pass
-            peak["scratch"] = max(peak["scratch"], dir_size(scratch))
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        done.set()
-        raise
-    seconds = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    done.set()
-    sampler.join()
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-    rss_kib = max(peak["hwm_kib"], usage.ru_maxrss)
-    return Result(name, seconds, size / MiB / seconds, rss_kib / 1024, peak["scratch"] / MiB)
+    child = upstream_method.run_child(name, argv, env, ROOT, log, scratch, sample, 0.05)
+    rss_kib = max(peak_hwm_kib, child.usage.ru_maxrss)
+    return Result(name, child.seconds, size / MiB / child.seconds, rss_kib / 1024, child.scratch_bytes / MiB)
 
 
 # -- orchestration ----------------------------------------------------------------------------

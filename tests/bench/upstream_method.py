@@ -37,6 +37,7 @@ import dataclasses
 import importlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -138,13 +139,63 @@ class UpstreamRun:
     """Largest ``VmHWM`` seen per command name (MiB), e.g. ``python`` and ``skopeo``."""
 
 
-def _dir_size(path: Path) -> int:
+@dataclasses.dataclass
+class ChildRun:
+    seconds: float
+    scratch_bytes: int
+    """Largest sampled size of the scratch directory."""
+    usage: resource.struct_rusage
+    """What ``wait4`` reports for the child and its waited-for descendants."""
+
+
+def dir_size(path: Path) -> int:
     total = 0
     for root, _dirs, names in os.walk(path):
         for name in names:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
     return total
+
+
+def run_child(name: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path, scratch: Path,
+              sample: Callable[[int], None], interval: float) -> ChildRun:
+    """Run ``argv`` (output to ``log``) to its end; meanwhile, every ``interval`` seconds, call ``sample(pid)``
+    and sample the size of ``scratch``. A non-zero exit raises, with the tail of ``log``.
+
+    How :mod:`tests.bench.upload` measures every method; like the rest of this module it needs only the
+    stdlib, so the driver (``--driver``, in the upstream venv) still imports this module as it is.
+    """
+    peak_scratch = 0
+    done = threading.Event()
+    start = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+
+    def sampling() -> None:
+        nonlocal peak_scratch
+        while not done.is_set():
+            sample(proc.pid)
+            peak_scratch = max(peak_scratch, dir_size(scratch))
+            done.wait(interval)
+
+    sampler = threading.Thread(target=sampling, daemon=True)
+    sampler.start()
+    try:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        done.set()
+        raise
+    seconds = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+    return ChildRun(seconds, peak_scratch, usage)
 
 
 def _tree(root: int) -> list[int]:
@@ -208,45 +259,25 @@ def run(spec: dict[str, Any], scratch: Path, log: Path, registry_host: str) -> U
            "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
     argv = [str(venv_python()), str(Path(__file__).resolve()), "--driver", json.dumps(spec)]
 
-    peak = {"tree_kib": 0, "scratch": 0}
+    peak_tree_kib = 0
     by_command: dict[str, int] = {}
-    done = threading.Event()
-    start = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=scratch, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
 
-    def sample() -> None:
-        while not done.is_set():
-            total = 0
-            with contextlib.suppress(OSError, ValueError):
-                for pid in _tree(proc.pid):
-                    name, rss, hwm = _memory(pid)
-                    total += rss
-                    by_command[name] = max(by_command.get(name, 0), hwm)
-            peak["tree_kib"] = max(peak["tree_kib"], total)
-            peak["scratch"] = max(peak["scratch"], _dir_size(scratch))
-            done.wait(0.1)
+    def sample(pid: int) -> None:
+        nonlocal peak_tree_kib
+        total = 0
+        with contextlib.suppress(OSError, ValueError):
+            for p in _tree(pid):
+                name, rss, hwm = _memory(p)
+                total += rss
+                by_command[name] = max(by_command.get(name, 0), hwm)
+        peak_tree_kib = max(peak_tree_kib, total)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        done.set()
-        raise
-    seconds = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    done.set()
-    sampler.join()
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise RuntimeError(f"upstream's method exited with {proc.returncode}:\n{tail}")
+    child = run_child("upstream's method", argv, env, scratch, log, scratch, sample, 0.1)
     phases = json.loads(result_path.read_text())
-    rss_kib = max(peak["tree_kib"], by_command.get("python", 0), usage.ru_maxrss)
-    return UpstreamRun(seconds, rss_kib / 1024, peak["scratch"] / MiB, usage.ru_utime + usage.ru_stime, phases,
+    usage = child.usage
+    rss_kib = max(peak_tree_kib, by_command.get("python", 0), usage.ru_maxrss)
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    return UpstreamRun(child.seconds, rss_kib / 1024, child.scratch_bytes / MiB, cpu_seconds, phases,
                        {k: v / 1024 for k, v in sorted(by_command.items()) if k != "?"})
 
 

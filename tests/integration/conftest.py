@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from model_registry_operator.devcluster.controlplane import ControlPlane
+from tests.backends.oci import DistributionRegistry
+from tests.backends.s3 import SeaweedS3
 
 from .kube import Cluster
 
@@ -93,6 +95,25 @@ class OperatorProcess:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[SeaweedS3]:
+    """SeaweedFS S3 for the uploads of a test module."""
+    with SeaweedS3() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def oci() -> Iterator[DistributionRegistry]:
+    """A distribution registry (plain HTTP, no auth) for the uploads of a test module."""
+    with DistributionRegistry() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def base_image(oci: DistributionRegistry) -> str:
+    return oci.push_busybox_base()
 
 
 @pytest.fixture(scope="session")

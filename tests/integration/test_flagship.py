@@ -29,7 +29,6 @@ client's venv) come from ``make deps``; a missing one fails the test.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import socket
@@ -48,10 +47,11 @@ from tests.backends.databases import MariaDBServer, PostgresServer
 from tests.backends.oci import DistributionRegistry
 from tests.backends.process import cache_bin
 from tests.backends.registry_server import API, client_python, official_client_read
-from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
+from tests.backends.s3 import SeaweedS3
 from tests.upload.helpers import model_files, s3_upload
 
 from .kube import Cluster, wait_for
+from .uploads import BUCKET, s3_to_oci_spec, secret_docs, upload_doc
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +59,6 @@ MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
 DEPLOYMENT = lookup("apps/v1", "Deployment")
 POD = lookup("v1", "Pod")
 REGISTRY_IMAGE = "localhost/sim-exec/model-registry:flagship"
-UPLOAD_IMAGE = "localhost/sim-exec/model-registry-operator:test"
-BUCKET = "models"
 NAME = "flagship"
 
 _LIST_SCRIPT = r"""
@@ -89,22 +87,6 @@ def database(request: pytest.FixtureRequest) -> Iterator[PostgresServer | MariaD
     server = PostgresServer() if request.param == "postgres" else MariaDBServer()
     with server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[SeaweedS3]:
-    server = SeaweedS3()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def oci() -> Iterator[DistributionRegistry]:
-    server = DistributionRegistry()
-    server.start()
-    yield server
-    server.stop()
 
 
 def manifests(namespace: str, port: int, db: PostgresServer | MariaDBServer) -> str:
@@ -138,51 +120,11 @@ def manifests(namespace: str, port: int, db: PostgresServer | MariaDBServer) -> 
 
 
 def upload_manifests(namespace: str, s3: SeaweedS3, oci: DistributionRegistry, base_image: str) -> str:
-    auth = base64.b64encode(b"ci-user:unused-password").decode()
-    docs: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "s3-credentials", "namespace": namespace},
-            "stringData": {
-                "AWS_ACCESS_KEY_ID": ADMIN_KEY,
-                "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
-                "AWS_S3_ENDPOINT": s3.endpoint,
-                "AWS_S3_BUCKET": BUCKET,
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/dockerconfigjson",
-            "metadata": {"name": "oci-credentials", "namespace": namespace},
-            "stringData": {".dockerconfigjson": json.dumps({"auths": {oci.host: {"auth": auth}}})},
-        },
-        {
-            "apiVersion": "modelregistry.opendatahub.io/v1alpha1",
-            "kind": "ModelUploadJob",
-            "metadata": {"name": "llm", "namespace": namespace},
-            "spec": {
-                "registry": {"name": NAME, "author": "flagship-test"},
-                "intent": "create_model",
-                "source": {"s3": {"key": f"{namespace}/llm", "credentialsSecret": "s3-credentials"}},
-                "destination": {
-                    "oci": {
-                        "uri": f"{oci.host}/{namespace}/llm:v1",
-                        "baseImage": base_image,
-                        "enableTLSVerify": False,
-                        "credentialsSecret": "oci-credentials",
-                    }
-                },
-                "model": {
-                    "registeredModel": {"name": f"{namespace}-llm", "description": "the flagship model"},
-                    "modelVersion": {"name": "v1", "author": "alice"},
-                    "modelArtifact": {"modelFormatName": "onnx", "modelFormatVersion": "1"},
-                },
-                "job": {"image": UPLOAD_IMAGE, "backoffLimit": 0},
-            },
-        },
-    ]
+    spec = s3_to_oci_spec(
+        {"name": NAME, "author": "flagship-test"}, oci.host, base_image, f"{namespace}/llm", f"{namespace}/llm",
+        {"name": f"{namespace}-llm", "description": "the flagship model"},
+    )
+    docs = [*secret_docs(namespace, s3.endpoint, oci.host), upload_doc("llm", spec, namespace)]
     return yaml.safe_dump_all(docs)
 
 

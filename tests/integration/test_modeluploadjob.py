@@ -10,7 +10,6 @@ with the official client.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 from collections.abc import Iterator
@@ -29,11 +28,12 @@ from model_registry_operator.render.modeluploadjob import UploadJobRef, render_m
 from tests.backends.oci import DistributionRegistry
 from tests.backends.process import LOOPBACK
 from tests.backends.registry_server import API, RealRegistryServer, official_client_read, registry_server
-from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
+from tests.backends.s3 import ADMIN_SECRET, SeaweedS3
 from tests.unit.upload_cases import DESTINATIONS, ENDPOINT, INTENTS, SOURCES, spec_raw
 from tests.upload.helpers import model_files, s3_admin, s3_bucket, s3_upload, write_dir
 
 from .kube import Cluster, wait_for
+from .uploads import BUCKET, UPLOAD_IMAGE, s3_to_oci_spec, secrets, upload
 
 pytestmark = pytest.mark.integration
 
@@ -44,30 +44,7 @@ CONFIG_MAP = lookup("v1", "ConfigMap")
 ROLE = lookup("rbac.authorization.k8s.io/v1", "Role")
 ROLE_BINDING = lookup("rbac.authorization.k8s.io/v1", "RoleBinding")
 EVENT = lookup("v1", "Event")
-IMAGE = "localhost/sim-exec/model-registry-operator:test"
-BUCKET = "models"
 SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[SeaweedS3]:
-    server = SeaweedS3()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def oci() -> Iterator[DistributionRegistry]:
-    server = DistributionRegistry()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def base_image(oci: DistributionRegistry) -> str:
-    return oci.push_busybox_base()
 
 
 @pytest.fixture(scope="module")
@@ -81,68 +58,16 @@ def _crds(cluster: Cluster) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "crd/modeluploadjobs.modelregistry.opendatahub.io")
 
 
-def secrets(namespace: str, s3_endpoint: str, oci_host: str) -> str:
-    auth = base64.b64encode(b"ci-user:unused-password").decode()
-    docs = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "s3-credentials", "namespace": namespace},
-            "stringData": {
-                "AWS_ACCESS_KEY_ID": ADMIN_KEY,
-                "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
-                "AWS_S3_ENDPOINT": s3_endpoint,
-                "AWS_S3_BUCKET": BUCKET,
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/dockerconfigjson",
-            "metadata": {"name": "oci-credentials", "namespace": namespace},
-            "stringData": {".dockerconfigjson": json.dumps({"auths": {oci_host: {"auth": auth}}})},
-        },
-    ]
-    return yaml.safe_dump_all(docs)
-
-
-def upload(name: str, spec: dict[str, Any]) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "modelregistry.opendatahub.io/v1alpha1",
-            "kind": "ModelUploadJob",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
-
-
 def s3_to_oci(
     mr: RealRegistryServer, oci: DistributionRegistry, base_image: str, key: str, repo: str, **extra: Any
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "registry": {"address": f"http://{LOOPBACK}", "port": mr.port, "isSecure": False, "author": "operator-tests"},
-        "intent": "create_model",
-        "source": {"s3": {"key": key, "credentialsSecret": "s3-credentials"}},
-        "destination": {
-            "oci": {
-                "uri": f"{oci.host}/{repo}:v1",
-                "baseImage": base_image,
-                "enableTLSVerify": False,
-                "credentialsSecret": "oci-credentials",
-            }
-        },
-        "model": {
-            "registeredModel": {
-                "name": repo.replace("/", "-"),
-                "description": "from the operator",
-                "customProperties": {"team": "a", "size": 7},
-            },
-            "modelVersion": {"name": "v1", "author": "alice"},
-            "modelArtifact": {"modelFormatName": "onnx", "modelFormatVersion": "1"},
-        },
-        "job": {"image": IMAGE, "backoffLimit": 0},
+    registry = {"address": f"http://{LOOPBACK}", "port": mr.port, "isSecure": False, "author": "operator-tests"}
+    registered_model = {
+        "name": repo.replace("/", "-"),
+        "description": "from the operator",
+        "customProperties": {"team": "a", "size": 7},
     }
+    spec = s3_to_oci_spec(registry, oci.host, base_image, key, repo, registered_model)
     spec.update(extra)
     return spec
 
@@ -229,7 +154,7 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
     assert muj is not None
     assert [o["uid"] for o in job["metadata"]["ownerReferences"]] == [muj["metadata"]["uid"]]
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert (container["image"], container["command"]) == (IMAGE, ["model-registry-operator", "upload"])
+    assert (container["image"], container["command"]) == (UPLOAD_IMAGE, ["model-registry-operator", "upload"])
     assert ADMIN_SECRET not in json.dumps(job)
     managers = {m["manager"] for m in job["metadata"]["managedFields"] if m["operation"] == "Apply"}
     assert managers == {"model-registry-operator"}
@@ -393,7 +318,7 @@ def test_every_rendered_upload_object_is_accepted_by_the_api_server(cluster: Clu
         )
         spec = ModelUploadJobSpec.model_validate(raw)
         ref = UploadJobRef(f"u{i}", namespace, "00000000-0000-0000-0000-000000000000")
-        objects += render_model_upload_job(ref, spec, raw, ENDPOINT, IMAGE)
+        objects += render_model_upload_job(ref, spec, raw, ENDPOINT, UPLOAD_IMAGE)
 
     failures = cluster.rejected_by_dry_run(objects)
     assert not failures, "\n".join(failures)
@@ -435,7 +360,7 @@ def test_pvc_to_s3_update_artifact(
         "source": {"pvc": {"claimName": "models", "path": "llm"}},
         "destination": {"s3": {"bucket": "out", "key": f"{namespace}/llm", "credentialsSecret": "s3-credentials"}},
         "model": {"modelArtifact": {"id": artifact["id"]}, "modelVersion": {"id": version["id"]}},
-        "job": {"image": IMAGE, "backoffLimit": 0},
+        "job": {"image": UPLOAD_IMAGE, "backoffLimit": 0},
     }
     cluster.apply_yaml(upload("from-pvc", spec), namespace)
     status = wait_phase(cluster, namespace, "from-pvc", "Succeeded", timeout=180)
