@@ -6,21 +6,31 @@ import asyncio
 import concurrent.futures
 import ctypes
 import logging
-from typing import Any
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, cast
 
+import aiohttp
 import kopf
 
 from .api.common import GROUP
+from .api.modeluploadjob import KIND as UPLOAD_JOB_KIND
 from .handlers import modelregistry as modelregistry_handlers
 from .handlers import modeluploadjob as modeluploadjob_handlers
 from .handlers import platform as platform_handlers
 from .kube import Kube, load_api_client
 from .platform.discovery import CapabilityWatcher
-from .reconcile.modelregistry import RegistryReconciler
+from .reconcile.modelregistry import FINALIZER, RegistryReconciler
 from .reconcile.modeluploadjob import UploadJobReconciler
 from .settings import FIELD_MANAGER, OperatorSettings
 
 log = logging.getLogger(__name__)
+
+# kopf's HTTP connections: its watch streams (one per watched resource, about 20 at most) hold
+# one each, the rest serve its patches and posted events. Unbounded (kopf's default), a burst of
+# events opened hundreds of TLS connections at about 128 KiB each; beyond this, requests queue.
+KOPF_CONNECTIONS = 64
+# How often freed heap memory is handed back to the system (see _trim_memory).
+TRIM_SECONDS = 10.0
 
 
 class _QuietProbes(logging.Filter):
@@ -35,6 +45,38 @@ def _emit(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
     except Exception:  # events are best effort; never fail a reconcile for one
         log.debug("could not post event %s", reason, exc_info=True)
+
+
+class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's annotation diff base, kept only for the kinds whose handlers need one.
+
+    kopf builds a diff base (a deep copy of the body) on every event of every watched kind and
+    compares it with the one stored in an annotation. Only the kinds in ``tracked`` ("group/Kind")
+    have create / update handlers; the registries (delete handler only: their generations are
+    tracked by the reconciler) and the children (event handlers) need no diff, so nothing is
+    copied, read or stored for them: their essence is always empty, so kopf sees no change
+    (nothing to handle, nothing to log) but a deletion.
+    """
+
+    def __init__(self, *, tracked: Iterable[str], prefix: str, key: str) -> None:
+        super().__init__(prefix=prefix, key=key)
+        self.tracked: Collection[str] = frozenset(tracked)
+
+    def _tracked(self, body: kopf.Body) -> bool:
+        group = str(body.get("apiVersion", "")).rpartition("/")[0]
+        return f"{group}/{body.get('kind')}" in self.tracked
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        if self._tracked(body):
+            return super().build(body=body, extra_fields=extra_fields)
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return super().fetch(body=body) if self._tracked(body) else cast(kopf.BodyEssence, {})
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        if self._tracked(body):
+            super().store(body=body, patch=patch, essence=essence)
 
 
 def connection_info(configuration: Any) -> kopf.ConnectionInfo:
@@ -62,18 +104,24 @@ def build_registry(
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.AiohttpSession:
         # In-cluster tokens rotate: the client configuration re-reads them through its refresh hook.
         if api_configuration.refresh_api_key_hook is not None:
             api_configuration.refresh_api_key_hook(api_configuration)
-        return connection_info(api_configuration)
+        info = connection_info(api_configuration)
+        # kopf's own session, but with a bounded connection pool (see KOPF_CONNECTIONS).
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS, ssl=info.as_ssl_context()),
+            headers=info.as_http_headers(),
+        )
+        return kopf.AiohttpSession(server=info.server, aiohttp_session=session)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.finalizer = FINALIZER
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled-configuration"
+        settings.persistence.diffbase_storage = DiffBaseStorage(
+            tracked=[f"{GROUP}/{UPLOAD_JOB_KIND}"], prefix=GROUP, key="last-handled-configuration"
         )
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 310
@@ -83,6 +131,19 @@ def build_registry(
         settings.execution.max_workers = 8
         settings.peering.standalone = True
         settings.networking.request_timeout = 60
+
+    trim = _malloc_trim()
+    if trim is not None:
+        tasks: set[asyncio.Task[None]] = set()
+
+        @kopf.on.startup(registry=registry, id="trim-memory")
+        async def start_trimming(**_: Any) -> None:
+            tasks.add(asyncio.get_running_loop().create_task(_trim_memory(trim, TRIM_SECONDS)))
+
+        @kopf.on.cleanup(registry=registry, id="stop-trimming")
+        async def stop_trimming(**_: Any) -> None:
+            for task in tasks:
+                task.cancel()
 
     if watcher is not None:
         platform_handlers.register(registry, watcher)
@@ -101,6 +162,23 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
         return
     m_arena_max = -8
     libc.mallopt(m_arena_max, arenas)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+    trim: Callable[[int], int] | None = getattr(libc, "malloc_trim", None)
+    return trim
+
+
+async def _trim_memory(trim: Callable[[int], int], interval: float) -> None:
+    """glibc keeps what a burst freed (the decoded bodies of hundreds of events, rendered objects)
+    in its heaps, where it counts as resident; malloc_trim hands the free pages back."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(trim, 0)
 
 
 def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:

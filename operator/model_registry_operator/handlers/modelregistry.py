@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,33 +45,27 @@ STATUS_KINDS = {"Route", "AuthConfig"}
 
 def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, resync_seconds: float) -> None:
     """Register every ModelRegistry handler on ``registry``."""
+    tasks: set[asyncio.Task[None]] = set()
 
-    async def reconcile(namespace: str | None, name: str | None, prune: bool) -> None:
-        assert namespace is not None  # namespaced resource
-        assert name is not None
-        try:
-            result = await reconciler.run(namespace, name, prune=prune)
-        except Exception as exc:  # transient API trouble: kopf retries with a delay
-            raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=5) from exc
-        if result.configuration_error:
-            # The condition says what is wrong; a spec change or a referenced object
-            # appearing triggers the next attempt.
-            raise kopf.PermanentError(result.configuration_error)
+    # Creation, spec changes and the operator's start are all "a generation not reconciled yet":
+    # one event handler decides (see RegistryReconciler.registry_event), so kopf keeps no diff
+    # base and patches nothing onto the registry but its finalizer.
+    # kopf puts its finalizer (FINALIZER, for the delete handler below) on a new registry in
+    # parallel; objects that only the delete handler can clean up wait for it (see _reconcile).
+    @kopf.on.event(*RESOURCE, registry=registry, id="reconcile")
+    async def registry_changed(type: str | None, event: Mapping[str, Any], **_: Any) -> None:
+        reconciler.registry_event(type, event.get("object") or {})
 
-    @kopf.on.create(*RESOURCE, registry=registry, id="reconcile")
-    async def created(namespace: str | None, name: str | None, **_: Any) -> None:
-        await reconcile(namespace, name, prune=False)  # a new object owns nothing yet
+    @kopf.on.startup(registry=registry, id="drift-loop")
+    async def start_drift_loop(**_: Any) -> None:
+        tasks.add(asyncio.get_running_loop().create_task(reconciler.drift_loop(resync_seconds)))
 
-    @kopf.on.update(*RESOURCE, registry=registry, id="reconcile", field="spec")
-    @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile")
-    async def changed(namespace: str | None, name: str | None, **_: Any) -> None:
-        await reconcile(namespace, name, prune=True)
-
-    @kopf.timer(*RESOURCE, registry=registry, interval=resync_seconds, initial_delay=resync_seconds, id="drift")
-    async def drift(namespace: str | None, name: str | None, **_: Any) -> None:
-        assert namespace is not None
-        assert name is not None
-        reconciler.schedule(namespace, name, full=True, relist=True)
+    @kopf.on.cleanup(registry=registry, id="stop-drift-loop")
+    async def stop_drift_loop(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="finalize")
     async def finalize(namespace: str | None, name: str | None, **_: Any) -> None:

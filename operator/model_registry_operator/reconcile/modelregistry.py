@@ -1,14 +1,16 @@
 """Reconcile one ModelRegistry: read, render, apply, prune, observe, write status.
 
-Every trigger (kopf create / update / resume, the periodic drift check, events of owned
-children and of referenced Secrets) funnels into :meth:`RegistryReconciler.run`, which is
-serialised per registry, so there is exactly one reconcile of a registry at a time.
+Every trigger (a ModelRegistry event whose generation was not reconciled yet, the periodic
+drift check, events of owned children and of referenced Secrets) funnels into
+:meth:`RegistryReconciler.schedule`, which serialises per registry, so there is exactly one
+reconcile of a registry at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import json
 import logging
 import os
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..api.common import SecretKeyValue
+from ..api.common import GROUP, SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec
 from ..api.validation import parse_spec
 from ..database import probe as db_probe
@@ -101,6 +103,10 @@ UNOWNED = [
     ROUTE,
     lookup("gateway.networking.k8s.io/v1", "HTTPRoute"),
 ]
+# Set by kopf (its delete handler needs it) on every registry; cleans up the UNOWNED objects.
+FINALIZER = f"{GROUP}/finalizer"
+# A registry that renders UNOWNED objects but has no finalizer yet is tried again after this long.
+FINALIZER_WAIT_SECONDS = 0.2
 # Applied first: what pods of the later objects need to start.
 FIRST_WAVE = {"ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim"}
 PROBE_INTERVAL = 30.0
@@ -108,6 +114,15 @@ DEBOUNCE_SECONDS = 0.1
 # A starting registry's children change many times a second; every status write is a
 # ModelRegistry event the operator processes again, so status-only refreshes wait longer.
 STATUS_DEBOUNCE_SECONDS = 0.5
+# A full reconcile that failed (API trouble) is tried again after this long.
+RETRY_SECONDS = 5.0
+# Full reconciles under way at once. A burst of new registries otherwise renders all of them at
+# once, each waiting for the API threads with its objects in memory (the operator's peak RSS).
+MAX_RECONCILES = 16
+# While a registry starts, its conditions' messages change every few hundred milliseconds
+# ("0 of 1 replicas updated", ...): a status refresh that changes messages only is written at
+# most this often. A change of any condition's status or reason is written at once.
+MESSAGE_HOLD_SECONDS = 2.0
 
 EventSink = Callable[[Obj, str, str, str], None]
 
@@ -142,6 +157,8 @@ class _Applied:
     desired: dict[tuple[str, str], str]
     probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None
     features: Feature = field(default_factory=Feature)
+    # What the rendering depended on: while it is unchanged, ``desired`` is reused as is.
+    render_key: Any = None
 
 
 def is_subset(desired: Any, live: Any) -> bool:
@@ -190,8 +207,18 @@ class RegistryReconciler:
         self._probes: dict[tuple[str, str], _ProbeMemo] = {}
         self._applied: dict[tuple[str, str], _Applied] = {}
         self._status: dict[tuple[str, str], Obj] = {}  # the status last read or written
-        self._rendered: dict[tuple[str, str], tuple[Any, str, Feature]] = {}
+        # (uid, generation) each registry was last reconciled to the end for (applied, or found
+        # to be a configuration error): its events with that generation need nothing.
+        self._done: dict[tuple[str, str], tuple[str, int]] = {}
+        self._reconciling: dict[tuple[str, str], tuple[str, int]] = {}  # ... and the one queued or under way
+        self._bodies: dict[tuple[str, str], Obj] = {}  # the newest body seen, for the queued reconcile
+        # A message-only status change waiting: since when, and the timer that writes it.
+        self._held: dict[tuple[str, str], tuple[float, asyncio.TimerHandle]] = {}
         self.observed = ObservedChildren()
+        # The context of a kopf handler: kopf.event() (the emitted Events) only works in one, and
+        # some triggers (the drift loop, API discovery) come from tasks started outside them.
+        self._kopf_context: contextvars.Context | None = None
+        self._slots = asyncio.Semaphore(MAX_RECONCILES)
 
     # -- scheduling ----------------------------------------------------------------------
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -202,11 +229,14 @@ class RegistryReconciler:
         async with self._lock((namespace, name)):
             return await self._reconcile(namespace, name, prune=prune, relist=relist)
 
-    def schedule(self, namespace: str, name: str, *, full: bool = True, relist: bool = False) -> None:
+    def schedule(
+        self, namespace: str, name: str, *, full: bool = True, relist: bool = False, delay: float | None = None
+    ) -> None:
         """Reconcile soon; bursts of triggers collapse into one run.
 
         ``full=False`` asks only for a fresh status (a child's status changed); a full
         reconcile is done anyway when nothing was applied yet or the spec moved on.
+        ``delay`` overrides the debounce (0 for a new generation: nothing to wait for).
         """
         key = (namespace, name)
         if relist:
@@ -215,14 +245,49 @@ class RegistryReconciler:
             self._queued[key] = self._queued[key] or full
             return
         self._queued[key] = full
-        task = asyncio.get_running_loop().create_task(self._scheduled(namespace, name))
+        context = self._kopf_context.copy() if self._kopf_context is not None else None
+        task = asyncio.get_running_loop().create_task(self._scheduled(namespace, name, delay), context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _scheduled(self, namespace: str, name: str) -> None:
+    def registry_event(self, event_type: str | None, body: Obj) -> None:
+        """A ModelRegistry watch event: reconcile a generation not reconciled yet.
+
+        This replaces kopf's create / update / resume handlers: those need kopf's diff base, an
+        annotation it patches onto every registry after each handled change (one more write and
+        one more event per create), and a deep copy of the body on every event to compare with it.
+        """
+        if self._kopf_context is None:
+            self._kopf_context = contextvars.copy_context()
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if not namespace or not name:
+            return
+        key = (namespace, name)
+        if event_type == "DELETED":
+            self.forget(namespace, name)
+            return
+        if meta.get("deletionTimestamp"):
+            return  # the finalizer's handler cleans up
+        done = self._done.get(key)
+        seen = (str(meta.get("uid")), int(meta.get("generation") or 0))
+        if seen in (done, self._reconciling.get(key)):
+            return  # our own status write, a label edit, ...
+        # Never reconciled (no status yet): it owns nothing, no pruning or relisting needed.
+        # Otherwise (a spec change, or first seen after the operator started) start over.
+        existing = done is not None or bool(body.get("status"))
+        self._bodies[key] = body
+        self._reconciling[key] = seen  # from now on until that reconcile is over
+        self.schedule(namespace, name, full=True, relist=existing, delay=0.0)
+
+    async def _scheduled(self, namespace: str, name: str, delay: float | None = None) -> None:
         key = (namespace, name)
         # Children change in bursts (Deployment, ReplicaSet, Pod, slice): let them settle.
-        await asyncio.sleep(DEBOUNCE_SECONDS if self._queued.get(key, True) else STATUS_DEBOUNCE_SECONDS)
+        if delay is None:
+            delay = DEBOUNCE_SECONDS if self._queued.get(key, True) else STATUS_DEBOUNCE_SECONDS
+        if delay > 0:
+            await asyncio.sleep(delay)
+        full, relist = True, False
         try:
             async with self._lock(key):
                 full = self._queued.pop(key, True)
@@ -233,13 +298,29 @@ class RegistryReconciler:
                 else:
                     await self._refresh(namespace, name)
         except Exception:
-            log.exception("reconcile of %s/%s failed; the next trigger retries", namespace, name)
+            log.exception("reconcile of %s/%s failed; retrying in %.0f s", namespace, name, RETRY_SECONDS)
+            self.schedule(namespace, name, full=full, relist=relist, delay=RETRY_SECONDS)
+
+    async def drift_loop(self, interval: float) -> None:
+        """Re-apply every registry once per ``interval``, spread evenly over it: one task for all
+        registries instead of a kopf timer (a task and a kept body) per registry."""
+        while True:
+            keys = list(self._done)
+            if not keys:
+                await asyncio.sleep(interval)
+                continue
+            pause = interval / len(keys)
+            for key in keys:
+                await asyncio.sleep(pause)
+                if key in self._done:
+                    self.schedule(*key, full=True, relist=True)
 
     def drifted(self, namespace: str, name: str, child: Obj) -> bool:
         """Whether a child we render no longer carries what we applied (edited by hand)."""
         applied = self._applied.get((namespace, name))
         if applied is None:
-            return True
+            # Not applied yet: unless the first reconcile is applying it right now.
+            return (namespace, name) not in self._reconciling
         text = applied.desired.get(_ref(child))
         if text is None:  # pods, endpoint slices: observed, not rendered
             return False
@@ -252,7 +333,10 @@ class RegistryReconciler:
         self._probes.pop(key, None)
         self._applied.pop(key, None)
         self._status.pop(key, None)
-        self._rendered.pop(key, None)
+        self._done.pop(key, None)
+        self._reconciling.pop(key, None)
+        self._bodies.pop(key, None)
+        self._unhold(key)
         self.observed.forget(key)
         lock = self._locks.get(key)
         if lock is not None and not lock.locked():
@@ -281,18 +365,29 @@ class RegistryReconciler:
             "metadata": {"namespace": namespace, "name": name, "uid": applied.uid},
             "status": previous,
         }
-        await self._write_status(body, observation, applied.spec_defaults)
+        await self._write_status(body, observation, applied.spec_defaults, hold=True)
 
     # -- the reconcile -------------------------------------------------------------------
     async def _reconcile(self, namespace: str, name: str, *, prune: bool, relist: bool) -> ReconcileResult:
         key = (namespace, name)
-        body = await self.kube.get(MODEL_REGISTRY, namespace, name)
+        try:
+            async with self._slots:
+                return await self._reconcile_locked(key, prune=prune, relist=relist)
+        finally:
+            self._reconciling.pop(key, None)
+
+    async def _reconcile_locked(self, key: tuple[str, str], *, prune: bool, relist: bool) -> ReconcileResult:
+        namespace, name = key
+        # The body of the event that asked for this reconcile saves a read; any newer one
+        # comes with its own event, and so its own reconcile.
+        body = self._bodies.pop(key, None) or await self.kube.get(MODEL_REGISTRY, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.forget(namespace, name)
             return ReconcileResult()
         self._status[key] = body.get("status") or {}
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
+        self._reconciling[key] = (meta["uid"], generation)
         result = ReconcileResult()
         registry = RegistryRef(name, namespace, meta["uid"], dict(meta.get("annotations") or {}))
         spec_defaults = ""
@@ -301,7 +396,12 @@ class RegistryReconciler:
             effective = apply_runtime_defaults(spec, self.settings, name, self.capabilities())
             spec_defaults = _json_text(merge_patch(spec_json(spec), spec_json(effective)))
             inputs, probe_target = await self._resolve(namespace, name, effective)
-            desired, features = self._render(key, registry, effective, inputs)
+            desired, features, render_key = self._render(key, registry, effective, inputs)
+            if FINALIZER not in (meta.get("finalizers") or []) and any(_unowned(o, namespace) for o in desired):
+                # Nothing would clean these up after a deletion: wait for kopf's finalizer first.
+                # (Registries that own all they render start at once, in parallel with kopf.)
+                self.schedule(namespace, name, full=True, relist=relist, delay=FINALIZER_WAIT_SECONDS)
+                return ReconcileResult()
             applied = await self._apply(desired, result)
             previous = self._applied.get(key)
             # Pruning lists every kind we may own: do it only when something may be stale.
@@ -326,6 +426,7 @@ class RegistryReconciler:
                 {_ref(o): _compact(o) for o in desired},
                 probe_target,
                 features,
+                render_key,
             )
         except ConfigurationError as exc:
             self._applied.pop(key, None)
@@ -342,25 +443,26 @@ class RegistryReconciler:
                 await self._write_status(body, Observation(generation=generation, reconcile_error=str(exc)), "")
                 raise
         available = await self._write_status(body, observation, spec_defaults, result)
+        if key in self._status:  # not forgotten meanwhile (deleted)
+            self._done[key] = (meta["uid"], generation)
         result.available = available
         return result
 
     def _render(
         self, key: tuple[str, str], registry: RegistryRef, spec: ModelRegistrySpec, inputs: RenderInputs
-    ) -> tuple[list[Obj], Feature]:
-        """Render, or reuse the last rendering when nothing it depends on changed."""
+    ) -> tuple[list[Obj], Feature, Any]:
+        """Render, or reuse what was applied last when nothing the rendering depends on changed."""
         capabilities = self.capabilities()
         render_key = (registry, spec, inputs, capabilities)
-        cached = self._rendered.get(key)
-        if cached is not None and cached[0] == render_key:
-            return json.loads(cached[1]), cached[2]
+        applied = self._applied.get(key)
+        if applied is not None and applied.render_key == render_key:
+            return [json.loads(text) for text in applied.desired.values()], applied.features, render_key
         try:
             features = render_features(registry, spec, self.settings, capabilities, inputs)
         except ModeConfigurationError as exc:
             raise ConfigurationError(str(exc)) from None
         desired = render_model_registry(registry, spec, self.settings, capabilities, inputs, features)
-        self._rendered[key] = (render_key, _compact(desired), features)
-        return desired, features
+        return desired, features, render_key
 
     def _validated_spec(self, body: Obj) -> ModelRegistrySpec:
         spec, problems = parse_spec(body.get("spec"))
@@ -624,8 +726,15 @@ class RegistryReconciler:
         return DatabaseState(status, outcome.reason, outcome.message)
 
     async def _write_status(
-        self, body: Obj, obs: Observation, spec_defaults: str, result: ReconcileResult | None = None
+        self,
+        body: Obj,
+        obs: Observation,
+        spec_defaults: str,
+        result: ReconcileResult | None = None,
+        *,
+        hold: bool = False,
     ) -> bool:
+        """Write the status when it changed; ``hold``: a change of messages only may wait."""
         meta = body["metadata"]
         old = body.get("status") or {}
         previous = old.get("conditions") or []
@@ -645,6 +754,18 @@ class RegistryReconciler:
         available = next(c for c in conditions if c["type"] == AVAILABLE)
         key = (meta["namespace"], meta["name"])
         if any(old.get(k) != v for k, v in status.items()):
+            messages_only = (
+                hold
+                and _states(conditions) == _states(old.get("conditions"))
+                and all(old.get(k) == v for k, v in status.items() if k != "conditions")
+            )
+            if messages_only:
+                if key not in self._held:  # not through schedule(): that would hold back other triggers
+                    timer = asyncio.get_running_loop().call_later(MESSAGE_HOLD_SECONDS, self._release, key)
+                    self._held[key] = (time.monotonic(), timer)
+                if time.monotonic() - self._held[key][0] < MESSAGE_HOLD_SECONDS:
+                    return bool(available["status"] == TRUE)
+            self._unhold(key)
             try:
                 await self.kube.merge_patch(
                     MODEL_REGISTRY, meta["namespace"], meta["name"], {"status": status}, "status"
@@ -665,7 +786,18 @@ class RegistryReconciler:
                     available["message"],
                 )
             self._events(body, previous, available, obs, result)
+        else:
+            self._unhold(key)  # back to what was written
         return bool(available["status"] == TRUE)
+
+    def _release(self, key: tuple[str, str]) -> None:
+        """The hold of a message-only status change is over: refresh (and so write) it."""
+        self.schedule(*key, full=False, delay=0.0)
+
+    def _unhold(self, key: tuple[str, str]) -> None:
+        held = self._held.pop(key, None)
+        if held is not None:
+            held[1].cancel()
 
     def _events(
         self, body: Obj, previous: list[Obj], available: Obj, obs: Observation, result: ReconcileResult | None
@@ -693,8 +825,19 @@ def _group(kind: Kind) -> str:
     return kind.api_version.rpartition("/")[0]
 
 
+def _states(conditions: list[Obj] | None) -> list[tuple[Any, Any, Any]]:
+    """What a condition says, without its message and times."""
+    return [(c.get("type"), c.get("status"), c.get("reason")) for c in conditions or []]
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def _unowned(obj: Obj, namespace: str) -> bool:
+    """Whether no owner reference can collect ``obj`` (cluster-scoped, or in another namespace)."""
+    kind = kind_of(obj)
+    return not kind.namespaced or kind in UNOWNED or obj["metadata"].get("namespace", namespace) != namespace
 
 
 def _ref(obj: Obj) -> tuple[str, str]:
