@@ -105,6 +105,9 @@ class UploadJobReconciler:
         self.emit = emit or (lambda body, type_, reason, message: None)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._queued: set[tuple[str, str]] = set()
+        # Uploads whose last reconcile waited for their ModelRegistry, by namespace: a registry
+        # event retries just these, without listing the namespace's uploads each time.
+        self._waiting: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- scheduling ----------------------------------------------------------------------
@@ -136,12 +139,19 @@ class UploadJobReconciler:
 
     async def schedule_waiting(self, namespace: str) -> None:
         """A ModelRegistry changed: retry the uploads of its namespace that wait for one."""
-        for item in await self.kube.list(MODEL_UPLOAD_JOB, namespace):
-            status = item.get("status") or {}
-            if status.get("phase") not in TERMINAL:
-                self.schedule(namespace, item["metadata"]["name"])
+        for name in sorted(self._waiting.get(namespace, ())):
+            self.schedule(namespace, name)
+
+    def _note_waiting(self, namespace: str, name: str, waiting: bool) -> None:
+        if waiting:
+            self._waiting.setdefault(namespace, set()).add(name)
+        elif name in self._waiting.get(namespace, ()):
+            self._waiting[namespace].discard(name)
+            if not self._waiting[namespace]:
+                del self._waiting[namespace]
 
     def forget(self, namespace: str, name: str) -> None:
+        self._note_waiting(namespace, name, False)
         lock = self._locks.get((namespace, name))
         if lock is not None and not lock.locked():
             self._locks.pop((namespace, name), None)
@@ -185,6 +195,7 @@ class UploadJobReconciler:
             pods=pods,
         )
         status = upload_status(observation, previous)
+        self._note_waiting(namespace, name, problem is not None and problem.reason in _REGISTRY_WAITS)
         await self._write_status(body, status)
         return status
 
@@ -271,6 +282,7 @@ class UploadJobReconciler:
 
 
 _WAIT_REASONS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE, CONFIGURATION_ERROR})
+_REGISTRY_WAITS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE})
 
 
 def _owned_by(obj: Obj, uid: str) -> bool:
