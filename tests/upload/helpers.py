@@ -105,27 +105,61 @@ def rest(mr_url: str, method: str, path: str, body: dict[str, Any] | None = None
     return data
 
 
-def pull_model_layer(reg: DistributionRegistry, repo: str, tag: str) -> tuple[dict[str, str], dict[str, Any],
-                                                                                dict[str, Any]]:
-    """``(relpath -> sha256 of files under /models, manifest, config)``, digests verified."""
+TITLE = "org.opencontainers.image.title"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def pull_model_layers(reg: DistributionRegistry, repo: str, tag: str) -> tuple[dict[str, str], dict[str, Any],
+                                                                                 dict[str, Any]]:
+    """``(relpath -> sha256 of files under /models, manifest, config)``, digests verified.
+
+    The model is one uncompressed tar layer per file after the base image's layers, in path
+    order: each holds ``models/<path>`` (its title) and the directory entries above it, nothing
+    else, so the union of the layers is the ``/models`` tree. (A model of more files than
+    ``MAX_MODEL_LAYERS`` has layers titled ``models`` holding runs of consecutive files.)"""
     manifest, _ = reg.get_manifest(repo, tag)
     assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     config = json.loads(reg.get_blob(repo, manifest["config"]["digest"]))
-    layer = manifest["layers"][-1]
-    assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
-    blob = reg.get_blob(repo, layer["digest"])
-    assert len(blob) == layer["size"]
-    assert config["rootfs"]["diff_ids"][-1] == layer["digest"]
-    assert len(config["rootfs"]["diff_ids"]) == len(manifest["layers"])
+    layers = manifest["layers"]
+    assert len(config["rootfs"]["diff_ids"]) == len(layers)
+    assert len(config["history"]) >= len(layers)
+    first = len(layers)
+    while first and (layers[first - 1].get("annotations") or {}).get(TITLE, "").partition("/")[0] == "models":
+        first -= 1
+    model_layers = layers[first:]
+    assert model_layers, "no model layer"
+    # uncompressed: digest == diff_id
+    assert config["rootfs"]["diff_ids"][first:] == [layer["digest"] for layer in model_layers]
     out: dict[str, str] = {}
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        for m in tar.getmembers():
-            assert m.uid == 0
-            assert m.gid == 0
-            assert m.mtime == 0
-            assert m.name.startswith("models")
-            if m.isfile():
+    for layer in model_layers:
+        title = layer["annotations"][TITLE]
+        assert layer["mediaType"] == OCI_LAYER_TAR
+        blob = reg.get_blob(repo, layer["digest"])
+        assert len(blob) == layer["size"]
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            members = tar.getmembers()
+            for m in members:
+                assert m.uid == 0
+                assert m.gid == 0
+                assert m.mtime == 0
+            names = [m.name for m in members if not m.isdir()]
+            assert names == sorted(names)
+            assert not out or min(names) > max(f"models/{rel}" for rel in out)  # file order across layers
+            if title != "models":
+                assert names == [title]  # one file per layer
+            parents: set[str] = set()
+            for name in names:
+                parent = name.rpartition("/")[0]
+                while parent:
+                    parents.add(parent)
+                    parent = parent.rpartition("/")[0]
+            assert [m.name for m in members if m.isdir()] == sorted(parents)
+            for m in members:
+                if m.isdir():
+                    continue
                 f = tar.extractfile(m)
                 assert f is not None
-                out[m.name.removeprefix("models/")] = sha(f.read())
+                rel = m.name.removeprefix("models/")
+                assert rel not in out
+                out[rel] = sha(f.read())
     return out, manifest, config

@@ -33,7 +33,7 @@ from tests.backends.registry_server import (
     official_client_read,
 )
 
-from .helpers import metadata_dir, pull_model_layer, registry_env, rest, run_upload, sha, write_dir
+from .helpers import metadata_dir, pull_model_layers, registry_env, rest, run_upload, sha, write_dir
 
 SERVES_PARENT_LOOKUPS: dict[Database, bool] = {"mariadb": True, "postgres": False}
 """Whether the pinned server answers parent-scoped lookups on that database."""
@@ -138,7 +138,7 @@ def test_create_model_then_create_version(tmp_path: Path, registry: RealRegistry
     assert back["artifact"]["uri"] == out["uri"] == f"oci://{oci_registry.host}/reg/{name}:v1"
     assert (back["artifact"]["model_format_name"], back["artifact"]["model_format_version"]) == ("onnx", "1")
     assert (back["artifact"]["model_source_kind"], back["artifact"]["model_source_name"]) == ("test", name)
-    pulled, _, _ = pull_model_layer(oci_registry, f"reg/{name}", "v1")
+    pulled, _, _ = pull_model_layers(oci_registry, f"reg/{name}", "v1")
     assert pulled == {rel: sha(data) for rel, data in FILES.items()}
 
     # create_version under it

@@ -9,13 +9,26 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import tarfile
+import threading
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+from pydantic import SecretStr
 
-from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
+from model_registry_operator.upload.config import OciDestination, S3Location
+from model_registry_operator.upload.destinations import oci as oci_dest
+from model_registry_operator.upload.destinations.oci import OciModelcar
+from model_registry_operator.upload.destinations.oci_client import BlobUpload
+from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER, TransferError
+from model_registry_operator.upload.progress import Progress
 from model_registry_operator.upload.registration import INCOMPLETE_MARKER
+from model_registry_operator.upload.sources.base import SourceFile
+from model_registry_operator.upload.sources.s3 import S3Source
 from tests.backends.http import NginxServer
 from tests.backends.oci import PASSWORD, USER, DistributionRegistry
 from tests.backends.registry_server import BearerTLSProxy, RealRegistryServer, official_client_read
@@ -24,7 +37,7 @@ from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, READER_KEY, READER_SECRET
 from .helpers import (
     metadata_dir,
     model_files,
-    pull_model_layer,
+    pull_model_layers,
     registry_env,
     rest,
     run_upload,
@@ -81,10 +94,10 @@ def test_s3_to_oci_create_model(tmp_path: Path, s3_server: SeaweedS3, oci_regist
     assert out["ModelArtifact"]["uri"] == out["uri"]
     assert {"RegisteredModel", "ModelVersion", "ModelArtifact"} <= set(out)
 
-    pulled, manifest, config = pull_model_layer(oci_registry, "models/llm-a", "v1")
+    pulled, manifest, config = pull_model_layers(oci_registry, "models/llm-a", "v1")
     assert pulled == {rel: sha(data) for rel, data in files.items()}
     assert config["architecture"] == "amd64"  # picked from the multi-arch base index
-    assert len(manifest["layers"]) == 2
+    assert len(manifest["layers"]) == 1 + len(files)  # the base layer, one layer per file
     assert manifest["annotations"]["org.opencontainers.image.base.name"] == base_image
 
     back = official_client_read(mr_server.url, "llm-a", "v1")
@@ -107,14 +120,14 @@ def test_s3_to_oci_create_model(tmp_path: Path, s3_server: SeaweedS3, oci_regist
     for secret in (ADMIN_SECRET, ADMIN_KEY):
         assert secret not in result.logs
 
-    # same files again under another tag of the same repo: identical layer digest (reproducible)
+    # same files again under another tag of the same repo: identical layer digests (reproducible)
     env2 = {**env, **oci_env(oci_registry, "models/llm-a:again", base_image), "MODEL_SYNC_MODEL_UPLOAD_INTENT":
             "create_version", "MODEL_SYNC_MODEL_ID": out["RegisteredModel"]["id"]}
     (meta / "ModelVersion.name").write_text("v2")
     again = run_upload(tmp_path, env2, caplog, capsys)
     assert again.code == EXIT_OK, again.termination
     m2, _ = oci_registry.get_manifest("models/llm-a", "again")
-    assert m2["layers"][-1]["digest"] == manifest["layers"][-1]["digest"]
+    assert m2["layers"] == manifest["layers"]
 
 
 def test_uri_nginx_to_oci_with_auth_and_secrets_redacted(
@@ -135,9 +148,9 @@ def test_uri_nginx_to_oci_with_auth_and_secrets_redacted(
     result = run_upload(tmp_path, env, caplog, capsys)
     assert result.code == EXIT_OK, result.termination
     assert result.json()["ModelArtifact"]["id"] == art
-    pulled, manifest, _ = pull_model_layer(oci_registry_auth, "models/uri-model", "v1")
+    pulled, manifest, _ = pull_model_layers(oci_registry_auth, "models/uri-model", "v1")
     assert pulled == {"model.safetensors": sha(data)}
-    assert len(manifest["layers"]) == 1  # scratch base
+    assert len(manifest["layers"]) == 1  # scratch base, one file
     got = rest(mr_server.url, "GET", f"/model_artifacts/{art}")
     assert got["state"] == "LIVE"
     assert got["uri"] == f"oci://{oci_registry_auth.host}/models/uri-model:v1"
@@ -198,7 +211,7 @@ def test_uri_archive_unpacked_with_subdirs(tmp_path: Path, nginx: NginxServer, o
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
     result = run_upload(tmp_path, env, caplog, capsys)
     assert result.code == EXIT_OK, result.termination
-    pulled, _, _ = pull_model_layer(oci_registry, "models/archive", "v1")
+    pulled, _, _ = pull_model_layers(oci_registry, "models/archive", "v1")
     assert pulled == {rel: sha(data) for rel, data in files.items()}
     assert not (tmp_path / "scratch" / ".model-upload-staging").exists()  # staging cleaned up
 
@@ -298,7 +311,7 @@ def test_s3_single_object_key(tmp_path: Path, s3_server: SeaweedS3, oci_registry
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
     r = run_upload(tmp_path, env, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
-    pulled, _, _ = pull_model_layer(oci_registry, "models/single", "v1")
+    pulled, _, _ = pull_model_layers(oci_registry, "models/single", "v1")
     assert pulled == {"model.onnx": sha(b"onnx-bytes" * 100)}
     assert s3_admin(s3_server).head("models", "single/model.onnx") == 1000
 
@@ -325,7 +338,7 @@ def test_pvc_to_tls_registry_with_bearer_token(tmp_path: Path, oci_registry_tls_
     assert r.code == EXIT_OK, r.termination
     assert reg.token_server is not None
     assert reg.token_server.issued > 0
-    pulled, _, _ = pull_model_layer(reg, "models/token", "v1")
+    pulled, _, _ = pull_model_layers(reg, "models/token", "v1")
     assert pulled == {rel: sha(data) for rel, data in files.items()}
     assert PASSWORD not in r.logs
     # wrong password: the token service refuses
@@ -376,7 +389,7 @@ def test_hf_uri_source(tmp_path: Path, nginx: NginxServer, oci_registry: Distrib
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
     r = run_upload(tmp_path, env, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
-    pulled, _, _ = pull_model_layer(oci_registry, "models/hf", "v1")
+    pulled, _, _ = pull_model_layers(oci_registry, "models/hf", "v1")
     assert pulled == {rel: sha(data) for rel, data in files.items()}
 
 
@@ -464,9 +477,108 @@ def test_oci_source_whiteouts_and_unsafe_links(tmp_path: Path, oci_registry: Dis
     r = run_upload(tmp_path, {**base, "MODEL_SYNC_SOURCE_OCI_URI": f"{oci_registry.host}/src/layered:v1"},
                    caplog, capsys)
     assert r.code == EXIT_OK, r.termination
-    pulled, _, _ = pull_model_layer(oci_registry, "models/layered", "v1")
+    pulled, _, _ = pull_model_layers(oci_registry, "models/layered", "v1")
     assert pulled == {"c.txt": sha(b"c"), "sub/b.txt": sha(b"b"), "sub/link": sha(b"b")}
     r = run_upload(tmp_path, {**base, "MODEL_SYNC_SOURCE_OCI_URI": f"{oci_registry.host}/src/evil:v1"},
                    caplog, capsys)
     assert r.code == EXIT_TRANSFER
     assert "points outside /models" in r.termination
+
+
+# -- one layer per file, several in flight --------------------------------------------------
+
+
+def _modelcar(reg: DistributionRegistry, ref: str, part: int, parallelism: int) -> OciModelcar:
+    dest = OciDestination(uri=f"{reg.host}/{ref}", registry=reg.host, base_image="scratch", tls_verify=False)
+    return OciModelcar(dest, timeout=20, chunk_size=part, parallelism=parallelism)
+
+
+def test_one_layer_per_file_in_order_pushed_concurrently_in_bounded_memory(
+        s3_server: SeaweedS3, oci_registry: DistributionRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several layers are uploaded at once from one S3 source; the manifest lists one layer per
+    file in path order, a sub-directory file lands at /models/sub/file (its layer carries the
+    directory entries above it), and the transfer buffers stay the source's parallelism + 1
+    parts, whatever the number of layers in flight (``tracemalloc`` bounds the heap too)."""
+    part, parallelism = 1024 * 1024, 3
+    files = {"b.bin": os.urandom(3 * part + 1), "sub/file": os.urandom(2 * part + 513), "a.bin": os.urandom(3 * part),
+             "sub/deeper/x.bin": os.urandom(4 * part - 7), "z.txt": b"z", "empty": b""}
+    s3_upload(s3_server, "models", "layers", files)
+    loc = S3Location(bucket="models", key="layers", endpoint=s3_server.endpoint,
+                     access_key_id=SecretStr(ADMIN_KEY), secret_access_key=SecretStr(ADMIN_SECRET))
+    source = S3Source(loc, part_size=part, parallelism=parallelism, timeout=20)
+    listed = source.files()
+    car = _modelcar(oci_registry, "models/layers:v1", part, parallelism)
+
+    in_flight, peak_in_flight, lock = 0, 0, threading.Lock()
+    upload_stream = BlobUpload.upload_stream
+
+    def counting(self: BlobUpload, chunks: Any, total: int) -> tuple[str, int]:  # noqa: ANN401
+        nonlocal in_flight, peak_in_flight
+        with lock:
+            in_flight += 1
+            peak_in_flight = max(peak_in_flight, in_flight)
+        try:
+            return upload_stream(self, chunks, total)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    monkeypatch.setattr(BlobUpload, "upload_stream", counting)
+    progress = Progress(None)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        car.push(listed, progress, {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert progress.done == sum(map(len, files.values()))
+    assert 2 <= peak_in_flight <= parallelism
+    assert source.buffers.allocated <= parallelism + 1
+    assert source.buffers.peak_in_use <= parallelism + 1
+    assert peak < (parallelism + 2) * part, f"{peak} bytes allocated at the peak"
+
+    pulled, manifest, config = pull_model_layers(oci_registry, "models/layers", "v1")
+    assert pulled == {rel: sha(data) for rel, data in files.items()}
+    assert [layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]] == [
+        "models/a.bin", "models/b.bin", "models/empty", "models/sub/deeper/x.bin", "models/sub/file", "models/z.txt"]
+    assert len(config["history"]) == len(files)
+    sub = manifest["layers"][4]
+    with tarfile.open(fileobj=io.BytesIO(oci_registry.get_blob("models/layers", sub["digest"]))) as tar:
+        members = tar.getmembers()
+    assert [(m.name, m.isdir()) for m in members] == [("models", True), ("models/sub", True),
+                                                      ("models/sub/file", False)]
+    assert members[2].size == len(files["sub/file"])
+
+    # a new version with one file changed: the other files' layers are the same blobs
+    files["b.bin"] = os.urandom(100)
+    s3_upload(s3_server, "models", "layers", {"b.bin": files["b.bin"]})
+    car2 = _modelcar(oci_registry, "models/layers:v2", part, parallelism)
+    car2.push(S3Source(loc, part_size=part, parallelism=parallelism, timeout=20).files(), None, {})
+    pulled2, manifest2, _ = pull_model_layers(oci_registry, "models/layers", "v2")
+    assert pulled2 == {rel: sha(data) for rel, data in files.items()}
+    changed = [i for i, (x, y) in enumerate(zip(manifest["layers"], manifest2["layers"], strict=True)) if x != y]
+    assert changed == [1]
+
+
+def test_a_failed_layer_stops_the_others_and_nothing_is_tagged(oci_registry: DistributionRegistry) -> None:
+    blobs = {f"f{i}.bin": os.urandom(300_000) for i in range(6)}
+    files = [SourceFile(k, len(v), lambda v=v: io.BytesIO(v)) for k, v in blobs.items()]  # type: ignore[misc]
+    files[2] = SourceFile("f2.bin", 300_000, lambda: io.BytesIO(b"short"))
+    car = _modelcar(oci_registry, "models/broken:v1", 65_536, 3)
+    with pytest.raises(TransferError, match="ended early"):
+        car.push(files, None, {})
+    r = requests.get(f"{oci_registry.url}/v2/models/broken/manifests/v1", timeout=10)
+    assert r.status_code == 404
+
+
+def test_more_files_than_the_layer_cap_are_packed_in_runs(oci_registry: DistributionRegistry,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oci_dest, "MAX_MODEL_LAYERS", 3)
+    blobs = {f"d{i % 2}/f{i}.bin": os.urandom(1000 + i) for i in range(7)}
+    files = [SourceFile(k, len(v), lambda v=v: io.BytesIO(v)) for k, v in blobs.items()]  # type: ignore[misc]
+    _modelcar(oci_registry, "models/packed:v1", 65_536, 2).push(files, None, {})
+    pulled, manifest, _ = pull_model_layers(oci_registry, "models/packed", "v1")
+    assert pulled == {rel: sha(data) for rel, data in blobs.items()}
+    assert len(manifest["layers"]) == 3
+    assert {layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]} == {"models"}

@@ -73,7 +73,8 @@ def run(cfg: UploadConfig, reporter: StatusReporter | None = None) -> dict[str, 
 
     dest: OciModelcar | S3Upload
     if isinstance(cfg.destination, OciDestination):
-        dest = OciModelcar(cfg.destination, timeout=cfg.timeout, chunk_size=cfg.part_size)
+        dest = OciModelcar(cfg.destination, timeout=cfg.timeout, chunk_size=cfg.part_size,
+                           parallelism=cfg.parallelism)
     else:
         assert isinstance(cfg.destination, S3Destination)
         dest = S3Upload(cfg.destination.s3, part_size=cfg.part_size, parallelism=cfg.parallelism,

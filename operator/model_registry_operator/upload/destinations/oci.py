@@ -1,11 +1,16 @@
 """OCI modelcar destination.
 
-The image is the base image (one platform of it) plus ONE new uncompressed tar layer holding
-the model under ``/models/`` (sub-directories preserved). The layer is a tar stream sent as the
-body of one blob-upload PATCH while it is hashed, the file contents passed on in the source's own
-part buffers: no scratch copy of the model is made, and no copy of its bytes in memory.
-Entries are reproducible (uid/gid 0, mtime 0, fixed modes, sorted), so the same files always
-give the same layer digest.
+The image is the base image (one platform of it) plus one new uncompressed tar layer PER MODEL
+FILE (as upstream's olot lays a modelcar out), in file (path) order: each holds
+``models/<relative path>`` and the directory entries above it, so the layers together give the
+``/models`` tree, sub-directories preserved. Each layer is a tar stream sent as the body of one
+blob-upload PATCH while it is hashed, the file contents passed on in the source's own part
+buffers: no scratch copy of the model is made, and no copy of its bytes in memory. Up to
+``parallelism`` layers are uploaded at once, all drawing on the source's one bounded buffer pool.
+Entries are reproducible (uid/gid 0, mtime 0, fixed modes), so the same file always gives the
+same layer digest, whatever the other files (a registry keeps one blob for it across versions).
+A model of more than :data:`MAX_MODEL_LAYERS` files is packed into that many layers instead
+(runs of consecutive files), as container runtimes cap the number of layers of an image.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import json
 import logging
 import posixpath
 import tarfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO
 
 from ..config import OciDestination
@@ -39,6 +46,9 @@ from .oci_client import (
 log = logging.getLogger(__name__)
 
 MODELS_DIR = "models"
+MAX_MODEL_LAYERS = 100
+"""At most this many model layers (Docker refuses images of more than 127 layers, overlayfs
+mounts are limited too); a model of more files packs runs of consecutive files per layer."""
 EPOCH = "1970-01-01T00:00:00Z"
 _LAYER_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -156,6 +166,43 @@ def model_tar_chunks(files: list[SourceFile], progress: Progress | None, pool: B
         end -= n
 
 
+def model_layer_groups(files: list[SourceFile], limit: int | None = None) -> list[list[SourceFile]]:
+    """The files of each model layer, in path order: one file per layer, or, past ``limit``
+    (default :data:`MAX_MODEL_LAYERS`) files, ``limit`` runs of consecutive files."""
+    ordered = sorted(files, key=lambda f: f.path)
+    limit = MAX_MODEL_LAYERS if limit is None else max(1, limit)
+    if len(ordered) <= limit:
+        return [[f] for f in ordered]
+    per, extra = divmod(len(ordered), limit)
+    groups, start = [], 0
+    for i in range(limit):
+        end = start + per + (1 if i < extra else 0)
+        groups.append(ordered[start:end])
+        start = end
+    return groups
+
+
+_STOPPED = "model layer upload stopped: another layer failed"
+
+
+def _stop_on(failed: threading.Event, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``chunks``, ending in an error as soon as ``failed`` is set (another layer's upload failed)."""
+    try:
+        for chunk in chunks:
+            if failed.is_set():
+                chunk.release()
+                raise TransferError(_STOPPED)
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _is_stop(exc: BaseException | None) -> bool:
+    return isinstance(exc, TransferError) and str(exc) == _STOPPED
+
+
 def write_model_tar(files: list[SourceFile], out: Any, progress: Progress | None,  # noqa: ANN401
                     bufsize: int = 1024 * 1024) -> None:
     """Write the reproducible model layer (``models/...``) as a tar stream into ``out``."""
@@ -167,11 +214,12 @@ def write_model_tar(files: list[SourceFile], out: Any, progress: Progress | None
 
 
 class OciModelcar:
-    def __init__(self, dest: OciDestination, *, timeout: float, chunk_size: int) -> None:
+    def __init__(self, dest: OciDestination, *, timeout: float, chunk_size: int, parallelism: int = 4) -> None:
         self.dest = dest
         self.ref = parse_ref(dest.uri)
         self.timeout = timeout
         self.chunk_size = chunk_size
+        self.parallelism = max(1, parallelism)
         password = dest.password.get_secret_value() if dest.password else None
         self.ca = str(dest.ca_bundle) if dest.ca_bundle else None
         self.reg = RegistrySession(self.ref.api_host, username=dest.username, password=password,
@@ -256,6 +304,62 @@ class OciModelcar:
             up.finish()
         return digest
 
+    # -- model layers --------------------------------------------------------------------
+
+    def _push_model_layers(self, files: list[SourceFile], progress: Progress | None) -> list[dict[str, Any]]:
+        """One layer per file (see :func:`model_layer_groups`), up to ``parallelism`` uploads at
+        once; descriptors in file order.
+
+        Each upload is one PATCH whose body is the file's tar, streamed: the parts fetched by the
+        source go out as they are (no copy, no join), hashed on the way. The source's buffer pool
+        is shared by every upload in flight (a sender holds one buffer, released before it asks
+        for the next part), so memory does not grow with the number of layers in flight. Only
+        for sources that do not hand their own buffers over (local files) are parts read into
+        buffers of one pool here, shared the same way. A failed upload stops the others."""
+        groups = model_layer_groups(files)
+        if not groups:
+            return []
+        log.info("streaming %d model layers (%d files, up to %d layers at once) to %s", len(groups), len(files),
+                 self.parallelism, self.ref)
+        workers = min(self.parallelism, len(groups))
+        pool = BufferPool(self.chunk_size, workers + 1)
+        failed = threading.Event()
+
+        def upload(group: list[SourceFile]) -> dict[str, Any]:
+            if failed.is_set():
+                raise TransferError(_STOPPED)
+            try:
+                up = BlobUpload(self.reg, self.ref.repository, self.chunk_size)
+            except BaseException:
+                failed.set()
+                raise
+            try:
+                digest, size = up.upload_stream(_stop_on(failed, model_tar_chunks(group, progress, pool)),
+                                                model_tar_size(group))
+            except BaseException:
+                failed.set()
+                up.cancel()
+                raise
+            title = f"{MODELS_DIR}/{group[0].path}" if len(group) == 1 else MODELS_DIR
+            log.info("model layer %s (%s, %d bytes) uploaded", digest,
+                     title if len(group) == 1 else f"{len(group)} files", size)
+            return {"mediaType": OCI_LAYER_TAR, "digest": digest, "size": size,
+                    "annotations": {"org.opencontainers.image.title": title}}
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as executor:
+            futures: list[Future[dict[str, Any]]] = [executor.submit(upload, group) for group in groups]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(fut.exception() is not None for fut in done):
+                failed.set()
+                for fut in futures:
+                    fut.cancel()
+                wait(futures)
+                errors = [fut.exception() for fut in futures if not fut.cancelled() and fut.exception()]
+                first = next((e for e in errors if not _is_stop(e)), errors[0])
+                assert first is not None
+                raise first
+        return [fut.result() for fut in futures]
+
     # -- push ----------------------------------------------------------------------------
 
     def push(self, files: list[SourceFile], progress: Progress | None, annotations: dict[str, str]) -> str:
@@ -268,26 +372,15 @@ class OciModelcar:
             self._copy_blob(base_ref, sess, desc)
             layers.append({"mediaType": _LAYER_TYPES.get(desc["mediaType"], desc["mediaType"]),
                            "digest": desc["digest"], "size": desc["size"]})
-        log.info("streaming the model layer (%d files) to %s", len(files), self.ref)
-        # One PATCH whose body is the tar, streamed: the parts fetched by the source go out as
-        # they are (no copy, no join), hashed on the way. Only for sources that do not hand
-        # their own buffers over (local files) are parts read into buffers of this pool.
-        up = BlobUpload(self.reg, self.ref.repository, self.chunk_size)
-        try:
-            pool = BufferPool(self.chunk_size, 2)
-            layer_digest, layer_size = up.upload_stream(model_tar_chunks(files, progress, pool),
-                                                        model_tar_size(files))
-        except BaseException:
-            up.cancel()
-            raise
-        log.info("model layer %s (%d bytes) uploaded", layer_digest, layer_size)
-        layers.append({"mediaType": OCI_LAYER_TAR, "digest": layer_digest, "size": layer_size,
-                       "annotations": {"org.opencontainers.image.title": MODELS_DIR}})
+        model_layers = self._push_model_layers(files, progress)
+        layers += model_layers
         config = copy.deepcopy(base_config)
         rootfs = config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-        rootfs.setdefault("diff_ids", []).append(layer_digest)  # uncompressed: digest == diff_id
-        config.setdefault("history", []).append({"created": EPOCH, "created_by": "model-registry-operator upload",
-                                                  "comment": "model files under /models"})
+        history = config.setdefault("history", [])
+        for layer in model_layers:
+            rootfs.setdefault("diff_ids", []).append(layer["digest"])  # uncompressed: digest == diff_id
+            history.append({"created": EPOCH, "created_by": "model-registry-operator upload",
+                            "comment": layer["annotations"]["org.opencontainers.image.title"]})
         for entry in config["history"]:
             entry.setdefault("created", EPOCH)
         config_raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
