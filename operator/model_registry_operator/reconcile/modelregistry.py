@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -153,8 +154,9 @@ class _Applied:
     generation: int
     spec: ModelRegistrySpec
     spec_defaults: str
-    # JSON text, not dicts: a fraction of the memory, parsed only when a child event comes in.
-    desired: dict[tuple[str, str], str]
+    # Compressed JSON, not dicts: about 5 KB a registry instead of 13 KB of JSON text (and far
+    # more as dicts), decompressed and parsed only when a child event comes in.
+    desired: dict[tuple[str, str], bytes]
     probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None
     features: Feature = field(default_factory=Feature)
     # What the rendering depended on: while it is unchanged, ``desired`` is reused as is.
@@ -321,10 +323,10 @@ class RegistryReconciler:
         if applied is None:
             # Not applied yet: unless the first reconcile is applying it right now.
             return (namespace, name) not in self._reconciling
-        text = applied.desired.get(_ref(child))
-        if text is None:  # pods, endpoint slices: observed, not rendered
+        packed = applied.desired.get(_ref(child))
+        if packed is None:  # pods, endpoint slices: observed, not rendered
             return False
-        desired = json.loads(text)
+        desired = _unpack(packed)
         body = {k: v for k, v in desired.items() if k != "metadata"}
         return not (is_subset(body, child) and is_subset(_owned_meta(desired), child.get("metadata", {})))
 
@@ -423,7 +425,7 @@ class RegistryReconciler:
                 generation,
                 spec,
                 spec_defaults,
-                {_ref(o): _compact(o) for o in desired},
+                {_ref(o): _pack(o) for o in desired},
                 probe_target,
                 features,
                 render_key,
@@ -456,7 +458,7 @@ class RegistryReconciler:
         render_key = (registry, spec, inputs, capabilities)
         applied = self._applied.get(key)
         if applied is not None and applied.render_key == render_key:
-            return [json.loads(text) for text in applied.desired.values()], applied.features, render_key
+            return [_unpack(packed) for packed in applied.desired.values()], applied.features, render_key
         try:
             features = render_features(registry, spec, self.settings, capabilities, inputs)
         except ModeConfigurationError as exc:
@@ -830,8 +832,13 @@ def _states(conditions: list[Obj] | None) -> list[tuple[Any, Any, Any]]:
     return [(c.get("type"), c.get("status"), c.get("reason")) for c in conditions or []]
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+def _pack(value: Obj) -> bytes:
+    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1)
+
+
+def _unpack(packed: bytes) -> Obj:
+    value: Obj = json.loads(zlib.decompress(packed))
+    return value
 
 
 def _unowned(obj: Obj, namespace: str) -> bool:
