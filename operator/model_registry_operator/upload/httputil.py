@@ -39,3 +39,14 @@ def session_with_retries(*, methods: frozenset[str], statuses: tuple[int, ...] =
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def error_text(resp: requests.Response) -> str:
+    """The ``message`` of a JSON error body (model registry, Kubernetes Status), else the body."""
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text[:300].strip() or resp.reason
+    if isinstance(data, dict) and "message" in data:
+        return str(data["message"])[:300]
+    return str(data)[:300]

@@ -13,7 +13,7 @@ import requests
 
 from .config import RegistryConfig
 from .errors import RegistryError
-from .httputil import session_with_retries
+from .httputil import error_text, session_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class RegistryClient:
         if resp.status_code == 404 and allow_404:
             return None
         if resp.status_code >= 400:
-            detail = _error_text(resp)
+            detail = error_text(resp)
             if resp.status_code in (401, 403):
                 raise RegistryError(
                     f"model registry refused {method} {path}: HTTP {resp.status_code} (check the user token "
@@ -165,13 +165,3 @@ class RegistryClient:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) < 300 else text[:300] + "..."
-
-
-def _error_text(resp: requests.Response) -> str:
-    try:
-        data = resp.json()
-    except ValueError:
-        return resp.text[:300].strip() or resp.reason
-    if isinstance(data, dict) and "message" in data:
-        return str(data["message"])[:300]
-    return str(data)[:300]

@@ -20,6 +20,7 @@ import requests
 
 from ..api.common import GROUP
 from ..api.modeluploadjob import PLURAL, VERSION
+from .httputil import error_text
 from .progress import ProgressSnapshot
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class StatusReporter:
                     timeout=TIMEOUT,
                 )
                 ok = resp.status_code < 300
-                problem = f"HTTP {resp.status_code}: {_reason(resp)}"
+                problem = f"HTTP {resp.status_code}: {error_text(resp)}"
             except (OSError, requests.RequestException) as exc:
                 ok, problem = False, f"{exc.__class__.__name__}: {exc}"
             if not ok and not self._failed:
@@ -79,14 +80,3 @@ class StatusReporter:
                             "progress stays in this log", self.target, problem)
             self._failed = self._failed or not ok
             return ok
-
-    def close(self) -> None:
-        self._session.close()
-
-
-def _reason(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.reason or ""
-    return str(body.get("message") or resp.reason or "") if isinstance(body, dict) else resp.reason or ""
