@@ -63,4 +63,4 @@ def register(registry: kopf.OperatorRegistry, reconciler: UploadJobReconciler, r
     @kopf.on.event(GROUP, "v1beta1", "modelregistries", registry=registry, id="upload-registries")
     async def registry_changed(namespace: str | None, **_: Any) -> None:
         if namespace:
-            await reconciler.schedule_waiting(namespace)
+            reconciler.schedule_waiting(namespace)

@@ -137,7 +137,7 @@ class UploadJobReconciler:
         except Exception:
             log.exception("reconcile of upload %s/%s failed; the next trigger retries", namespace, name)
 
-    async def schedule_waiting(self, namespace: str) -> None:
+    def schedule_waiting(self, namespace: str) -> None:
         """A ModelRegistry changed: retry the uploads of its namespace that wait for one."""
         for name in sorted(self._waiting.get(namespace, ())):
             self.schedule(namespace, name)
