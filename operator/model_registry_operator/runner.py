@@ -153,23 +153,26 @@ def build_registry(
     return registry
 
 
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """glibc gives each worker thread its own malloc arena; with 16 API threads parsing JSON
     that fragments memory and inflates RSS for nothing. Two arenas are plenty here."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
+    libc = _glibc()
+    if libc is None:
         return
     m_arena_max = -8
     libc.mallopt(m_arena_max, arenas)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return None
-    trim: Callable[[int], int] | None = getattr(libc, "malloc_trim", None)
+    libc = _glibc()
+    trim: Callable[[int], int] | None = getattr(libc, "malloc_trim", None) if libc is not None else None
     return trim
 
 
