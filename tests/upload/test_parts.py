@@ -14,6 +14,7 @@ import threading
 import time
 import tracemalloc
 import zipfile
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,17 @@ def test_parse_ref() -> None:
 # -- streams ------------------------------------------------------------------------------
 
 
+def into(fetch: Callable[[int, int], bytes]) -> Callable[[int, int, memoryview], None]:
+    """A range reader's ``fetch_into`` over a function returning the bytes ``start..end``."""
+
+    def fetch_into(start: int, end: int, view: memoryview) -> None:
+        data = fetch(start, end)
+        assert len(data) == len(view)
+        view[:] = data
+
+    return fetch_into
+
+
 def test_parallel_range_reader_is_ordered_and_bounded() -> None:
     data = os.urandom(1_000_003)
     in_flight = 0
@@ -216,7 +228,7 @@ def test_parallel_range_reader_is_ordered_and_bounded() -> None:
             in_flight -= 1
         return data[start : end + 1]
 
-    reader = ParallelRangeReader(fetch, len(data), part_size=10_000, parallelism=3, what="t")
+    reader = ParallelRangeReader(into(fetch), len(data), part_size=10_000, parallelism=3, what="t")
     out = bytearray()
     while True:
         chunk = reader.read(7_777)
@@ -387,7 +399,7 @@ def test_parallel_range_reader_waits_for_released_buffers() -> None:
     """A consumer holding parts keeps the reader from fetching further: the pool is the bound."""
     data = os.urandom(100_000)
     pool = BufferPool(10_000, 3)
-    reader = ParallelRangeReader(lambda s, e: data[s : e + 1], len(data), 10_000, 8, "t", pool=pool)
+    reader = ParallelRangeReader(into(lambda s, e: data[s : e + 1]), len(data), 10_000, 8, "t", pool=pool)
     held = [reader.next_chunk(), reader.next_chunk()]
     assert pool.in_use == 3  # two held, one fetched ahead: no more
     out = bytearray()
@@ -414,7 +426,7 @@ def test_model_tar_chunks_match_tarfile_byte_for_byte() -> None:
     def files(ranged: bool) -> list[SourceFile]:
         def opener(v: bytes) -> Any:  # noqa: ANN401
             if ranged:
-                return ParallelRangeReader(lambda s, e: v[s : e + 1], len(v), 65_536, 3, "t")
+                return ParallelRangeReader(into(lambda s, e: v[s : e + 1]), len(v), 65_536, 3, "t")
             return io.BytesIO(v)
 
         return [SourceFile(k, len(v), lambda v=v: opener(v)) for k, v in blobs.items()]  # type: ignore[misc]

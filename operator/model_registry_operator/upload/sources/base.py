@@ -258,8 +258,6 @@ def response_readinto(resp: requests.Response, view: memoryview, what: str) -> i
     return got
 
 
-RangeFetch = Callable[[int, int], bytes]
-"""``(start, end)`` -> bytes ``start..end`` inclusive."""
 RangeFetchInto = Callable[[int, int, memoryview], None]
 """``(start, end, view)``: write bytes ``start..end`` inclusive into ``view`` (exactly that long)."""
 
@@ -271,16 +269,11 @@ class ParallelRangeReader(io.RawIOBase):
     ``parallelism + 1`` buffers of ``part_size``); at most ``parallelism`` parts are fetched
     ahead, and a part's buffer goes back to the pool once it is read, or, for a part handed over
     by :meth:`next_chunk`, once the consumer releases it. Memory is bounded by the pool, never by
-    the object's size. ``fetch_into`` writes a range straight into the part's buffer; ``fetch``
-    (returning bytes) is copied into it.
+    the object's size. ``fetch_into`` writes a range straight into the part's buffer.
     """
 
-    def __init__(self, fetch: RangeFetch | None, size: int, part_size: int, parallelism: int, what: str, *,
-                 fetch_into: RangeFetchInto | None = None, pool: BufferPool | None = None) -> None:
-        if fetch_into is None:
-            if fetch is None:
-                raise ValueError("fetch or fetch_into is required")
-            fetch_into = _copying(fetch)
+    def __init__(self, fetch_into: RangeFetchInto, size: int, part_size: int, parallelism: int, what: str, *,
+                 pool: BufferPool | None = None) -> None:
         self.fetch_into = fetch_into
         self.size = size
         self.parallelism = max(1, parallelism)
@@ -394,16 +387,6 @@ class ParallelRangeReader(io.RawIOBase):
             # a running fetch still writes into its buffer: give it back only once it is done
             fut.add_done_callback(lambda _f, buf=buf: self.buffers.release(buf))  # type: ignore[misc]
         super().close()
-
-
-def _copying(fetch: RangeFetch) -> RangeFetchInto:
-    def fetch_into(start: int, end: int, view: memoryview) -> None:
-        data = fetch(start, end)
-        if len(data) != len(view):
-            raise TransferError(f"short read at {start}: {len(data)} of {len(view)} bytes")
-        view[:] = data
-
-    return fetch_into
 
 
 class Source:

@@ -49,8 +49,8 @@ class S3Source(Source):
                 raise TransferError(f"S3 short read on {what} at {start}: {got} of {len(view)} bytes")
 
         def opener() -> BinaryIO:
-            reader = ParallelRangeReader(None, size, self.part_size, self.parallelism, what,
-                                         fetch_into=fetch_into, pool=self.buffers)
+            reader = ParallelRangeReader(fetch_into, size, self.part_size, self.parallelism, what,
+                                         pool=self.buffers)
             return cast(BinaryIO, reader)
 
         self._keys[rel] = key

@@ -160,8 +160,8 @@ class UriSource(Source):
             def opener() -> BinaryIO:
                 assert size is not None
                 return cast(BinaryIO, ParallelRangeReader(
-                    None, size, self.part_size, self.parallelism, public_url(url),
-                    fetch_into=lambda s, e, v: fetcher.get_range_into(url, s, e, v), pool=self.buffers))
+                    lambda s, e, v: fetcher.get_range_into(url, s, e, v), size, self.part_size, self.parallelism,
+                    public_url(url), pool=self.buffers))
             return SourceFile(rel, size, opener)
         # no Range support or unknown size: stage on disk (resume is impossible otherwise)
         staged = self.storage_path / "download" / rel
