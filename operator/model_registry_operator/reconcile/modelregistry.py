@@ -214,6 +214,9 @@ class RegistryReconciler:
         self._done: dict[tuple[str, str], tuple[str, int]] = {}
         self._reconciling: dict[tuple[str, str], tuple[str, int]] = {}  # ... and the one queued or under way
         self._bodies: dict[tuple[str, str], Obj] = {}  # the newest body seen, for the queued reconcile
+        # Registries being deleted (finalizer cleanup started), until their DELETED event: a
+        # reconcile queued earlier must not apply their cross-namespace objects again.
+        self._finalizing: set[tuple[str, str]] = set()
         # A message-only status change waiting: since when, and the timer that writes it.
         self._held: dict[tuple[str, str], tuple[float, asyncio.TimerHandle]] = {}
         self.observed = ObservedChildren()
@@ -268,6 +271,7 @@ class RegistryReconciler:
         key = (namespace, name)
         if event_type == "DELETED":
             self.forget(namespace, name)
+            self._finalizing.discard(key)
             return
         if meta.get("deletionTimestamp"):
             return  # the finalizer's handler cleans up
@@ -347,6 +351,8 @@ class RegistryReconciler:
     async def _refresh(self, namespace: str, name: str) -> None:
         """Status only, from what the last full reconcile applied and what the watches saw."""
         key = (namespace, name)
+        if key in self._finalizing:
+            return
         applied, previous = self._applied.get(key), self._status.get(key)
         if applied is None or previous is None:
             await self._reconcile(namespace, name, prune=False, relist=False)
@@ -383,7 +389,7 @@ class RegistryReconciler:
         # The body of the event that asked for this reconcile saves a read; any newer one
         # comes with its own event, and so its own reconcile.
         body = self._bodies.pop(key, None) or await self.kube.get(MODEL_REGISTRY, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None or body["metadata"].get("deletionTimestamp") or key in self._finalizing:
             self.forget(namespace, name)
             return ReconcileResult()
         self._status[key] = body.get("status") or {}
@@ -579,8 +585,12 @@ class RegistryReconciler:
         applied: dict[tuple[str, str], Obj] = {}
         waves = [[o for o in desired if o["kind"] in FIRST_WAVE], [o for o in desired if o["kind"] not in FIRST_WAVE]]
         for wave in waves:
-            live = await asyncio.gather(*(self.kube.apply(obj) for obj in wave))
+            # Every apply ends before an error is raised: one still under way after this
+            # reconcile gave up could re-create an object the finalizer has just deleted.
+            live = await asyncio.gather(*(self.kube.apply(obj) for obj in wave), return_exceptions=True)
             for obj, answer in zip(wave, live, strict=True):
+                if isinstance(answer, BaseException):
+                    raise answer
                 applied[(obj["kind"], obj["metadata"]["name"])] = answer
         return applied
 
@@ -607,15 +617,18 @@ class RegistryReconciler:
             for item in unowned
             if (item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"]) not in wanted
         )
+        return await self._delete(doomed)
+
+    async def _delete(self, doomed: list[Obj]) -> list[str]:
+        """Delete ``doomed`` (each only while it still has the uid we listed); their kind/name."""
+        metas = [o["metadata"] for o in doomed]
         await asyncio.gather(
             *(
-                self.kube.delete(
-                    kind_of(item), item["metadata"].get("namespace"), item["metadata"]["name"], item["metadata"]["uid"]
-                )
-                for item in doomed
+                self.kube.delete(kind_of(o), m.get("namespace"), m["name"], m["uid"])
+                for o, m in zip(doomed, metas, strict=True)
             )
         )
-        return [f"{item['kind']}/{item['metadata']['name']}" for item in doomed]
+        return [f"{o['kind']}/{m['name']}" for o, m in zip(doomed, metas, strict=True)]
 
     async def _list_unowned(self, namespace: str, name: str) -> list[Obj]:
         """Our cluster-scoped and cross-namespace objects (found by name and namespace labels)."""
@@ -626,18 +639,17 @@ class RegistryReconciler:
         return [item for items in listings for item in items]
 
     async def finalize(self, namespace: str, name: str) -> list[str]:
-        """Delete what owner references cannot collect: cluster-scoped and cross-namespace objects."""
-        doomed = await self._list_unowned(namespace, name)
-        await asyncio.gather(
-            *(
-                self.kube.delete(
-                    kind_of(item), item["metadata"].get("namespace"), item["metadata"]["name"], item["metadata"]["uid"]
-                )
-                for item in doomed
-            )
-        )
-        self.forget(namespace, name)
-        return [f"{item['kind']}/{item['metadata']['name']}" for item in doomed]
+        """Delete what owner references cannot collect: cluster-scoped and cross-namespace objects.
+
+        A reconcile under way finishes first (its apply could otherwise re-create an object
+        after the listing below), and none starts afterwards.
+        """
+        key = (namespace, name)
+        self._finalizing.add(key)
+        async with self._lock(key):
+            deleted = await self._delete(await self._list_unowned(namespace, name))
+            self.forget(namespace, name)
+        return deleted
 
     async def reconcile_all(self) -> None:
         """Schedule every registry (the cluster's optional APIs changed)."""
