@@ -152,7 +152,7 @@ class _Applied:
 
     uid: str
     generation: int
-    spec: ModelRegistrySpec
+    istio_gateway: bool  # what the status needs of the spec (not the spec: memory)
     spec_defaults: str
     # Compressed JSON, not dicts: about 5 KB a registry instead of 13 KB of JSON text (and far
     # more as dicts), decompressed and parsed only when a child event comes in.
@@ -208,7 +208,7 @@ class RegistryReconciler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._probes: dict[tuple[str, str], _ProbeMemo] = {}
         self._applied: dict[tuple[str, str], _Applied] = {}
-        self._status: dict[tuple[str, str], Obj] = {}  # the status last read or written
+        self._status: dict[tuple[str, str], bytes] = {}  # the status last read or written (packed)
         # (uid, generation) each registry was last reconciled to the end for (applied, or found
         # to be a configuration error): its events with that generation need nothing.
         self._done: dict[tuple[str, str], tuple[str, int]] = {}
@@ -353,15 +353,15 @@ class RegistryReconciler:
         key = (namespace, name)
         if key in self._finalizing:
             return
-        applied, previous = self._applied.get(key), self._status.get(key)
-        if applied is None or previous is None:
+        applied, packed = self._applied.get(key), self._status.get(key)
+        if applied is None or packed is None:
             await self._reconcile(namespace, name, prune=False, relist=False)
             return
         observation = await self._observe(
             namespace,
             name,
             applied.generation,
-            applied.spec,
+            applied.istio_gateway,
             None,
             applied.probe_target,
             relist=False,
@@ -371,7 +371,7 @@ class RegistryReconciler:
             "apiVersion": f"{MODEL_REGISTRY.api_version}",
             "kind": MODEL_REGISTRY.kind,
             "metadata": {"namespace": namespace, "name": name, "uid": applied.uid},
-            "status": previous,
+            "status": _unpack(packed),
         }
         await self._write_status(body, observation, applied.spec_defaults, hold=True)
 
@@ -392,7 +392,7 @@ class RegistryReconciler:
         if body is None or body["metadata"].get("deletionTimestamp") or key in self._finalizing:
             self.forget(namespace, name)
             return ReconcileResult()
-        self._status[key] = body.get("status") or {}
+        self._status[key] = _pack(body.get("status") or {})
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
         self._reconciling[key] = (meta["uid"], generation)
@@ -416,11 +416,12 @@ class RegistryReconciler:
             # (A registry just created owns nothing yet: no listing needed then.)
             if prune or (previous is not None and previous.desired.keys() != {_ref(o) for o in desired}):
                 result.pruned = await self._prune(namespace, name, meta["uid"], desired)
+            istio_gateway = spec.istio is not None and spec.istio.gateway is not None
             observation = await self._observe(
                 namespace,
                 name,
                 generation,
-                spec,
+                istio_gateway,
                 applied.get(("Deployment", name)),
                 probe_target,
                 relist=relist,
@@ -429,11 +430,11 @@ class RegistryReconciler:
             self._applied[key] = _Applied(
                 meta["uid"],
                 generation,
-                spec,
+                istio_gateway,
                 spec_defaults,
                 {_ref(o): _pack(o) for o in desired},
                 probe_target,
-                features,
+                features.for_status(),
                 render_key,
             )
         except ConfigurationError as exc:
@@ -663,7 +664,7 @@ class RegistryReconciler:
         namespace: str,
         name: str,
         generation: int,
-        spec: ModelRegistrySpec,
+        istio_gateway: bool,
         deployment: Obj | None,
         probe_target: db_probe.PostgresTarget | db_probe.MySQLTarget | None,
         *,
@@ -678,7 +679,7 @@ class RegistryReconciler:
             )
             self.observed.replace(key, pods, slices)
         database, security = await asyncio.gather(
-            self._probe(namespace, name, probe_target), self._observe_security(namespace, spec, features)
+            self._probe(namespace, name, probe_target), self._observe_security(namespace, istio_gateway, features)
         )
         return Observation(
             generation=generation,
@@ -690,9 +691,7 @@ class RegistryReconciler:
             exposed_hosts=features.hosts,
         )
 
-    async def _observe_security(
-        self, namespace: str, spec: ModelRegistrySpec, features: Feature
-    ) -> SecurityObservation:
+    async def _observe_security(self, namespace: str, istio_gateway: bool, features: Feature) -> SecurityObservation:
         """Admission of the Routes and readiness of the AuthConfigs the mode conditions wait for."""
         routes = await asyncio.gather(*(self.kube.get(ROUTE, r.namespace, r.name) for r in features.routes))
         auth_configs = await asyncio.gather(*(self.kube.get(AUTH_CONFIG, namespace, n) for n in features.auth_configs))
@@ -705,7 +704,7 @@ class RegistryReconciler:
         return SecurityObservation(
             mode=features.mode,
             sidecar=features.sidecar,
-            gateway=spec.istio is not None and spec.istio.gateway is not None,
+            gateway=istio_gateway,
             missing_apis=missing,
             problems=features.problems,
             objects=states,
@@ -789,7 +788,7 @@ class RegistryReconciler:
                     self.forget(*key)
                     return False
                 raise
-            self._status[key] = {**old, **status}
+            self._status[key] = _pack({**old, **status})
             before: Obj = next((c for c in old.get("conditions") or [] if c.get("type") == AVAILABLE), {})
             if (before.get("status"), before.get("reason")) != (available["status"], available["reason"]):
                 log.info(

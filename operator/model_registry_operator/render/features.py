@@ -7,7 +7,7 @@ plus what it contributes to the core Deployment and Service.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..api.common import GROUP
@@ -68,6 +68,20 @@ class Feature:
     routes: list[RouteWatch] = field(default_factory=list)
     auth_configs: list[str] = field(default_factory=list)  # AuthConfig names whose Ready counts
     problems: dict[str, str] = field(default_factory=dict)  # condition type -> why it cannot be True
+
+    def for_status(self) -> Feature:
+        """Only what the status reads later (the rendered objects and pod parts are kept
+        elsewhere, compressed): a registry's reconcile record stays small."""
+        return replace(
+            self,
+            objects=[],
+            containers=[],
+            volumes=[],
+            pod_labels={},
+            pod_annotations={},
+            service_ports=[],
+            service_annotations={},
+        )
 
     def merge(self, other: Feature) -> Feature:
         return Feature(
