@@ -210,6 +210,11 @@ def main() -> int:
         "p50_status": statistics.median(to_status),
         "p99_status": percentile(to_status, 99),
         "max_status": max(to_status),
+        # When the slowest ones were created (seconds into the run): a cluster of them is one
+        # stall of the machine or the API server, spread out means steady queueing.
+        "slowest": sorted(
+            ((lat, created[k] - start) for k, lat in zip(keys, to_status, strict=True)), reverse=True
+        )[:5],
         "p50_available": statistics.median(to_available),
         "p99_available": percentile(to_available, 99),
         "memory_crs": args.memory_crs,
@@ -253,6 +258,7 @@ external PostgreSQL address whose port is closed, so the live database probe ans
 | create → children + status, p50 ({r['latency_crs']} CRs at {r['rate']:.0f}/s) | {r['p50_status']:.3f} s | ≤ 0.3 s |
 | create → children + status, p99 | {r['p99_status']:.3f} s | ≤ 1 s |
 | create → children + status, max | {r['max_status']:.3f} s | |
+| the five slowest (latency, created at) | {", ".join(f"{lat:.2f} s at {at:.1f} s" for lat, at in r['slowest'])} | |
 | create → `Available=True` (pod Ready on the simulated node, endpoints ready), p50 | {r['p50_available']:.3f} s | |
 | create → `Available=True`, p99 | {r['p99_available']:.3f} s | |
 | {r['burst']} further CRs created back to back: all reconciled after | {r['burst_seconds']:.1f} s | |
