@@ -130,11 +130,6 @@ def build_registry(
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 310
         settings.watching.connect_timeout = 30
-        # When an optional API's CRD is deleted its watch ends; kopf reconnects after this pause
-        # and a reconnect that meets the 404 before kopf has dropped that watcher stops the whole
-        # operator. 0.1 s (kopf's default) lost that race under load; 1 s leaves kopf's CRD
-        # observer time, and costs only a 1 s pause on the regular reconnect every 300 s.
-        settings.watching.reconnect_backoff = 1.0
         settings.posting.level = logging.WARNING
         settings.posting.reporting_component = FIELD_MANAGER
         settings.execution.max_workers = 8
