@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
-import gc
 import logging
-import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, cast
 
@@ -33,7 +31,6 @@ log = logging.getLogger(__name__)
 KOPF_CONNECTIONS = 64
 # How often freed heap memory is handed back to the system (see _trim_memory).
 TRIM_SECONDS = 10.0
-TRIM_AT_LATEST_SECONDS = 120.0
 QUEUE_IDLE_SECONDS = 0.5
 
 
@@ -145,8 +142,7 @@ def build_registry(
 
         @kopf.on.startup(registry=registry, id="trim-memory")
         async def start_trimming(**_: Any) -> None:
-            trimming = _trim_memory(trim, TRIM_SECONDS, reconciler.busy)
-            tasks.add(asyncio.get_running_loop().create_task(trimming))
+            tasks.add(asyncio.get_running_loop().create_task(_trim_memory(trim, TRIM_SECONDS)))
 
         @kopf.on.cleanup(registry=registry, id="stop-trimming")
         async def stop_trimming(**_: Any) -> None:
@@ -184,20 +180,12 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-async def _trim_memory(trim: Callable[[int], int], interval: float, busy: Callable[[], bool]) -> None:
+async def _trim_memory(trim: Callable[[int], int], interval: float) -> None:
     """glibc keeps what a burst freed (the decoded bodies of hundreds of events, rendered objects)
-    in its heaps, where it counts as resident; malloc_trim hands the free pages back.
-
-    A trim holds glibc's heap lock for 0.1-0.3 s on a fragmented heap, stalling every thread
-    that allocates meanwhile: it waits for a moment without reconciles (or TRIM_AT_LATEST).
-    """
-    last = time.monotonic()
+    in its heaps, where it counts as resident; malloc_trim hands the free pages back."""
     while True:
         await asyncio.sleep(interval)
-        if busy() and time.monotonic() - last < TRIM_AT_LATEST_SECONDS:
-            continue
         await asyncio.to_thread(trim, 0)
-        last = time.monotonic()
 
 
 def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
@@ -225,10 +213,6 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=settings.api_workers))
     asyncio.set_event_loop(loop)
     namespaces = [settings.watch_namespace] if settings.watch_namespace else []
-    # The ~100,000 objects of the imported libraries live as long as the process: out of the
-    # collector's sight, a full collection scans only what the operator made (and stalls the
-    # event loop for a fraction of the time).
-    gc.freeze()
     try:
         loop.run_until_complete(
             kopf.operator(

@@ -255,12 +255,6 @@ class RegistryReconciler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def busy(self) -> bool:
-        """Whether a reconcile or a status refresh is queued or under way."""
-        return bool(self._queued) or bool(self._reconciling) or self._slots.locked() or any(
-            lock.locked() for lock in self._locks.values()
-        )
-
     def registry_event(self, event_type: str | None, body: Obj) -> None:
         """A ModelRegistry watch event: reconcile a generation not reconciled yet.
 
