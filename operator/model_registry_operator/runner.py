@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 KOPF_CONNECTIONS = 64
 # How often freed heap memory is handed back to the system (see _trim_memory).
 TRIM_SECONDS = 10.0
+QUEUE_IDLE_SECONDS = 0.5
 
 
 class _QuietProbes(logging.Filter):
@@ -129,6 +130,9 @@ def build_registry(
         settings.posting.level = logging.WARNING
         settings.posting.reporting_component = FIELD_MANAGER
         settings.execution.max_workers = 8
+        # kopf keeps one task per object for this long after its last event, holding that
+        # event's decoded body: after a burst of creates that is thousands of bodies.
+        settings.queueing.idle_timeout = QUEUE_IDLE_SECONDS
         settings.peering.standalone = True
         settings.networking.request_timeout = 60
 
