@@ -22,6 +22,7 @@ from .platform.discovery import CapabilityWatcher
 from .reconcile.modelregistry import FINALIZER, RegistryReconciler
 from .reconcile.modeluploadjob import UploadJobReconciler
 from .settings import FIELD_MANAGER, OperatorSettings
+from .watch_guard import tolerate_deleted_apis
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ async def _trim_memory(trim: Callable[[int], int], interval: float) -> None:
 def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     """Run until interrupted."""
     _limit_malloc_arenas()
+    tolerate_deleted_apis()  # an optional API's CRD deleted must not stop the operator
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").addFilter(_QuietProbes())
     logging.getLogger("urllib3").setLevel(logging.WARNING)

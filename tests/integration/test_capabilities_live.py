@@ -43,3 +43,30 @@ def test_route_api_appearing_at_run_time_creates_the_route(
 
     thirdparty.uninstall(cluster, "route.openshift.io")
     cluster.wait_condition(namespace, "live", "Degraded", "True", "MissingAPI", timeout=60)
+
+
+ALL_OPTIONAL = (*thirdparty.OPENSHIFT, *thirdparty.ISTIO, "gateway.networking.k8s.io")
+
+
+def test_optional_apis_removed_under_the_operator_do_not_stop_it(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, sim_node: SimulatedNode
+) -> None:
+    """Uninstalling Istio, Authorino, the OpenShift APIs or Gateway API while the operator watches
+    them leaves it running: kopf's watch of a just-deleted API can reconnect into 404, which kopf
+    alone treats as fatal (see model_registry_operator.watch_guard)."""
+    log_before = len(operator.text())
+    for _ in range(3):
+        thirdparty.install(cluster, *ALL_OPTIONAL)
+        thirdparty.uninstall(cluster, *ALL_OPTIONAL)
+    assert operator.alive, operator.tail()
+    assert "has failed" not in operator.text()[log_before:], operator.tail()
+
+    body = {
+        "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+        "kind": "ModelRegistry",
+        "metadata": {"name": "after"},
+        "spec": {"rest": {}, "postgres": {"generateDeployment": True}},
+    }
+    cluster.apply_yaml(yaml.safe_dump(body), namespace)  # still reconciling
+    cluster.wait_condition(namespace, "after", "Available", "True")
+    assert operator.alive, operator.tail()
