@@ -26,7 +26,6 @@ from model_registry_operator.upload.destinations.oci import (
     _tarinfo,
     model_tar_chunks,
     model_tar_size,
-    write_model_tar,
 )
 from model_registry_operator.upload.destinations.oci_client import OciError, _StreamedBody, parse_ref
 from model_registry_operator.upload.errors import EXIT_CONFIG, ConfigError, TransferError, UnsafeArchiveError
@@ -238,6 +237,15 @@ def test_parallel_range_reader_is_ordered_and_bounded() -> None:
         assert len(reader.pending) <= 3
     assert bytes(out) == data
     assert peak <= 3
+
+
+def write_model_tar(files: list[SourceFile], out: io.BytesIO, progress: Progress) -> None:
+    """The model layer's tar stream, written out whole (the upload streams it instead)."""
+    for chunk in model_tar_chunks(files, progress, BufferPool(1024 * 1024, 1)):
+        try:
+            out.write(chunk.view)
+        finally:
+            chunk.release()
 
 
 def test_model_tar_is_reproducible(tmp_path: Path) -> None:

@@ -203,16 +203,6 @@ def _is_stop(exc: BaseException | None) -> bool:
     return isinstance(exc, TransferError) and str(exc) == _STOPPED
 
 
-def write_model_tar(files: list[SourceFile], out: Any, progress: Progress | None,  # noqa: ANN401
-                    bufsize: int = 1024 * 1024) -> None:
-    """Write the reproducible model layer (``models/...``) as a tar stream into ``out``."""
-    for chunk in model_tar_chunks(files, progress, BufferPool(bufsize, 1)):
-        try:
-            out.write(chunk.view)
-        finally:
-            chunk.release()
-
-
 class OciModelcar:
     def __init__(self, dest: OciDestination, *, timeout: float, chunk_size: int, parallelism: int = 4) -> None:
         self.dest = dest
