@@ -17,6 +17,7 @@ deps").
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import glob
 import os
@@ -119,26 +120,26 @@ def _check_user(user: str) -> None:
         pwd.getpwnam(user)
     except KeyError:
         raise MissingServerBinaryError(
-            f"system user {user!r} does not exist: the database server packages are not "
-            "installed; run make deps"
+            f"system user {user!r} does not exist: the database server packages are not installed; run make deps"
         ) from None
 
 
 class _ServerBase:
-    """Shared life-cycle: temp dir, port choice, context manager."""
+    """Shared life-cycle: temp dir, port choice, context manager, files, tools."""
 
     service_user = ""
     name = ""
+    scheme = ""  # of the DSN
 
     def __init__(
         self,
         *,
-        user: str,
-        password: str,
-        database: str,
-        tls: ServerTLS | None,
-        ready_timeout: float,
-        keep_dir: bool,
+        user: str = "registry",
+        password: str = DEFAULT_PASSWORD,
+        database: str = "model_registry",
+        tls: ServerTLS | None = None,
+        ready_timeout: float = MAX_READY_TIMEOUT,
+        keep_dir: bool = False,
     ) -> None:
         self.host = LOOPBACK
         self.port = 0
@@ -214,9 +215,49 @@ class _ServerBase:
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         return _tail(self.log_path, lines)
 
+    @property
+    def dsn(self) -> str:
+        return (
+            f"{self.scheme}://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.base_dir is not None, "server not started"
+        return self.base_dir / "data"
+
+    @property
+    def tls_dir(self) -> Path:
+        assert self.base_dir is not None, "server not started"
+        return self.base_dir / "tls"
+
     def _fail(self, what: str) -> ServerStartError:
-        return ServerStartError(f"{self.name}: {what}\n--- server log tail ({self.log_path}) ---\n"
-                                f"{self.log_tail()}")
+        return ServerStartError(f"{self.name}: {what}\n--- server log tail ({self.log_path}) ---\n{self.log_tail()}")
+
+    def _prepare(self, *dirs: Path) -> None:
+        """Create ``dirs``, the log and the TLS files, all owned by the service user."""
+        assert self.base_dir is not None
+        for path in dirs:
+            path.mkdir()
+        self.log_path.touch()
+        if self.tls is not None:
+            self.tls_dir.mkdir()
+            (self.tls_dir / "server.crt").write_text(self.tls.cert_pem)
+            _write_private(self.tls_dir / "server.key", self.tls.key_pem)
+            if self.tls.ca_pem:
+                (self.tls_dir / "ca.crt").write_text(self.tls.ca_pem)
+        _chown_tree(self.base_dir, self.service_user)
+
+    def _run(self, argv: list[str], what: str, timeout: float) -> None:
+        """Run a server tool to completion; a failure carries its output and the server log."""
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise self._fail(f"{what} did not finish within {timeout:.0f} s") from None
+        if proc.returncode != 0:
+            out = (proc.stdout + proc.stderr).strip()[-2000:]
+            raise self._fail(f"{what} failed (exit {proc.returncode}):\n{out}")
 
     # -- to implement ----------------------------------------------------
     def _check_binaries(self) -> None:
@@ -269,43 +310,13 @@ class PostgresServer(_ServerBase):
 
     service_user = "postgres"
     name = "postgresql"
-
-    def __init__(
-        self,
-        *,
-        user: str = "registry",
-        password: str = DEFAULT_PASSWORD,
-        database: str = "model_registry",
-        tls: ServerTLS | None = None,
-        ready_timeout: float = MAX_READY_TIMEOUT,
-        keep_dir: bool = False,
-    ) -> None:
-        super().__init__(
-            user=user,
-            password=password,
-            database=database,
-            tls=tls,
-            ready_timeout=ready_timeout,
-            keep_dir=keep_dir,
-        )
-        self._bindir: Path | None = None
-
-    @property
-    def dsn(self) -> str:
-        return (
-            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/{quote(self.database, safe='')}"
-        )
+    scheme = "postgresql"
+    _bindir: Path | None = None
 
     @property
     def socket_dir(self) -> Path:
         assert self.base_dir is not None, "server not started"
         return self.base_dir / "sock"
-
-    @property
-    def data_dir(self) -> Path:
-        assert self.base_dir is not None, "server not started"
-        return self.base_dir / "data"
 
     def _bin(self, name: str) -> str:
         assert self._bindir is not None
@@ -315,47 +326,30 @@ class PostgresServer(_ServerBase):
         self._bindir = postgres_bindir()
         for tool in ("initdb", "pg_ctl", "postgres"):
             if not (self._bindir / tool).exists():
-                raise MissingServerBinaryError(
-                    f"PostgreSQL binary {self._bindir / tool} not found; run make deps"
-                )
+                raise MissingServerBinaryError(f"PostgreSQL binary {self._bindir / tool} not found; run make deps")
         _check_user(self.service_user)
         if _is_root() and shutil.which("runuser") is None:
             raise MissingServerBinaryError("runuser (util-linux) not found; run make deps")
 
     def _run(self, argv: list[str], what: str, timeout: float) -> None:
-        try:
-            proc = subprocess.run(
-                _as_user(self.service_user, argv),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise self._fail(f"{what} did not finish within {timeout:.0f} s") from None
-        if proc.returncode != 0:
-            out = (proc.stdout + proc.stderr).strip()[-2000:]
-            raise self._fail(f"{what} failed (exit {proc.returncode}):\n{out}")
+        # PostgreSQL refuses to run as root: its tools run as the service user.
+        super()._run(_as_user(self.service_user, argv), what, timeout)
 
     def _init(self) -> None:
-        assert self.base_dir is not None
-        self.socket_dir.mkdir()
-        self.log_path.touch()
-        tls_dir = self.base_dir / "tls"
-        if self.tls is not None:
-            tls_dir.mkdir()
-            (tls_dir / "server.crt").write_text(self.tls.cert_pem)
-            _write_private(tls_dir / "server.key", self.tls.key_pem)
-            if self.tls.ca_pem:
-                (tls_dir / "ca.crt").write_text(self.tls.ca_pem)
-        _chown_tree(self.base_dir, self.service_user)
+        # initdb creates the data directory itself.
+        self._prepare(self.socket_dir)
+        tls_dir = self.tls_dir
         self._run(
             [
                 self._bin("initdb"),
-                "-D", str(self.data_dir),
-                "-U", "postgres",
-                "-A", "trust",
-                "-E", "UTF8",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
                 "--no-locale",
                 "--no-sync",
                 "--no-instructions",
@@ -397,11 +391,15 @@ class PostgresServer(_ServerBase):
         self._run(
             [
                 self._bin("pg_ctl"),
-                "-D", str(self.data_dir),
-                "-l", str(self.log_path),
-                "-o", f"-p {self.port}",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+                "-o",
+                f"-p {self.port}",
                 "-w",
-                "-t", str(int(self.ready_timeout)),
+                "-t",
+                str(int(self.ready_timeout)),
                 "start",
             ],
             "pg_ctl start",
@@ -444,9 +442,7 @@ class PostgresServer(_ServerBase):
                 )
             )
             conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(self.database), sql.Identifier(self.user)
-                )
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(self.database), sql.Identifier(self.user))
             )
 
 
@@ -474,39 +470,13 @@ class MariaDBServer(_ServerBase):
 
     service_user = "mysql"
     name = "mariadb"
+    scheme = "mysql"
+    _proc: subprocess.Popen[bytes] | None = None
 
-    def __init__(
-        self,
-        *,
-        user: str = "registry",
-        password: str = DEFAULT_PASSWORD,
-        database: str = "model_registry",
-        tls: ServerTLS | None = None,
-        ready_timeout: float = MAX_READY_TIMEOUT,
-        keep_dir: bool = False,
-    ) -> None:
-        super().__init__(
-            user=user,
-            password=password,
-            database=database,
-            tls=tls,
-            ready_timeout=ready_timeout,
-            keep_dir=keep_dir,
-        )
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._admin_user = "root" if _is_root() else getpass.getuser()
-
-    @property
-    def dsn(self) -> str:
-        return (
-            f"mysql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/{quote(self.database, safe='')}"
-        )
-
-    @property
-    def data_dir(self) -> Path:
-        assert self.base_dir is not None, "server not started"
-        return self.base_dir / "data"
+    @functools.cached_property
+    def _admin_user(self) -> str:
+        # Fixed on first use: mariadb-install-db grants socket access to this OS user.
+        return "root" if _is_root() else getpass.getuser()
 
     @property
     def socket_path(self) -> Path:
@@ -522,17 +492,7 @@ class MariaDBServer(_ServerBase):
         return [f"--user={self.service_user}"] if _is_root() else []
 
     def _init(self) -> None:
-        assert self.base_dir is not None
-        self.data_dir.mkdir()
-        self.log_path.touch()
-        if self.tls is not None:
-            tls_dir = self.base_dir / "tls"
-            tls_dir.mkdir()
-            (tls_dir / "server.crt").write_text(self.tls.cert_pem)
-            _write_private(tls_dir / "server.key", self.tls.key_pem)
-            if self.tls.ca_pem:
-                (tls_dir / "ca.crt").write_text(self.tls.ca_pem)
-        _chown_tree(self.base_dir, self.service_user)
+        self._prepare(self.data_dir)
         argv = [
             self._install_db,
             "--no-defaults",
@@ -543,15 +503,8 @@ class MariaDBServer(_ServerBase):
             "--skip-test-db",
             "--skip-name-resolve",
         ]
-        try:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=MAX_READY_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise self._fail("mariadb-install-db did not finish in time") from None
-        if proc.returncode != 0:
-            out = (proc.stdout + proc.stderr).strip()[-2000:]
-            raise self._fail(f"mariadb-install-db failed (exit {proc.returncode}):\n{out}")
+        # Runs as ourselves: with --user it drops to the service user on its own.
+        self._run(argv, "mariadb-install-db", timeout=MAX_READY_TIMEOUT)
 
     def _launch(self) -> None:
         assert self.base_dir is not None
@@ -574,7 +527,7 @@ class MariaDBServer(_ServerBase):
             "--max-connections=50",
         ]
         if self.tls is not None:
-            tls_dir = self.base_dir / "tls"
+            tls_dir = self.tls_dir
             argv += [f"--ssl-cert={tls_dir / 'server.crt'}", f"--ssl-key={tls_dir / 'server.key'}"]
             if self.tls.ca_pem:
                 argv.append(f"--ssl-ca={tls_dir / 'ca.crt'}")
@@ -600,9 +553,7 @@ class MariaDBServer(_ServerBase):
                 except pymysql.err.MySQLError as exc:
                     last_error = str(exc)
             time.sleep(0.1)
-        raise self._fail(
-            f"mariadbd not ready within {self.ready_timeout:.0f} s (last error: {last_error})"
-        )
+        raise self._fail(f"mariadbd not ready within {self.ready_timeout:.0f} s (last error: {last_error})")
 
     def _tcp_open(self) -> bool:
         try:
@@ -650,4 +601,3 @@ class MariaDBServer(_ServerBase):
                 cur.execute(f"GRANT ALL PRIVILEGES ON {db}.* TO %s@'%%'", (self.user,))
         finally:
             conn.close()
-
