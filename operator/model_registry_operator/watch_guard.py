@@ -9,7 +9,7 @@ later CRD event comes to make kopf rescan, so a longer reconnect back-off does n
 :func:`tolerate_deleted_apis` wraps kopf's watch stream: a 404 ends the stream quietly and it is
 re-opened (list, then watch) after a pause. The watcher thus idles until kopf drops it on its
 next rescan of that group, or resumes by itself when the API is served again. kopf is pinned in
-``pyproject.toml``; ``tests/devcluster/test_watch_guard.py`` checks the wrapped function against
+``pyproject.toml``; ``tests/integration/test_watch_guard.py`` checks the wrapped function against
 the real API server, so a kopf upgrade that moves it fails there, not in a cluster.
 """
 
