@@ -582,3 +582,155 @@ def test_more_files_than_the_layer_cap_are_packed_in_runs(oci_registry: Distribu
     assert pulled == {rel: sha(data) for rel, data in blobs.items()}
     assert len(manifest["layers"]) == 3
     assert {layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]} == {"models"}
+
+
+# -- layers the destination already holds ---------------------------------------------------
+
+
+def _count_layer_uploads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the model layers actually streamed to a registry from now on."""
+    sizes: list[int] = []
+    upload_stream = BlobUpload.upload_stream
+
+    def counting(self: BlobUpload, chunks: Any, total: int) -> tuple[str, int]:  # noqa: ANN401
+        sizes.append(total)
+        return upload_stream(self, chunks, total)
+
+    monkeypatch.setattr(BlobUpload, "upload_stream", counting)
+    return sizes
+
+
+@pytest.mark.parametrize("kind", ["s3", "pvc"])
+def test_layers_the_destination_holds_are_not_uploaded_again(
+        kind: str, tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, mr_server: MR,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same model to the same tag twice: a success that moves no model byte. A new version
+    with one file rewritten (same size) and one added: only those two layers go out, and the
+    image pulled back is the new model. A reused layer the registry lost is uploaded again."""
+    files = {"config.json": b"{}", "w/a.bin": os.urandom(700_000), "w/b.bin": os.urandom(900_000)}
+    repo = f"models/reuse-{kind}"
+    arts = [_placeholder_artifact(mr_server, f"reuse-{kind}-{i}") for i in range(4)]
+
+    def upload(tag: str, art: str) -> tuple[Any, list[int]]:
+        if kind == "s3":
+            s3_upload(s3_server, "models", f"reuse-{kind}", files)
+            source = s3_source_env(s3_server, "models", f"reuse-{kind}")
+        else:
+            source = {"MODEL_SYNC_SOURCE_TYPE": "pvc",
+                      "MODEL_SYNC_SOURCE_PATH": str(write_dir(tmp_path / "pvc", files))}
+        env = {**source, **oci_env(oci_registry, f"{repo}:{tag}", "scratch"), **registry_env(mr_server.url),
+               "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+        caplog.clear()
+        with monkeypatch.context() as m:
+            sizes = _count_layer_uploads(m)
+            result = run_upload(tmp_path, env, caplog, capsys)
+        assert result.code == EXIT_OK, result.termination
+        assert rest(mr_server.url, "GET", f"/model_artifacts/{art}")["state"] == "LIVE"
+        assert "upload finished" in result.logs
+        return result, sizes
+
+    first, sizes = upload("v1", arts[0])
+    assert len(sizes) == 3
+    manifest_v1, _ = oci_registry.get_manifest(repo, "v1")
+
+    again, sizes = upload("v1", arts[1])
+    assert sizes == []  # not one model layer streamed
+    assert "already holds the identical manifest" in again.logs
+    assert sum("not uploaded again" in line for line in caplog.messages) == 3
+    assert oci_registry.get_manifest(repo, "v1")[0] == manifest_v1
+    assert again.json()["digest"] == first.json()["digest"]
+    assert again.json()["ModelArtifact"]["uri"] == first.json()["ModelArtifact"]["uri"]
+
+    files["w/a.bin"] = os.urandom(700_000)  # same path, same size, new bytes
+    files["w/c.bin"] = b"new file"
+    _, sizes = upload("v2", arts[2])
+    assert len(sizes) == 2
+    pulled, manifest_v2, _ = pull_model_layers(oci_registry, repo, "v2")
+    assert pulled == {rel: sha(data) for rel, data in files.items()}
+    by_title = {layer["annotations"]["org.opencontainers.image.title"]: layer["digest"]
+                for layer in manifest_v2["layers"]}
+    old_by_title = {layer["annotations"]["org.opencontainers.image.title"]: layer["digest"]
+                    for layer in manifest_v1["layers"]}
+    assert by_title["models/w/b.bin"] == old_by_title["models/w/b.bin"]
+    assert by_title["models/w/a.bin"] != old_by_title["models/w/a.bin"]
+    assert pull_model_layers(oci_registry, repo, "v1")[0]["w/a.bin"] != pulled["w/a.bin"]  # v1 untouched
+
+    # the registry lost a blob both tags refer to: it is uploaded again, not referenced blindly
+    lost = by_title["models/w/b.bin"]
+    resp = oci_registry.session().delete(f"{oci_registry.url}/v2/{repo}/blobs/{lost}", timeout=5)
+    assert resp.status_code == 202, resp.text
+    _, sizes = upload("v3", arts[3])
+    assert len(sizes) == 1
+    assert pull_model_layers(oci_registry, repo, "v3")[0] == {rel: sha(data) for rel, data in files.items()}
+
+
+# -- registration into an S3 destination ----------------------------------------------------
+
+
+@pytest.mark.parametrize("source_kind", ["s3", "uri", "hf"])
+def test_create_model_then_version_into_s3(
+        source_kind: str, tmp_path: Path, s3_server: SeaweedS3, nginx: NginxServer, mr_server: MR,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_model, then create_version of the same model, each copying the model into S3 and
+    registering the s3:// URI; read back with the official client, objects checked by sha256."""
+    name = f"to-s3-{source_kind}"
+    client = s3_bucket(s3_server, "registered")
+
+    def source(version: str, files: dict[str, bytes]) -> dict[str, str]:
+        if source_kind == "s3":
+            s3_upload(s3_server, "models", f"{name}/{version}", files)
+            return s3_source_env(s3_server, "models", f"{name}/{version}")
+        if source_kind == "uri":
+            (rel, data), = files.items()
+            return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": nginx.publish(f"{name}/{version}/{rel}",
+                                                                                            data)}
+        nginx.publish(f"hf/api/models/org/{name}/revision/{version}",
+                      json.dumps({"siblings": [{"rfilename": k} for k in files]}).encode())
+        for rel, data in files.items():
+            nginx.publish(f"hf/org/{name}/resolve/{version}/{rel}", data)
+        monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
+        return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}:{version}"}
+
+    def dest(version: str) -> dict[str, str]:
+        return {"MODEL_SYNC_DESTINATION_TYPE": "s3", "MODEL_SYNC_DESTINATION_AWS_BUCKET": "registered",
+                "MODEL_SYNC_DESTINATION_AWS_KEY": f"{name}/{version}",
+                "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": s3_server.endpoint,
+                "MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                "MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET}
+
+    def check_objects(version: str, files: dict[str, bytes]) -> None:
+        prefix = f"{name}/{version}/"
+        assert {o.key: o.size for o in client.list_objects("registered", prefix)} == {
+            prefix + rel: len(data) for rel, data in files.items()}
+        for rel, data in files.items():
+            assert sha(client.get_range("registered", prefix + rel, 0, len(data) - 1)) == sha(data)
+
+    single = source_kind == "uri"
+    v1 = {"model.bin": os.urandom(6 * 1024 * 1024 + 3)} if single else model_files(big=6 * 1024 * 1024 + 3)
+    meta = metadata_dir(tmp_path / "meta", {"RegisteredModel.name": name, "ModelVersion.name": "v1",
+                                            "ModelArtifact.model_format_name": "safetensors"})
+    r = run_upload(tmp_path, {**source("v1", v1), **dest("v1"), **registry_env(mr_server.url),
+                              "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+                              "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)}, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    out1 = r.json()
+    assert out1["uri"].startswith(f"s3://registered/{name}/v1?endpoint=")
+    check_objects("v1", v1)
+    assert ADMIN_SECRET not in r.logs
+
+    v2 = {"model.bin": b"second version"} if single else {"config.json": b"{}", "sub/w.bin": b"w" * 5000}
+    (meta / "ModelVersion.name").write_text("v2")
+    r = run_upload(tmp_path, {**source("v2", v2), **dest("v2"), **registry_env(mr_server.url),
+                              "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version",
+                              "MODEL_SYNC_MODEL_ID": out1["RegisteredModel"]["id"],
+                              "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)}, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    out2 = r.json()
+    assert out2["RegisteredModel"]["id"] == out1["RegisteredModel"]["id"]
+    check_objects("v2", v2)
+    for version, out in (("v1", out1), ("v2", out2)):
+        back = official_client_read(mr_server.url, name, version)
+        assert back["version"]["id"] == out["ModelVersion"]["id"]
+        assert back["artifact"]["state"] == "LIVE"
+        assert back["artifact"]["uri"] == out["uri"]
+        assert back["artifact"]["model_format_name"] == "safetensors"

@@ -30,6 +30,8 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 class S3Object:
     key: str
     size: int
+    etag: str = ""
+    """As the server gives it, quotes included; empty when it gives none."""
 
 
 class S3Error(TransferError):
@@ -129,15 +131,20 @@ class S3Client:
 
     # -- operations ----------------------------------------------------------------------
 
-    def head(self, bucket: str, key: str) -> int | None:
-        """Size of an object, ``None`` when it does not exist."""
+    def stat(self, bucket: str, key: str) -> S3Object | None:
+        """Size and ETag of an object, ``None`` when it does not exist."""
         try:
             resp = self.request("HEAD", bucket, key)
         except S3Error as exc:
             if exc.status == 404:
                 return None
             raise
-        return int(resp.headers.get("Content-Length", "0"))
+        return S3Object(key, int(resp.headers.get("Content-Length", "0")), resp.headers.get("ETag", ""))
+
+    def head(self, bucket: str, key: str) -> int | None:
+        """Size of an object, ``None`` when it does not exist."""
+        obj = self.stat(bucket, key)
+        return None if obj is None else obj.size
 
     def list_objects(self, bucket: str, prefix: str) -> Iterator[S3Object]:
         token: str | None = None
@@ -148,7 +155,8 @@ class S3Client:
             root = ET.fromstring(self.request("GET", bucket, query=query).content)  # noqa: S314
             ns = root.tag.split("}", 1)[0] + "}" if root.tag.startswith("{") else ""
             for item in root.findall(f"{ns}Contents"):
-                yield S3Object(item.findtext(f"{ns}Key") or "", int(item.findtext(f"{ns}Size") or 0))
+                yield S3Object(item.findtext(f"{ns}Key") or "", int(item.findtext(f"{ns}Size") or 0),
+                               item.findtext(f"{ns}ETag") or "")
             if (root.findtext(f"{ns}IsTruncated") or "false").lower() != "true":
                 return
             token = root.findtext(f"{ns}NextContinuationToken")

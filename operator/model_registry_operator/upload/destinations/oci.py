@@ -9,6 +9,11 @@ buffers: no scratch copy of the model is made, and no copy of its bytes in memor
 ``parallelism`` layers are uploaded at once, all drawing on the source's one bounded buffer pool.
 Entries are reproducible (uid/gid 0, mtime 0, fixed modes), so the same file always gives the
 same layer digest, whatever the other files (a registry keeps one blob for it across versions).
+A layer the destination repository already holds is not uploaded (or even read) again: each
+layer is annotated with its source file's fingerprint (an S3 ETag, say), and the layers of the
+repository's earlier manifests with the same path, size and fingerprint are reused; a file on a
+local disk is hashed instead and reused when its digest matches. Pushing the same model to the
+same tag twice thus moves no model bytes, and ends as a success.
 A model of more than :data:`MAX_MODEL_LAYERS` files is packed into that many layers instead
 (runs of consecutive files), as container runtimes cap the number of layers of an image.
 """
@@ -182,6 +187,35 @@ def model_layer_groups(files: list[SourceFile], limit: int | None = None) -> lis
     return groups
 
 
+FINGERPRINT = "modelregistry.opendatahub.io/source-fingerprint"
+"""Layer annotation: the source file's :attr:`SourceFile.fingerprint`, by which a later push
+knows, before reading the file, that the destination already holds its layer."""
+MAX_PREVIOUS_MANIFESTS = 16
+"""How many of the destination repository's manifests (the target tag first, then the other
+tags in reverse order: the newest-looking versions) are read for layers to reuse."""
+
+
+def _title(group: list[SourceFile]) -> str:
+    return f"{MODELS_DIR}/{group[0].path}" if len(group) == 1 else MODELS_DIR
+
+
+def _descriptor(group: list[SourceFile], digest: str, size: int) -> dict[str, Any]:
+    annotations = {"org.opencontainers.image.title": _title(group)}
+    if len(group) == 1 and group[0].fingerprint:
+        annotations[FINGERPRINT] = group[0].fingerprint
+    return {"mediaType": OCI_LAYER_TAR, "digest": digest, "size": size, "annotations": annotations}
+
+
+def layer_digest(group: list[SourceFile]) -> str:
+    """The digest of the layer of ``group`` (files on a local disk), read from the files."""
+    h = hashlib.sha256()
+    pool = BufferPool(1024 * 1024, 1)
+    for chunk in model_tar_chunks(group, None, pool):
+        h.update(chunk.view)
+        chunk.release()
+    return "sha256:" + h.hexdigest()
+
+
 _STOPPED = "model layer upload stopped: another layer failed"
 
 
@@ -296,6 +330,61 @@ class OciModelcar:
 
     # -- model layers --------------------------------------------------------------------
 
+    # -- layers the destination already holds ---------------------------------------------
+
+    def _previous_layers(self) -> dict[str, list[dict[str, Any]]]:
+        """Single-file model layers of the repository's earlier manifests, by title.
+
+        Reading them is an optimisation: an unreadable manifest only means nothing is reused."""
+        repo = self.ref.repository
+        try:
+            resp = self.reg.request("GET", f"/v2/{repo}/tags/list", scope=f"repository:{repo}:pull", ok=(200, 404))
+            listed = (resp.json().get("tags") or []) if resp.status_code == 200 else []
+        except (OciError, ValueError) as exc:
+            log.info("cannot list the tags of %s (%s): no layer is reused", repo, exc)
+            return {}
+        tags = [t for t in [self.ref.tag] if t and t in listed]
+        tags += sorted((t for t in listed if t != self.ref.tag), reverse=True)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for tag in tags[:MAX_PREVIOUS_MANIFESTS]:
+            try:
+                manifest, _, _ = self.reg.get_manifest(repo, tag)
+            except (OciError, ValueError) as exc:
+                log.info("cannot read %s:%s (%s): its layers are not reused", repo, tag, exc)
+                continue
+            for layer in manifest.get("layers") or []:
+                title = (layer.get("annotations") or {}).get("org.opencontainers.image.title", "")
+                if layer.get("mediaType") == OCI_LAYER_TAR and title.startswith(f"{MODELS_DIR}/"):
+                    found.setdefault(title, []).append({**layer, "tag": tag})
+        return found
+
+    def _reusable(self, group: list[SourceFile], previous: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+        """The descriptor of ``group``'s layer if the destination holds it already, else ``None``.
+
+        A candidate is an earlier layer of the same path and size; it is the same layer when the
+        source's fingerprint matches, or, for a file on a local disk, when the file hashes to its
+        digest (so a changed file of the same size is never mistaken for the old one)."""
+        if len(group) != 1:
+            return None
+        f = group[0]
+        size = model_tar_size(group)
+        candidates = [d for d in previous.get(_title(group), []) if d.get("size") == size]
+        if not candidates:
+            return None
+        if f.fingerprint:
+            match = next((d for d in candidates if (d.get("annotations") or {}).get(FINGERPRINT) == f.fingerprint),
+                         None)
+        elif f.local_path is not None:
+            digest = layer_digest(group)
+            match = next((d for d in candidates if d.get("digest") == digest), None)
+        else:
+            match = None
+        if match is None or not self.reg.has_blob(self.ref.repository, match["digest"]):
+            return None
+        log.info("model layer %s (%s) is already in %s (as in tag %s): not uploaded again", match["digest"],
+                 _title(group), self.ref.repository, match["tag"])
+        return _descriptor(group, match["digest"], size)
+
     def _push_model_layers(self, files: list[SourceFile], progress: Progress | None) -> list[dict[str, Any]]:
         """One layer per file (see :func:`model_layer_groups`), up to ``parallelism`` uploads at
         once; descriptors in file order.
@@ -309,9 +398,21 @@ class OciModelcar:
         groups = model_layer_groups(files)
         if not groups:
             return []
-        log.info("streaming %d model layers (%d files, up to %d layers at once) to %s", len(groups), len(files),
+        previous = self._previous_layers()
+        reused: dict[int, dict[str, Any]] = {}
+        for i, group in enumerate(groups):
+            desc = self._reusable(group, previous) if previous else None
+            if desc is not None:
+                reused[i] = desc
+                if progress is not None:
+                    progress.add(sum(f.size for f in group))
+        todo = [i for i in range(len(groups)) if i not in reused]
+        if not todo:
+            log.info("all %d model layers are already in %s", len(groups), self.ref.repository)
+            return [reused[i] for i in range(len(groups))]
+        log.info("streaming %d model layers (%d files, up to %d layers at once) to %s", len(todo), len(files),
                  self.parallelism, self.ref)
-        workers = min(self.parallelism, len(groups))
+        workers = min(self.parallelism, len(todo))
         pool = BufferPool(self.chunk_size, workers + 1)
         failed = threading.Event()
 
@@ -330,14 +431,12 @@ class OciModelcar:
                 failed.set()
                 up.cancel()
                 raise
-            title = f"{MODELS_DIR}/{group[0].path}" if len(group) == 1 else MODELS_DIR
             log.info("model layer %s (%s, %d bytes) uploaded", digest,
-                     title if len(group) == 1 else f"{len(group)} files", size)
-            return {"mediaType": OCI_LAYER_TAR, "digest": digest, "size": size,
-                    "annotations": {"org.opencontainers.image.title": title}}
+                     _title(group) if len(group) == 1 else f"{len(group)} files", size)
+            return _descriptor(group, digest, size)
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as executor:
-            futures: list[Future[dict[str, Any]]] = [executor.submit(upload, group) for group in groups]
+            futures: list[Future[dict[str, Any]]] = [executor.submit(upload, groups[i]) for i in todo]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             if any(fut.exception() is not None for fut in done):
                 failed.set()
@@ -348,7 +447,8 @@ class OciModelcar:
                 first = next((e for e in errors if not _is_stop(e)), errors[0])
                 assert first is not None
                 raise first
-        return [fut.result() for fut in futures]
+        uploaded = dict(zip(todo, (fut.result() for fut in futures), strict=True))
+        return [reused.get(i) or uploaded[i] for i in range(len(groups))]
 
     # -- push ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import logging
@@ -12,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import requests
@@ -29,6 +31,23 @@ class SourceFile:
     """Relative POSIX path under the model root (sub-directories preserved)."""
     size: int
     open: Callable[[], BinaryIO]
+    fingerprint: str | None = None
+    """The content's identity from the source's own metadata, known before any byte is read
+    (an S3 ETag, say): the same value always means the same bytes. ``None`` when the source
+    has none; see :attr:`local_path`."""
+    local_path: Path | None = None
+    """Where the file is on a local disk (a mounted volume, or staged), so that reading it twice
+    is cheap: a destination can hash it to learn whether it already holds it."""
+
+
+def etag_fingerprint(etag: str, size: int) -> str | None:
+    """A :attr:`SourceFile.fingerprint` from a strong ETag (S3's, or an HTTP server's), hashed
+    so that nothing of the source's addresses ends up in the image; ``None`` for a weak or
+    missing ETag, which does not identify the bytes."""
+    etag = etag.strip()
+    if not etag or etag.startswith("W/"):
+        return None
+    return "sha256:" + hashlib.sha256(f"etag {etag} size {size}".encode()).hexdigest()
 
 
 def safe_relpath(path: str, what: str) -> str:

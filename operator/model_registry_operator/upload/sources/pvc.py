@@ -38,7 +38,7 @@ def _entry(path: Path, rel: str) -> SourceFile:
     def opener() -> BinaryIO:
         return path.open("rb")
 
-    return SourceFile(rel, path.stat().st_size, opener)
+    return SourceFile(rel, path.stat().st_size, opener, local_path=path)
 
 
 class PvcSource(Source):

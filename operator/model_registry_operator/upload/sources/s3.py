@@ -14,6 +14,7 @@ from .base import (
     Source,
     SourceFile,
     check_range_answer,
+    etag_fingerprint,
     response_readinto,
     safe_relpath,
 )
@@ -36,7 +37,7 @@ class S3Source(Source):
     def describe(self) -> str:
         return f"s3://{self.loc.bucket}/{self.loc.key}"
 
-    def _file(self, key: str, rel: str, size: int) -> SourceFile:
+    def _file(self, key: str, rel: str, size: int, etag: str) -> SourceFile:
         bucket = self.loc.bucket
 
         what = f"s3://{bucket}/{key}"
@@ -54,7 +55,7 @@ class S3Source(Source):
             return cast(BinaryIO, reader)
 
         self._keys[rel] = key
-        return SourceFile(rel, size, opener)
+        return SourceFile(rel, size, opener, fingerprint=etag_fingerprint(etag, size))
 
     def check(self, files: list[SourceFile]) -> None:
         """One 1-byte ranged read of the first non-empty object: catches AccessDenied before any write."""
@@ -66,18 +67,18 @@ class S3Source(Source):
     def files(self) -> list[SourceFile]:
         bucket, key = self.loc.bucket, self.loc.key.lstrip("/")
         if key and not key.endswith("/"):
-            size = self.client.head(bucket, key)
-            if size is not None:
+            single = self.client.stat(bucket, key)
+            if single is not None:
                 name = key.rsplit("/", 1)[-1]
-                log.info("S3 source is the single object s3://%s/%s (%d bytes)", bucket, key, size)
-                return [self._file(key, safe_relpath(name, "S3 key"), size)]
+                log.info("S3 source is the single object s3://%s/%s (%d bytes)", bucket, key, single.size)
+                return [self._file(key, safe_relpath(name, "S3 key"), single.size, single.etag)]
             key += "/"
         out: list[SourceFile] = []
         for obj in self.client.list_objects(bucket, key):
             if obj.key.endswith("/"):
                 continue  # directory marker
             rel = safe_relpath(obj.key[len(key):], f"S3 key {obj.key!r}")
-            out.append(self._file(obj.key, rel, obj.size))
+            out.append(self._file(obj.key, rel, obj.size, obj.etag))
         if not out:
             raise TransferError(f"S3 NoSuchKey: no object s3://{bucket}/{self.loc.key} and nothing under "
                                 f"s3://{bucket}/{key}")
