@@ -18,7 +18,7 @@ defect on PostgreSQL that MariaDB does not have: every lookup scoped to a parent
 ``relation "parentcontext" does not exist`` (or ``"attribution"``): its raw SQL joins name the
 mixed-case tables unquoted, which PostgreSQL folds to lower case (later releases quote them).
 :data:`PARENT_LOOKUP_DEFECT` matches it. MariaDB is therefore the default database; the
-PostgreSQL runs check what the upload program does when a real server fails this way.
+PostgreSQL runs exercise the upload program's fallback to the global lists.
 
 :func:`official_client_read` reads entities back with the official ``model-registry`` PyPI
 client, installed in its own venv (it pins python-dateutil<3, the operator needs >=3).

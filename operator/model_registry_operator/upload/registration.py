@@ -29,6 +29,9 @@ from .registry import Json, RegistryClient
 log = logging.getLogger(__name__)
 
 INCOMPLETE_MARKER = "modelregistry.opendatahub.io/upload-incomplete"
+ARTIFACT_OF_UNFINISHED = "modelregistry.opendatahub.io/upload-artifact"
+"""Custom property of an unfinished version: the id of its artifact, for a retry to find it on
+a server that cannot list a version's artifacts (see ``RegistryClient.parent_lookups``)."""
 DEFAULT_VERSION_NAME = "1.0.0"
 
 
@@ -207,20 +210,30 @@ class Registration:
             "modelSourceName": ma.model_source_name,
             "customProperties": typed_properties(ma.custom_properties),
         })
-        existing: list[Json] = []
-        if self._resume_version is not None:  # a version created just now has no artifact yet
-            existing = [a for a in self.client.version_artifacts(self.ids.model_version_id)
-                        if a.get("artifactType") == "model-artifact"]
-        if existing:
-            artifact = existing[0]
+        existing = self._artifact_of(version) if self._resume_version is not None else None
+        if existing is not None:
+            artifact = existing
             # the update schema has no name (the server rejects unknown fields): the artifact keeps its own
             update = {k: v for k, v in body.items() if k not in _CREATE_ONLY}
             self.client.update_model_artifact(str(artifact["id"]), update)
         else:
             artifact = self.client.create_version_artifact(self.ids.model_version_id, body)
+            props = {k: v for k, v in (version.get("customProperties") or {}).items()
+                     if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)}
+            self.client.update_model_version(self.ids.model_version_id, {"customProperties": {
+                **props, INCOMPLETE_MARKER: _MARKER_VALUE,
+                ARTIFACT_OF_UNFINISHED: {"metadataType": "MetadataStringValue", "string_value": str(artifact["id"])}}})
         self.ids.model_artifact_id = str(artifact["id"])
         log.info("ModelArtifact %s is PENDING", self.ids.model_artifact_id)
         return self.ids
+
+    def _artifact_of(self, version: Json) -> Json | None:
+        """The model artifact an earlier attempt created under the unfinished ``version``."""
+        listed = self.client.version_artifacts(str(version["id"]))
+        if listed is not None:
+            return next((a for a in listed if a.get("artifactType") == "model-artifact"), None)
+        recorded = ((version.get("customProperties") or {}).get(ARTIFACT_OF_UNFINISHED) or {}).get("string_value")
+        return self.client.get_model_artifact(recorded) if recorded else None
 
     # -- outcome -------------------------------------------------------------------------
 
@@ -239,7 +252,8 @@ class Registration:
             entity = self.client.get_model_version(entity_id)
         if entity is None:
             return
-        props = {k: v for k, v in (entity.get("customProperties") or {}).items() if k != INCOMPLETE_MARKER}
+        props = {k: v for k, v in (entity.get("customProperties") or {}).items()
+                 if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)}
         update = self.client.update_registered_model if kind == "registered_model" else self.client.update_model_version
         after = update(entity_id, {"customProperties": props})
         if _has_marker(after):

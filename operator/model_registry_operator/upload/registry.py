@@ -7,7 +7,8 @@ connection errors and 502/503/504; POSTs are not.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 
@@ -19,12 +20,17 @@ log = logging.getLogger(__name__)
 
 API_PATH = "/api/model_registry/v1alpha3"
 Json = dict[str, Any]
+T = TypeVar("T")
 _LIKE_WILDCARDS = frozenset("_%")
 
 
 class RegistryClient:
     def __init__(self, cfg: RegistryConfig, timeout: float = 60.0) -> None:
         self.base = cfg.url.rstrip("/") + API_PATH
+        self.parent_lookups = True
+        """False once the server failed a lookup scoped to a parent (HTTP 500): the model
+        registry v0.3.0 does on PostgreSQL, its SQL names mixed-case tables unquoted. The
+        global lists, which do work there, are searched instead."""
         self.timeout = timeout
         self.verify: bool | str = str(cfg.custom_ca) if cfg.custom_ca else True
         self.session = session_with_retries(methods=frozenset({"GET", "PATCH", "HEAD"}))
@@ -132,12 +138,34 @@ class RegistryClient:
     def update_registered_model(self, model_id: str, body: Json) -> Json:
         return self.patch(f"/registered_models/{model_id}", body)
 
+    def _scoped(self, what: str, lookup: Callable[[], T]) -> T | None:
+        """``lookup()``, or ``None`` when the server cannot do lookups scoped to a parent."""
+        if not self.parent_lookups:
+            return None
+        try:
+            return lookup()
+        except RegistryError as exc:
+            if exc.status != 500:
+                raise
+            log.warning("the model registry cannot list %s (%s): searching its global lists instead", what, exc)
+            self.parent_lookups = False
+            return None
+
+    def _versions_of(self, model_id: str) -> list[Json]:
+        return [v for v in self._list("/model_versions") if str(v.get("registeredModelId")) == model_id]
+
     def list_versions(self, model_id: str) -> list[Json]:
-        return self._list(f"/registered_models/{model_id}/versions")
+        scoped = self._scoped(f"the versions of RegisteredModel {model_id}",
+                              lambda: self._list(f"/registered_models/{model_id}/versions"))
+        return self._versions_of(model_id) if scoped is None else scoped
 
     def find_model_version(self, name: str, model_id: str) -> Json | None:
-        return self._find_exact("/model_version", {"name": name, "parentResourceId": model_id}, name,
-                                f"/registered_models/{model_id}/versions")
+        found = self._scoped(f"the versions of RegisteredModel {model_id}", lambda: [self._find_exact(
+            "/model_version", {"name": name, "parentResourceId": model_id}, name,
+            f"/registered_models/{model_id}/versions")])
+        if found is not None:
+            return found[0]
+        return next((v for v in self._versions_of(model_id) if v.get("name") == name), None)
 
     def get_model_version(self, version_id: str) -> Json | None:
         return self._call("GET", f"/model_versions/{version_id}", allow_404=True)
@@ -148,9 +176,12 @@ class RegistryClient:
     def update_model_version(self, version_id: str, body: Json) -> Json:
         return self.patch(f"/model_versions/{version_id}", body)
 
-    def version_artifacts(self, version_id: str) -> list[Json]:
-        page = self.get(f"/model_versions/{version_id}/artifacts", {"pageSize": "100"})
-        return list(page.get("items") or [])
+    def version_artifacts(self, version_id: str) -> list[Json] | None:
+        """The artifacts of a version; ``None`` when the server cannot list them (see
+        :attr:`parent_lookups`: the global list does not say which version an artifact is of)."""
+        page = self._scoped(f"the artifacts of ModelVersion {version_id}",
+                            lambda: self.get(f"/model_versions/{version_id}/artifacts", {"pageSize": "100"}))
+        return None if page is None else list(page.get("items") or [])
 
     def create_version_artifact(self, version_id: str, body: Json) -> Json:
         return self.post(f"/model_versions/{version_id}/artifacts", body)
