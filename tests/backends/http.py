@@ -3,6 +3,9 @@ file server with Range support."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -11,6 +14,9 @@ from typing import Self
 import requests
 
 from tests.backends.process import LOOPBACK, ManagedProcess, free_port, require_binary
+
+BASIC_USER, BASIC_PASSWORD = "web-user", "web-basic-pass-5173"
+"""The credentials of :class:`NginxServer` ``/protected/`` in the ``nginx_basic_auth`` fixture."""
 
 
 class NginxProcess:
@@ -73,25 +79,52 @@ http {{
 
 
 class NginxServer(NginxProcess):
-    """Static files from :attr:`root` (:meth:`publish`), with Range support."""
+    """Static files from :attr:`root` (:meth:`publish`), with Range support.
 
-    def __init__(self) -> None:
+    Optional locations: with ``basic_auth=(user, password)`` the files under ``/protected/``
+    answer 401 without those credentials (``auth_basic``); with ``rate_limit`` (bytes per second)
+    the files under ``/slow/`` are sent at most that fast, per request (``limit_rate``: up to
+    ``rate_limit`` bytes at once, then as much again at each further second of the request).
+    """
+
+    def __init__(self, *, basic_auth: tuple[str, str] | None = None, rate_limit: int | None = None) -> None:
         super().__init__("nginx-")
         self.root = self.workdir / "www"
+        self.basic_auth = basic_auth
+        self.rate_limit = rate_limit
 
     def start(self) -> None:
         self.root.mkdir()
         for p in (self.workdir, self.root):
             p.chmod(0o755)  # workers run as nobody
+        if self.basic_auth is not None:
+            user, password = self.basic_auth
+            salt = os.urandom(8)
+            digest = base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode()  # noqa: S324
+            htpasswd = self.workdir / "htpasswd"
+            htpasswd.write_text(f"{user}:{{SSHA}}{digest}\n")  # RFC 2307 salted SHA-1, read by nginx
+            htpasswd.chmod(0o644)
         super().start()
 
     def http_config(self) -> str:
+        locations = ""
+        if self.basic_auth is not None:
+            locations += f"""    location /protected/ {{
+      auth_basic "upload tests";
+      auth_basic_user_file {self.workdir / "htpasswd"};
+    }}
+"""
+        if self.rate_limit is not None:
+            locations += f"""    location /slow/ {{
+      limit_rate {self.rate_limit};
+    }}
+"""
         return f"""  default_type application/octet-stream;
   sendfile on;
   server {{
     listen {LOOPBACK}:{self.port};
     root {self.root};
-  }}
+{locations}  }}
 """
 
     def ready(self) -> bool:

@@ -19,7 +19,7 @@ if _REPO_ROOT not in sys.path:
 
 from model_registry_operator.upload import redact  # noqa: E402
 from tests.backends.databases import MissingServerBinaryError, ServerStartError  # noqa: E402
-from tests.backends.http import NginxServer  # noqa: E402
+from tests.backends.http import BASIC_PASSWORD, BASIC_USER, NginxServer  # noqa: E402
 from tests.backends.oci import DistributionRegistry  # noqa: E402
 from tests.backends.registry_server import Database, RealRegistryServer, registry_server  # noqa: E402
 from tests.backends.s3 import SeaweedS3  # noqa: E402
@@ -59,6 +59,12 @@ def oci_registry_auth() -> Iterator[DistributionRegistry]:
 @pytest.fixture(scope="session")
 def nginx() -> Iterator[NginxServer]:
     yield from _serve(NginxServer)
+
+
+@pytest.fixture(scope="session")
+def nginx_basic_auth() -> Iterator[NginxServer]:
+    """nginx whose files under ``/protected/`` need basic auth ``BASIC_USER`` / ``BASIC_PASSWORD``."""
+    yield from _serve(lambda: NginxServer(basic_auth=(BASIC_USER, BASIC_PASSWORD)))
 
 
 @pytest.fixture(scope="session")

@@ -105,6 +105,16 @@ def rest(mr_url: str, method: str, path: str, body: dict[str, Any] | None = None
     return data
 
 
+def placeholder_artifact(mr_url: str, name: str) -> str:
+    """A new RegisteredModel ``name`` / version ``v1`` / ModelArtifact with URI ``PLACEHOLDER``
+    (as upstream's e2e test prepares update_artifact); returns the artifact id."""
+    rm = rest(mr_url, "POST", "/registered_models", {"name": name})
+    mv = rest(mr_url, "POST", "/model_versions", {"name": "v1", "registeredModelId": rm["id"]})
+    ma = rest(mr_url, "POST", f"/model_versions/{mv['id']}/artifacts",
+              {"artifactType": "model-artifact", "name": name, "uri": "PLACEHOLDER"})
+    return str(ma["id"])
+
+
 TITLE = "org.opencontainers.image.title"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from model_registry_operator.upload import redact
 from model_registry_operator.upload.config import (
     DEFAULT_BASE_IMAGE,
     PARAMS,
     OciDestination,
+    OciSource,
     S3Destination,
     S3Source,
     UriSource,
@@ -124,6 +126,34 @@ def test_uri_credentials(tmp_path: Path) -> None:
         load_config([], env)
 
 
+@pytest.mark.parametrize("from_file", [False, True])
+def test_source_uri_secrets_masked_a_plain_uri_named(tmp_path: Path, from_file: bool) -> None:
+    """The password, a token as user name and a signed query of the source URI are masked in
+    messages; a URI without any of them is not (an error must say which URL failed)."""
+
+    def load(uri: str) -> None:
+        redact.clear_secrets()
+        if from_file:
+            d = tmp_path / "uri"
+            d.mkdir(exist_ok=True)
+            (d / "URI").write_text(uri + "\n")
+            load_config([], {**BASE_ENV, "MODEL_SYNC_SOURCE_TYPE": "uri",
+                             "MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH": str(d)})
+        else:
+            load_config(["--source-type", "uri", "--source-uri", uri], BASE_ENV)
+
+    load("https://robot:pa55-w0rd-9@files.example/m.bin?sig=abcdef123456&x=1")
+    masked = redact.redact("robot:pa55-w0rd-9 pa55-w0rd-9 abcdef123456 https://files.example/m.bin")
+    assert masked == "*** *** *** https://files.example/m.bin"
+    load("https://ghp-token-7731@files.example/m.bin")
+    assert redact.redact("user ghp-token-7731") == "user ***"
+    plain = "GET https://files.example/m.bin failed: HTTP 404; hf://org/model:main"
+    load("https://files.example/m.bin")
+    assert redact.redact(plain) == plain
+    load("hf://org/model:main")
+    assert redact.redact(plain) == plain
+
+
 def _dockerconfig(tmp_path: Path, auths: dict[str, object], name: str = "dc.json") -> Path:
     p = tmp_path / name
     p.write_text(json.dumps({"auths": auths}))
@@ -146,6 +176,65 @@ def test_dockerconfigjson_base64_plain_and_lookup(tmp_path: Path) -> None:
     cfg = load_config(["--destination-oci-username", "u2", "--destination-oci-password", "p2"], env)
     assert isinstance(cfg.destination, OciDestination)
     assert cfg.destination.username == "u2"
+
+
+@pytest.mark.parametrize("side", ["destination", "source"])
+def test_oci_credentials_precedence_every_level(tmp_path: Path, side: str) -> None:
+    """username / password of the OCI destination and source: args > env > dockerconfigjson > none."""
+    host = "127.0.0.1:5001"
+    path = _dockerconfig(tmp_path, {host: {"auth": base64.b64encode(b"file-user:file-pass").decode()}})
+    flag, env_name = f"--{side}-oci", f"MODEL_SYNC_{side.upper()}_OCI"
+    env = {**BASE_ENV, f"{env_name}_URI": f"{host}/models/m1:v1"}
+    if side == "source":
+        env["MODEL_SYNC_SOURCE_TYPE"] = "oci"
+    with_file = {**env, f"{env_name}_CREDENTIALS_PATH": str(path)}
+    with_env = {**with_file, f"{env_name}_USERNAME": "env-user", f"{env_name}_PASSWORD": "env-pass"}
+    args = [f"{flag}-username", "arg-user", f"{flag}-password", "arg-pass"]
+
+    def creds(argv: list[str], environ: dict[str, str]) -> tuple[str | None, str | None]:
+        cfg = load_config(argv, environ)
+        oci = cfg.source if side == "source" else cfg.destination
+        assert isinstance(oci, OciSource if side == "source" else OciDestination)
+        return oci.username, oci.password.get_secret_value() if oci.password else None
+
+    assert creds([], env) == (None, None)  # default: anonymous
+    assert creds([], with_file) == ("file-user", "file-pass")  # file > default
+    assert creds([], with_env) == ("env-user", "env-pass")  # env > file
+    assert creds(args, with_env) == ("arg-user", "arg-pass")  # args > env > file
+    assert creds(args, with_file) == ("arg-user", "arg-pass")  # args > file
+    # per parameter, as for the S3 keys: an explicit password beats the file's, the username stays
+    assert creds([f"{flag}-password", "arg-pass"], with_file) == ("file-user", "arg-pass")
+    assert creds([], {**with_file, f"{env_name}_PASSWORD": "env-pass"}) == ("file-user", "env-pass")
+    # the credentials path itself follows args > env
+    other = _dockerconfig(tmp_path, {host: {"auth": base64.b64encode(b"other-user:other-pass").decode()}}, "o.json")
+    assert creds([f"{flag}-credentials-path", str(other)], with_file) == ("other-user", "other-pass")
+
+
+def test_uri_credentials_precedence_every_level(tmp_path: Path) -> None:
+    """The source URI: --source-uri > MODEL_SYNC_SOURCE_URI > the ``URI`` file > none."""
+    d = tmp_path / "uri"
+    d.mkdir()
+    (d / "URI").write_text("https://file.example.invalid/model.bin\n")
+    env = {**BASE_ENV, "MODEL_SYNC_SOURCE_TYPE": "uri"}
+    with_file = {**env, "MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH": str(d)}
+    with_env = {**with_file, "MODEL_SYNC_SOURCE_URI": "https://env.example.invalid/model.bin"}
+    args = ["--source-uri", "https://arg.example.invalid/model.bin"]
+
+    def uri(argv: list[str], environ: dict[str, str]) -> str:
+        cfg = load_config(argv, environ)
+        assert isinstance(cfg.source, UriSource)
+        return cfg.source.uri.get_secret_value()
+
+    with pytest.raises(ConfigError, match=r"missing required parameter.*--source-uri \(MODEL_SYNC_SOURCE_URI\)"):
+        load_config([], env)  # no default
+    assert uri([], with_file) == "https://file.example.invalid/model.bin"  # file > default
+    assert uri([], with_env) == "https://env.example.invalid/model.bin"  # env > file
+    assert uri(args, with_env) == "https://arg.example.invalid/model.bin"  # args > env > file
+    # the credentials path itself follows args > env
+    other = tmp_path / "uri2"
+    other.mkdir()
+    (other / "URI").write_text("https://other.example.invalid/model.bin")
+    assert uri(["--source-uri-credentials-path", str(other)], with_file) == "https://other.example.invalid/model.bin"
 
 
 def test_dockerconfigjson_username_password_fields(tmp_path: Path) -> None:
@@ -235,3 +324,22 @@ def test_token_from_envvar_file(tmp_path: Path) -> None:
     cfg = load_config([], env)
     assert cfg.registry.token is not None
     assert cfg.registry.token.get_secret_value() == "file-token-value"
+
+
+def test_registry_custom_ca_and_its_envvar(tmp_path: Path) -> None:
+    """--registry-custom-ca beats --registry-custom-ca-envvar (the name of a variable holding the
+    path); a missing bundle is reported under the parameter the path came from."""
+    ca, other = tmp_path / "ca.pem", tmp_path / "other.pem"
+    ca.write_text("ca")
+    other.write_text("other")
+    env = {**BASE_ENV, "MODEL_SYNC_REGISTRY_IS_SECURE": "true", "MODEL_SYNC_REGISTRY_USER_TOKEN": "tok-123",
+           "MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR": "MR_CA", "MR_CA": str(other)}
+    assert load_config([], env).registry.custom_ca == other
+    assert load_config(["--registry-custom-ca", str(ca)], env).registry.custom_ca == ca
+    assert load_config([], {**env, "MODEL_SYNC_REGISTRY_IS_SECURE": "false"}).registry.custom_ca is None
+    with pytest.raises(ConfigError) as info:
+        load_config([], {**env, "MR_CA": str(tmp_path / "nope.pem")})
+    assert str(info.value) == (f"--registry-custom-ca-envvar (MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR): CA bundle "
+                               f"{tmp_path / 'nope.pem'} (the value of environment variable MR_CA) not found")
+    with pytest.raises(ConfigError, match=r"^--registry-custom-ca \(MODEL_SYNC_REGISTRY_CUSTOM_CA\): CA bundle"):
+        load_config(["--registry-custom-ca", str(tmp_path / "nope.pem")], env)

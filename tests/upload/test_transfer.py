@@ -37,6 +37,7 @@ from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, READER_KEY, READER_SECRET
 from .helpers import (
     metadata_dir,
     model_files,
+    placeholder_artifact,
     pull_model_layers,
     registry_env,
     rest,
@@ -135,7 +136,7 @@ def test_uri_nginx_to_oci_with_auth_and_secrets_redacted(
         caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
     data = model_files(big=11 * 1024 * 1024)["weights/model.safetensors"]
     url = nginx.publish("files/model.safetensors", data)
-    art = _placeholder_artifact(mr_server, "uri-model")
+    art = placeholder_artifact(mr_server.url, "uri-model")
     dockercfg = tmp_path / "dockerconfig.json"
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     dockercfg.write_text(json.dumps({"auths": {oci_registry_auth.host: {"auth": auth}}}))
@@ -159,20 +160,12 @@ def test_uri_nginx_to_oci_with_auth_and_secrets_redacted(
         assert secret not in result.termination
 
 
-def _placeholder_artifact(mr: MR, name: str) -> str:
-    rm = rest(mr.url, "POST", "/registered_models", {"name": name})
-    mv = rest(mr.url, "POST", "/model_versions", {"name": "v1", "registeredModelId": rm["id"]})
-    ma = rest(mr.url, "POST", f"/model_versions/{mv['id']}/artifacts",
-              {"artifactType": "model-artifact", "name": name, "uri": "PLACEHOLDER"})
-    return str(ma["id"])
-
-
 def test_pvc_to_s3_update_artifact(tmp_path: Path, s3_server: SeaweedS3, mr_server: MR,
                                    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
     files = model_files()
     src = write_dir(tmp_path / "pvc", files)
     client = s3_bucket(s3_server, "out")
-    art = _placeholder_artifact(mr_server, "pvc-model")
+    art = placeholder_artifact(mr_server.url, "pvc-model")
     creds = tmp_path / "dest-creds"
     creds.mkdir()
     for k, v in {"AWS_ACCESS_KEY_ID": ADMIN_KEY, "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET, "AWS_S3_BUCKET": "out",
@@ -205,7 +198,7 @@ def test_uri_archive_unpacked_with_subdirs(tmp_path: Path, nginx: NginxServer, o
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     url = nginx.publish("archives/model.tar.gz", buf.getvalue())
-    art = _placeholder_artifact(mr_server, "archive-model")
+    art = placeholder_artifact(mr_server.url, "archive-model")
     env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url,
            **oci_env(oci_registry, "models/archive:v1", "scratch"), **registry_env(mr_server.url),
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
@@ -229,83 +222,113 @@ def _evil_tar() -> bytes:
     return buf.getvalue()
 
 
-def test_failures(tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, nginx: NginxServer,
-                  mr_server: MR, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def _registry_entities(mr: MR) -> dict[str, dict[str, Any]]:
+    """Every RegisteredModel / ModelVersion (id -> name) and ModelArtifact (id -> (state, uri))."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in ("registered_models", "model_versions", "model_artifacts"):
+        items: dict[str, Any] = {}
+        token = ""
+        while True:
+            page = rest(mr.url, "GET", f"/{kind}?pageSize=100" + (f"&nextPageToken={token}" if token else ""))
+            for item in page.get("items") or []:
+                items[item["id"]] = (item.get("state"), item.get("uri")) if kind == "model_artifacts" else item["name"]
+            token = page.get("nextPageToken") or ""
+            if not token or not page.get("items"):
+                break
+        out[kind] = items
+    return out
+
+
+_FAILURES = ["missing_artifact_id", "missing_source_bucket", "bad_dockerconfigjson", "unknown_artifact_id",
+             "unreachable_registry", "duplicate_version", "name_taken", "s3_access_denied", "s3_no_such_key",
+             "tar_escape"]
+
+
+_BadInput = tuple[dict[str, str], int, str]
+"""``(env overriding the good parameters, exit code, message in the termination file)``."""
+
+
+def _bad_input(case: str, tmp_path: Path, s3: SeaweedS3, nginx: NginxServer, mr: MR) -> _BadInput:
+    match case:
+        case "missing_artifact_id":
+            return ({"MODEL_SYNC_MODEL_ARTIFACT_ID": ""}, EXIT_CONFIG,
+                    "--model-artifact-id (MODEL_SYNC_MODEL_ARTIFACT_ID)")
+        case "missing_source_bucket":
+            return ({"MODEL_SYNC_SOURCE_AWS_BUCKET": ""}, EXIT_CONFIG,
+                    "--source-aws-bucket (MODEL_SYNC_SOURCE_AWS_BUCKET)")
+        case "bad_dockerconfigjson":
+            bad = tmp_path / "bad.json"
+            bad.write_text('{"auths": {')
+            return {"MODEL_SYNC_DESTINATION_OCI_CREDENTIALS_PATH": str(bad)}, EXIT_CONFIG, "not valid JSON"
+        case "unknown_artifact_id":
+            return ({"MODEL_SYNC_MODEL_ARTIFACT_ID": "987654"}, EXIT_REGISTRY,
+                    "ModelArtifact with ID '987654' not found")
+        case "unreachable_registry":
+            return {"MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "http://127.0.0.1:9"}, EXIT_REGISTRY, "unreachable"
+        case "duplicate_version":  # fails before any byte moves
+            rm = rest(mr.url, "POST", "/registered_models", {"name": "dup-model"})
+            rest(mr.url, "POST", "/model_versions", {"name": "v1", "registeredModelId": rm["id"]})
+            meta = metadata_dir(tmp_path / "meta-dup", {"ModelVersion.name": "v1"})
+            return ({"MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version", "MODEL_SYNC_MODEL_ID": rm["id"],
+                     "MODEL_SYNC_MODEL_ARTIFACT_ID": "", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)},
+                    EXIT_REGISTRY, "ModelVersion with name 'v1' already exists")
+        case "name_taken":  # create_model
+            rest(mr.url, "POST", "/registered_models", {"name": "taken-model"})
+            meta = metadata_dir(tmp_path / "meta-taken", {"RegisteredModel.name": "taken-model"})
+            return ({"MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_MODEL_ARTIFACT_ID": "",
+                     "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)},
+                    EXIT_REGISTRY, "RegisteredModel with name 'taken-model' already exists")
+        case "s3_access_denied":  # an identity with List only
+            return s3_source_env(s3, "models", "small", READER_KEY, READER_SECRET), EXIT_TRANSFER, "AccessDenied"
+        case "s3_no_such_key":
+            return s3_source_env(s3, "models", "no-such-model"), EXIT_TRANSFER, "NoSuchKey"
+        case "tar_escape":  # tar with a ../ member
+            url = nginx.publish("evil/model.tar", _evil_tar())
+            return ({"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url}, EXIT_TRANSFER,
+                    "escapes the target directory")
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", _FAILURES)
+def test_failures(case: str, tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry,
+                  nginx: NginxServer, mr_server: MR, caplog: pytest.LogCaptureFixture,
+                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad input: its exit code and message in the termination file, and nothing changed
+    anywhere: no entity created or touched in the registry (the placeholder artifact an update
+    would have replaced is not LIVE and keeps its URI), no tag (not even a blob) pushed."""
     s3_upload(s3_server, "models", "small", {"a.bin": b"abc" * 1000})
-    dest = oci_env(oci_registry, "models/failures:v1", "scratch")
-    base = {**s3_source_env(s3_server, "models", "small"), **dest, **registry_env(mr_server.url)}
+    repo = f"models/failures-{case.replace('_', '-')}"
+    art = placeholder_artifact(mr_server.url, f"failure-{case.replace('_', '-')}")
+    good = {**s3_source_env(s3_server, "models", "small"), **oci_env(oci_registry, f"{repo}:v1", "scratch"),
+            **registry_env(mr_server.url), "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+    env, code, message = _bad_input(case, tmp_path, s3_server, nginx, mr_server)
+    before = _registry_entities(mr_server)
 
-    # missing parameter: config exit code, message in the termination file
-    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": ""}, caplog, capsys)
-    assert r.code == EXIT_CONFIG
-    assert "--model-artifact-id (MODEL_SYNC_MODEL_ARTIFACT_ID)" in r.termination
+    r = run_upload(tmp_path, {**good, **env}, caplog, capsys)
+    assert r.code == code, r.termination
+    assert message in r.termination
 
-    # bad dockerconfigjson
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"auths": {')
-    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": "1",
-                              "MODEL_SYNC_DESTINATION_OCI_CREDENTIALS_PATH": str(bad)}, caplog, capsys)
-    assert r.code == EXIT_CONFIG
-    assert "not valid JSON" in r.termination
-
-    # unknown artifact id
-    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": "987654"}, caplog, capsys)
-    assert r.code == EXIT_REGISTRY
-    assert "ModelArtifact with ID '987654' not found" in r.termination
-
-    # unreachable registry
-    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": "1",
-                              "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "http://127.0.0.1:9"}, caplog, capsys)
-    assert r.code == EXIT_REGISTRY
-    assert "unreachable" in r.termination
-
-    # duplicate version: fails before any byte moves
-    rm = rest(mr_server.url, "POST", "/registered_models", {"name": "dup-model"})
-    rest(mr_server.url, "POST", "/model_versions", {"name": "v1", "registeredModelId": rm["id"]})
-    meta = metadata_dir(tmp_path / "meta-dup", {"ModelVersion.name": "v1"})
-    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version",
-                              "MODEL_SYNC_MODEL_ID": rm["id"], "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)},
-                   caplog, capsys)
-    assert r.code == EXIT_REGISTRY
-    assert "ModelVersion with name 'v1' already exists" in r.termination
-    assert oci_registry.session().get(f"{oci_registry.url}/v2/models/failures/tags/list", timeout=5).status_code == 404
-
-    # name taken for create_model
-    meta2 = metadata_dir(tmp_path / "meta-taken", {"RegisteredModel.name": "dup-model"})
-    r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
-                              "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta2)}, caplog, capsys)
-    assert r.code == EXIT_REGISTRY
-    assert "RegisteredModel with name 'dup-model' already exists" in r.termination
-
-    # S3 AccessDenied (identity with List only) and NoSuchKey: nothing becomes LIVE
-    art = _placeholder_artifact(mr_server, "s3-fail")
-    r = run_upload(tmp_path, {**base, **s3_source_env(s3_server, "models", "small", READER_KEY, READER_SECRET),
-                              "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
-    assert r.code == EXIT_TRANSFER
-    assert "AccessDenied" in r.termination
-    assert READER_SECRET not in r.logs
-    r = run_upload(tmp_path, {**base, **s3_source_env(s3_server, "models", "no-such-model"),
-                              "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
-    assert r.code == EXIT_TRANSFER
-    assert "NoSuchKey" in r.termination
-    assert rest(mr_server.url, "GET", f"/model_artifacts/{art}").get("state") != "LIVE"  # unset or not LIVE
-
-    # tar with ../ member
-    url = nginx.publish("evil/model.tar", _evil_tar())
-    r = run_upload(tmp_path, {**base, "MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url,
-                              "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
-    assert r.code == EXIT_TRANSFER
-    assert "escapes the target directory" in r.termination
-    assert not (tmp_path / "escape.txt").exists()
-    assert not list((tmp_path / "scratch").rglob("escape.txt"))
-    assert rest(mr_server.url, "GET", f"/model_artifacts/{art}").get("state") != "LIVE"  # unset or not LIVE
+    after = _registry_entities(mr_server)
+    for kind in ("registered_models", "model_versions", "model_artifacts"):
+        assert len(after[kind]) == len(before[kind]), f"{kind} created: {set(after[kind]) - set(before[kind])}"
+    assert after == before
+    placeholder = rest(mr_server.url, "GET", f"/model_artifacts/{art}")
+    assert placeholder.get("state") != "LIVE"  # unset or not LIVE
+    assert placeholder["uri"] == "PLACEHOLDER"
+    tags = oci_registry.session().get(f"{oci_registry.url}/v2/{repo}/tags/list", timeout=5)
+    assert tags.status_code == 404, tags.text  # the repository does not exist: nothing was pushed
+    if case == "s3_access_denied":
+        assert READER_SECRET not in r.logs
+    if case == "tar_escape":
+        assert not (tmp_path / "escape.txt").exists()
+        assert not list((tmp_path / "scratch").rglob("escape.txt"))
 
 
 def test_s3_single_object_key(tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry,
                               mr_server: MR, caplog: pytest.LogCaptureFixture,
                               capsys: pytest.CaptureFixture[str]) -> None:
     s3_upload(s3_server, "models", "single", {"model.onnx": b"onnx-bytes" * 100})
-    art = _placeholder_artifact(mr_server, "single-model")
+    art = placeholder_artifact(mr_server.url, "single-model")
     env = {**s3_source_env(s3_server, "models", "single/model.onnx"),
            **oci_env(oci_registry, "models/single:v1", "scratch"), **registry_env(mr_server.url),
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
@@ -322,7 +345,7 @@ def test_pvc_to_tls_registry_with_bearer_token(tmp_path: Path, oci_registry_tls_
     reg = oci_registry_tls_token
     files = model_files(big=6 * 1024 * 1024)
     src = write_dir(tmp_path / "pvc", files)
-    art = _placeholder_artifact(mr_server, "token-model")
+    art = placeholder_artifact(mr_server.url, "token-model")
     env = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(src),
            **oci_env(reg, "models/token:v1", "scratch"), "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "true",
            "MODEL_SYNC_DESTINATION_OCI_USERNAME": USER, "MODEL_SYNC_DESTINATION_OCI_PASSWORD": PASSWORD,
@@ -347,12 +370,26 @@ def test_pvc_to_tls_registry_with_bearer_token(tmp_path: Path, oci_registry_tls_
     assert r.code == EXIT_TRANSFER
     assert "token request refused" in r.termination
 
+    # that image as the source of another upload: a TLS error names the source's parameters
+    source = {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_URI": f"{reg.host}/models/token:v1",
+              "MODEL_SYNC_SOURCE_OCI_USERNAME": USER, "MODEL_SYNC_SOURCE_OCI_PASSWORD": PASSWORD}
+    copy = {**env, **source, **oci_env(reg, "models/tls:copy", "scratch"),
+            "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "true",
+            "MODEL_SYNC_DESTINATION_OCI_CA_BUNDLE": str(reg.ca_file)}
+    r = run_upload(tmp_path, copy, caplog, capsys)
+    assert r.code == EXIT_TRANSFER
+    assert "--source-oci-ca-bundle" in r.termination
+    assert "--destination-oci" not in r.termination
+    r = run_upload(tmp_path, {**copy, "MODEL_SYNC_SOURCE_OCI_CA_BUNDLE": str(reg.ca_file)}, caplog, capsys)
+    assert r.code == EXIT_OK, r.termination
+    assert pull_model_layers(reg, "models/tls", "copy")[0] == {rel: sha(data) for rel, data in files.items()}
+
 
 def test_oci_source_to_s3(tmp_path: Path, oci_registry: DistributionRegistry, base_image: str, s3_server: SeaweedS3,
                           mr_server: MR, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
     files = model_files(big=3 * 1024 * 1024)
     src = write_dir(tmp_path / "pvc", files)
-    art = _placeholder_artifact(mr_server, "oci-src-model")
+    art = placeholder_artifact(mr_server.url, "oci-src-model")
     env = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(src),
            **oci_env(oci_registry, "models/oci-src:v1", base_image), **registry_env(mr_server.url),
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
@@ -383,7 +420,7 @@ def test_hf_uri_source(tmp_path: Path, nginx: NginxServer, oci_registry: Distrib
     for rel, data in files.items():
         nginx.publish(f"hf/org/tiny/resolve/r1/{rel}", data)
     monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
-    art = _placeholder_artifact(mr_server, "hf-model")
+    art = placeholder_artifact(mr_server.url, "hf-model")
     env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": "hf://org/tiny:r1",
            **oci_env(oci_registry, "models/hf:v1", "scratch"), **registry_env(mr_server.url),
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
@@ -470,7 +507,7 @@ def test_oci_source_whiteouts_and_unsafe_links(tmp_path: Path, oci_registry: Dis
     _push_image(oci_registry, "src/layered", "v1", [lower, upper])
     evil = _layer([("models/ok.txt", b"ok", None), ("models/escape", None, "../../etc/passwd")])
     _push_image(oci_registry, "src/evil", "v1", [evil])
-    art = _placeholder_artifact(mr_server, "layered-model")
+    art = placeholder_artifact(mr_server.url, "layered-model")
     base = {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false",
             **oci_env(oci_registry, "models/layered:v1", "scratch"), **registry_env(mr_server.url),
             "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
@@ -609,7 +646,7 @@ def test_layers_the_destination_holds_are_not_uploaded_again(
     image pulled back is the new model. A reused layer the registry lost is uploaded again."""
     files = {"config.json": b"{}", "w/a.bin": os.urandom(700_000), "w/b.bin": os.urandom(900_000)}
     repo = f"models/reuse-{kind}"
-    arts = [_placeholder_artifact(mr_server, f"reuse-{kind}-{i}") for i in range(4)]
+    arts = [placeholder_artifact(mr_server.url, f"reuse-{kind}-{i}") for i in range(4)]
 
     def upload(tag: str, art: str) -> tuple[Any, list[int]]:
         if kind == "s3":

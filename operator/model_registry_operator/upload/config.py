@@ -387,7 +387,7 @@ def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
             raise ConfigError(f"{label('source_uri_credentials_path')}: URI credential file not found: {uri_file}")
         value = _read_text(uri_file)
         if value:
-            register_secret(value)
+            _register_uri_secrets(value)
             files["source_uri"] = value
     for side in ("source", "destination"):
         path = explicit.get(f"{side}_oci_credentials_path")
@@ -540,11 +540,19 @@ def _source(raw: Mapping[str, str]) -> S3Source | UriSource | PvcSource | OciSou
 
 
 def _register_uri_secrets(uri: str) -> None:
-    """A URI may carry a password (``user:pass@``) or a signed query string: keep both out of logs."""
-    register_secret(uri)
-    parts = urlsplit(uri)
+    """A URI may carry a password (``user:pass@``), a token as user name or a signed query string:
+    keep those out of logs. A URI with none of them is not a secret: messages name it."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # unparsable: all of it
+        register_secret(uri)
+        return
+    if parts.username or parts.password or parts.query:
+        register_secret(uri)
     if parts.password:
         register_basic_auth(parts.username, parts.password)
+    elif parts.username:
+        register_secret(parts.username)
     if parts.query:
         register_secret(parts.query)
         for _, value in parse_qsl(parts.query):
@@ -634,13 +642,15 @@ def _registry(raw: Mapping[str, str], environ: Mapping[str, str]) -> RegistryCon
             f"{label('registry_user_token')}: a token is required when {label('registry_is_secure')} is true"
         )
     ca: Path | None = None
-    ca_value = raw.get("registry_custom_ca")
+    ca_param, ca_value, ca_origin = "registry_custom_ca", raw.get("registry_custom_ca"), ""
     if not ca_value and raw.get("registry_custom_ca_envvar"):
-        ca_value = environ.get(raw["registry_custom_ca_envvar"]) or None
+        ca_envvar = raw["registry_custom_ca_envvar"]
+        ca_param, ca_value = "registry_custom_ca_envvar", environ.get(ca_envvar) or None
+        ca_origin = f" (the value of environment variable {ca_envvar})"
     if ca_value and is_secure:
         ca = Path(ca_value)
         if not ca.is_file():
-            raise ConfigError(f"{label('registry_custom_ca')}: CA bundle {ca} not found")
+            raise ConfigError(f"{label(ca_param)}: CA bundle {ca}{ca_origin} not found")
     return RegistryConfig(
         url=url,
         is_secure=is_secure,

@@ -97,8 +97,10 @@ class RegistrySession:
     """One registry host. Tries https; when TLS verify is off, falls back to plain http."""
 
     def __init__(self, host: str, *, username: str | None, password: str | None, tls_verify: bool,
-                 timeout: float, ca_bundle: str | None = None) -> None:
+                 timeout: float, ca_bundle: str | None = None, side: str = "destination") -> None:
         self.host = host
+        self.side = side
+        """``source`` or ``destination``: which parameters a TLS error message names."""
         self.username = username
         self.password = password
         self.tls_verify = tls_verify
@@ -120,8 +122,9 @@ class RegistrySession:
             return "https"
         except requests.exceptions.SSLError as exc:
             if self.tls_verify:
-                raise OciError(f"registry {self.host}: TLS verification failed ({_reason(exc)}); set "
-                               "--destination-oci-enable-tls-verify=false only for test registries") from None
+                raise OciError(f"registry {self.host}: TLS verification failed ({_reason(exc)}); give its CA "
+                               f"with --{self.side}-oci-ca-bundle, or set --{self.side}-oci-enable-tls-verify=false "
+                               "only for test registries") from None
         except requests.exceptions.ConnectionError as exc:
             if self.tls_verify:
                 raise OciError(f"registry {self.host} unreachable over https: {_reason(exc)}") from None

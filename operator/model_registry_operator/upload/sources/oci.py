@@ -64,7 +64,8 @@ class OciSource(Source):
         self.platform = platform
         self.storage_path = storage_path
         self.reg = RegistrySession(self.ref.api_host, username=username, password=password, tls_verify=tls_verify,
-                                   timeout=timeout, ca_bundle=str(ca_bundle) if ca_bundle else None)
+                                   timeout=timeout, ca_bundle=str(ca_bundle) if ca_bundle else None,
+                                   side="source")
 
     def describe(self) -> str:
         return f"oci://{self.ref}"
