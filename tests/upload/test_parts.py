@@ -40,7 +40,7 @@ from model_registry_operator.upload.sources.base import (
     read_chunks,
     safe_relpath,
 )
-from model_registry_operator.upload.sources.uri import HttpFetcher, UriSource, public_url
+from model_registry_operator.upload.sources.uri import HttpFetcher, Probe, UriSource, public_url
 
 # -- metadata -----------------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ def test_http_download_resumes_with_range(tmp_path: Path) -> None:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/model.bin"
-        HttpFetcher(timeout=5).download(url, tmp_path / "model.bin", ranges=True)
+        HttpFetcher(timeout=5).download(url, tmp_path / "model.bin", Probe(None, True, ""))
     finally:
         httpd.shutdown()
         httpd.server_close()

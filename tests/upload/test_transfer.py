@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import os
 import tarfile
@@ -29,6 +30,7 @@ from model_registry_operator.upload.progress import Progress
 from model_registry_operator.upload.registration import INCOMPLETE_MARKER
 from model_registry_operator.upload.sources.base import SourceFile
 from model_registry_operator.upload.sources.s3 import S3Source
+from model_registry_operator.upload.sources.uri import UriSource
 from tests.backends.http import NginxServer
 from tests.backends.oci import PASSWORD, USER, DistributionRegistry
 from tests.backends.registry_server import BearerTLSProxy, RealRegistryServer, official_client_read
@@ -771,3 +773,42 @@ def test_create_model_then_version_into_s3(
         assert back["artifact"]["state"] == "LIVE"
         assert back["artifact"]["uri"] == out["uri"]
         assert back["artifact"]["model_format_name"] == "safetensors"
+
+
+def test_http_source_by_etag(tmp_path: Path, nginx: NginxServer, oci_registry: DistributionRegistry, mr_server: MR,
+                             caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """nginx's strong ETag identifies the file: the same file to the same tag is not uploaded
+    again, a changed one is; and a file that changes while it is read fails the upload (each
+    ranged GET carries ``If-Match``), never joining parts of two versions."""
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    url = nginx.publish("etag/model.bin", data)
+    path = nginx.root / "etag" / "model.bin"
+    env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url,
+           **oci_env(oci_registry, "models/etag:v1", "scratch"), **registry_env(mr_server.url)}
+
+    runs = itertools.count()
+
+    def upload() -> list[int]:
+        art = placeholder_artifact(mr_server.url, f"etag-{next(runs)}")
+        with monkeypatch.context() as m:
+            sizes = _count_layer_uploads(m)
+            r = run_upload(tmp_path, {**env, "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
+        assert r.code == EXIT_OK, r.termination
+        assert pull_model_layers(oci_registry, "models/etag", "v1")[0] == {"model.bin": sha(data)}
+        return sizes
+
+    assert len(upload()) == 1
+    assert upload() == []  # same ETag: already there
+    data = os.urandom(len(data))  # same size, new bytes, new modification time: a new ETag
+    path.write_bytes(data)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert len(upload()) == 1
+
+    # the file changes between the listing and the reads: refused, not spliced
+    source = UriSource(url, storage_path=tmp_path / "scratch-direct", part_size=512 * 1024, parallelism=2, timeout=10)
+    [listed] = source.files()
+    assert listed.fingerprint is not None
+    os.utime(path, (1_700_000_100, 1_700_000_100))
+    with pytest.raises(TransferError, match="changed on the server while it was read"), listed.open() as stream:
+        stream.read()

@@ -40,14 +40,15 @@ class SourceFile:
     is cheap: a destination can hash it to learn whether it already holds it."""
 
 
-def etag_fingerprint(etag: str, size: int) -> str | None:
-    """A :attr:`SourceFile.fingerprint` from a strong ETag (S3's, or an HTTP server's), hashed
-    so that nothing of the source's addresses ends up in the image; ``None`` for a weak or
-    missing ETag, which does not identify the bytes."""
+def etag_fingerprint(etag: str, size: int, resource: str = "") -> str | None:
+    """A :attr:`SourceFile.fingerprint` from a strong ETag, hashed so that nothing of the
+    source's addresses ends up in the image; ``None`` for a weak or missing ETag, which does not
+    identify the bytes. An HTTP ETag only means something for its own URL (``resource``); S3's
+    is derived from the content (MD5s), so the same object copied elsewhere matches too."""
     etag = etag.strip()
     if not etag or etag.startswith("W/"):
         return None
-    return "sha256:" + hashlib.sha256(f"etag {etag} size {size}".encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(f"etag {etag} size {size} of {resource}".encode()).hexdigest()
 
 
 def safe_relpath(path: str, what: str) -> str:

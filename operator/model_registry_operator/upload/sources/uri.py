@@ -12,6 +12,7 @@ import os
 import posixpath
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -27,6 +28,7 @@ from .base import (
     Source,
     SourceFile,
     check_range_answer,
+    etag_fingerprint,
     response_readinto,
     safe_relpath,
 )
@@ -50,6 +52,15 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+@dataclass(frozen=True)
+class Probe:
+    size: int | None
+    ranges: bool
+    """Whether the server answers ``Range`` requests."""
+    etag: str
+    """The strong ETag (quotes included), empty when the server gave none or a weak one."""
+
+
 class HttpFetcher:
     def __init__(self, *, timeout: float, headers: dict[str, str] | None = None, pool: int = 10,
                  verify: bool | str = True) -> None:
@@ -68,39 +79,51 @@ class HttpFetcher:
         if resp.status_code >= 400:
             raise HttpError(f"GET {public_url(url)} failed: HTTP {resp.status_code} {resp.reason}", resp.status_code)
 
-    def probe(self, url: str) -> tuple[int | None, bool]:
-        """``(size, ranges supported)`` using a one-byte ranged GET."""
+    def probe(self, url: str) -> Probe:
+        """Size, Range support and validator, from a one-byte ranged GET."""
         try:
             resp = self._get(url, {"Range": "bytes=0-0"}, stream=True)
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
         with resp:
             self._check(resp, url)
+            etag = resp.headers.get("ETag", "").strip()
+            strong = etag if etag and not etag.startswith("W/") else ""
             if resp.status_code == 206:
                 total = resp.headers.get("Content-Range", "").rsplit("/", 1)[-1]
-                return (int(total) if total.isdigit() else None), True
+                return Probe(int(total) if total.isdigit() else None, True, strong)
             length = resp.headers.get("Content-Length")
-            return (int(length) if length and length.isdigit() else None), False
+            return Probe(int(length) if length and length.isdigit() else None, False, strong)
 
-    def get_range_into(self, url: str, start: int, end: int, view: memoryview) -> None:
-        """Bytes ``start..end`` inclusive, read straight into ``view``."""
+    def get_range_into(self, url: str, start: int, end: int, view: memoryview, etag: str = "") -> None:
+        """Bytes ``start..end`` inclusive, read straight into ``view``; with ``etag``, only from
+        that version of the resource (``If-Match``: parts of two versions are never joined)."""
+        headers = {"Range": f"bytes={start}-{end}"}
+        if etag:
+            headers["If-Match"] = etag
         try:
-            resp = self._get(url, {"Range": f"bytes={start}-{end}"}, stream=True)
+            resp = self._get(url, headers, stream=True)
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
         with resp:
+            if resp.status_code == 412:
+                raise TransferError(f"GET {public_url(url)}: the file changed on the server while it was read "
+                                    f"(ETag no longer {etag})")
             self._check(resp, url)
             check_range_answer(resp, start, len(view), f"GET {public_url(url)}")
             got = response_readinto(resp, view, f"GET {public_url(url)}")
         if got != len(view):
             raise TransferError(f"GET {public_url(url)}: short ranged answer at {start} ({got} of {len(view)} bytes)")
 
-    def download(self, url: str, dest: Path, ranges: bool, attempts: int = 5) -> None:
-        """Download to ``dest``, resuming with ``Range`` after an interruption."""
+    def download(self, url: str, dest: Path, probe: Probe, attempts: int = 5) -> None:
+        """Download to ``dest``, resuming with ``Range`` after an interruption; ``If-Range``
+        makes a server whose file changed meanwhile send all of it again, not the rest."""
         part = dest.with_name(dest.name + ".part")
         for attempt in range(1, attempts + 1):
-            pos = part.stat().st_size if part.exists() and ranges else 0
+            pos = part.stat().st_size if part.exists() and probe.ranges else 0
             headers = {"Range": f"bytes={pos}-"} if pos else {}
+            if pos and probe.etag:
+                headers["If-Range"] = probe.etag
             try:
                 with self._get(url, headers, stream=True) as resp:
                     if resp.status_code == 416 and pos:
@@ -150,31 +173,31 @@ class UriSource(Source):
             raise TransferError(f"no filename contained in URI {public_url(self.uri)}")
         rel = safe_relpath(name, "URI")
         if is_archive(rel):
-            _, ranges = fetcher.probe(self.uri)
-            return self._stage_archive(fetcher, self.uri, rel, ranges)
+            return self._stage_archive(fetcher, self.uri, rel, fetcher.probe(self.uri))
         return [self._http_file(fetcher, self.uri, rel)]
 
     def _http_file(self, fetcher: HttpFetcher, url: str, rel: str) -> SourceFile:
-        size, ranges = fetcher.probe(url)
-        if size is not None and ranges:
+        probe = fetcher.probe(url)
+        size = probe.size
+        if size is not None and probe.ranges:
             def opener() -> BinaryIO:
                 assert size is not None
                 return cast(BinaryIO, ParallelRangeReader(
-                    lambda s, e, v: fetcher.get_range_into(url, s, e, v), size, self.part_size, self.parallelism,
-                    public_url(url), pool=self.buffers))
-            return SourceFile(rel, size, opener)
+                    lambda s, e, v: fetcher.get_range_into(url, s, e, v, probe.etag), size, self.part_size,
+                    self.parallelism, public_url(url), pool=self.buffers))
+            return SourceFile(rel, size, opener, fingerprint=etag_fingerprint(probe.etag, size, public_url(url)))
         # no Range support or unknown size: stage on disk (resume is impossible otherwise)
         staged = self.storage_path / "download" / rel
         staged.parent.mkdir(parents=True, exist_ok=True)
-        fetcher.download(url, staged, ranges)
-        return SourceFile(rel, staged.stat().st_size, lambda: staged.open("rb"))
+        fetcher.download(url, staged, probe)
+        return SourceFile(rel, staged.stat().st_size, lambda: staged.open("rb"), local_path=staged)
 
-    def _stage_archive(self, fetcher: HttpFetcher, url: str, rel: str, ranges: bool) -> list[SourceFile]:
+    def _stage_archive(self, fetcher: HttpFetcher, url: str, rel: str, probe: Probe) -> list[SourceFile]:
         download_dir = self.storage_path / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
         archive = download_dir / posixpath.basename(rel)
         log.info("downloading archive %s", public_url(url))
-        fetcher.download(url, archive, ranges)
+        fetcher.download(url, archive, probe)
         target = self.storage_path / "model"
         if target.exists():
             shutil.rmtree(target)
