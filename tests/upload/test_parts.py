@@ -40,7 +40,7 @@ from model_registry_operator.upload.sources.base import (
     read_chunks,
     safe_relpath,
 )
-from model_registry_operator.upload.sources.uri import HttpFetcher, Probe, UriSource, public_url
+from model_registry_operator.upload.sources.uri import UriSource, public_url
 
 # -- metadata -----------------------------------------------------------------------------
 
@@ -264,46 +264,6 @@ def test_model_tar_is_reproducible(tmp_path: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(outs[0])) as tar:
         names = tar.getnames()
     assert names == ["models", "models/b", "models/b/c", "models/a.txt", "models/b/c/d.txt", "models/b/x.bin"]
-
-
-class _Flaky(BaseHTTPRequestHandler):
-    data = os.urandom(300_000)
-    calls: list[str | None] = []
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ANN401
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        rng = self.headers.get("Range")
-        type(self).calls.append(rng)
-        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-        body = self.data[start:]
-        self.send_response(206 if rng else 200)
-        self.send_header("Content-Length", str(len(body)))
-        if rng:
-            self.send_header("Content-Range", f"bytes {start}-{len(self.data) - 1}/{len(self.data)}")
-        self.end_headers()
-        if len(type(self).calls) == 1:
-            self.wfile.write(body[:100_000])  # then drop the connection
-            self.wfile.flush()
-            self.connection.shutdown(2)
-            return
-        self.wfile.write(body)
-
-
-def test_http_download_resumes_with_range(tmp_path: Path) -> None:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/model.bin"
-        HttpFetcher(timeout=5).download(url, tmp_path / "model.bin", Probe(None, True, ""))
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert (tmp_path / "model.bin").read_bytes() == _Flaky.data
-    assert _Flaky.calls[0] is None
-    assert _Flaky.calls[1] is not None
-    assert _Flaky.calls[1].startswith("bytes=") and not _Flaky.calls[1].startswith("bytes=0-")  # noqa: PT018
 
 
 # -- entry point --------------------------------------------------------------------------

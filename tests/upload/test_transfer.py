@@ -14,6 +14,7 @@ import os
 import tarfile
 import threading
 import tracemalloc
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,15 @@ def _evil_tar() -> bytes:
     return buf.getvalue()
 
 
+def _evil_zip(member: str) -> bytes:
+    """A zip with a safe file and then ``member``: nothing of it may be written."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ok.txt", b"fine")
+        zf.writestr(zipfile.ZipInfo(member), b"evil")  # a ZipInfo keeps the name as given
+    return buf.getvalue()
+
+
 def _registry_entities(mr: MR) -> dict[str, dict[str, Any]]:
     """Every RegisteredModel / ModelVersion (id -> name) and ModelArtifact (id -> (state, uri))."""
     out: dict[str, dict[str, Any]] = {}
@@ -243,7 +253,7 @@ def _registry_entities(mr: MR) -> dict[str, dict[str, Any]]:
 
 _FAILURES = ["missing_artifact_id", "missing_source_bucket", "bad_dockerconfigjson", "unknown_artifact_id",
              "unreachable_registry", "duplicate_version", "name_taken", "s3_access_denied", "s3_no_such_key",
-             "tar_escape"]
+             "tar_escape", "zip_escape", "zip_absolute"]
 
 
 _BadInput = tuple[dict[str, str], int, str]
@@ -288,6 +298,14 @@ def _bad_input(case: str, tmp_path: Path, s3: SeaweedS3, nginx: NginxServer, mr:
             url = nginx.publish("evil/model.tar", _evil_tar())
             return ({"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url}, EXIT_TRANSFER,
                     "escapes the target directory")
+        case "zip_escape":
+            url = nginx.publish("evil/escape.zip", _evil_zip("../escape.txt"))
+            return ({"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url}, EXIT_TRANSFER,
+                    "member '../escape.txt' escapes the target directory")
+        case "zip_absolute":
+            url = nginx.publish("evil/absolute.zip", _evil_zip(f"{tmp_path}/escape.txt"))
+            return ({"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url}, EXIT_TRANSFER,
+                    "has an absolute path")
     raise AssertionError(case)
 
 
@@ -321,9 +339,10 @@ def test_failures(case: str, tmp_path: Path, s3_server: SeaweedS3, oci_registry:
     assert tags.status_code == 404, tags.text  # the repository does not exist: nothing was pushed
     if case == "s3_access_denied":
         assert READER_SECRET not in r.logs
-    if case == "tar_escape":
+    if case in ("tar_escape", "zip_escape", "zip_absolute"):
         assert not (tmp_path / "escape.txt").exists()
         assert not list((tmp_path / "scratch").rglob("escape.txt"))
+        assert not list((tmp_path / "scratch").rglob("ok.txt"))  # checked before anything is written
 
 
 def test_s3_single_object_key(tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry,

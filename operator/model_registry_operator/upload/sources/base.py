@@ -99,7 +99,7 @@ def retry(what: str, fn: Callable[[], T], attempts: int = 5, delay: float = 0.5)
         try:
             return fn()
         except TransferError as exc:
-            if getattr(exc, "status", 500) in (400, 401, 403, 404, 416):
+            if getattr(exc, "status", 500) in (400, 401, 403, 404, 412, 416):
                 raise
             last = exc
         except OSError as exc:

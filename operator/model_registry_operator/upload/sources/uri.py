@@ -7,6 +7,7 @@ A plain file is streamed with parallel ranged GETs when the server supports ``Ra
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import posixpath
@@ -18,6 +19,7 @@ from typing import BinaryIO, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from ..errors import TransferError
@@ -30,11 +32,15 @@ from .base import (
     check_range_answer,
     etag_fingerprint,
     response_readinto,
+    retry,
     safe_relpath,
 )
 from .pvc import local_files
 
 log = logging.getLogger(__name__)
+
+HTTP_ATTEMPTS = 5
+"""Tries of each GET (probe, part, download) before the upload fails; a download resumes."""
 
 
 class HttpError(TransferError):
@@ -80,9 +86,12 @@ class HttpFetcher:
             raise HttpError(f"GET {public_url(url)} failed: HTTP {resp.status_code} {resp.reason}", resp.status_code)
 
     def probe(self, url: str) -> Probe:
-        """Size, Range support and validator, from a one-byte ranged GET."""
+        """Size, Range support and validator, from a one-byte ranged GET (retried like a part)."""
+        return retry(f"GET {public_url(url)}", lambda: self._probe(url), HTTP_ATTEMPTS)
+
+    def _probe(self, url: str) -> Probe:
         try:
-            resp = self._get(url, {"Range": "bytes=0-0"}, stream=True)
+            resp = self._get(url, {"Range": "bytes=0-0", "Accept-Encoding": "identity"}, stream=True)
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
         with resp:
@@ -98,7 +107,7 @@ class HttpFetcher:
     def get_range_into(self, url: str, start: int, end: int, view: memoryview, etag: str = "") -> None:
         """Bytes ``start..end`` inclusive, read straight into ``view``; with ``etag``, only from
         that version of the resource (``If-Match``: parts of two versions are never joined)."""
-        headers = {"Range": f"bytes={start}-{end}"}
+        headers = {"Range": f"bytes={start}-{end}", "Accept-Encoding": "identity"}
         if etag:
             headers["If-Match"] = etag
         try:
@@ -106,24 +115,27 @@ class HttpFetcher:
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
         with resp:
-            if resp.status_code == 412:
-                raise TransferError(f"GET {public_url(url)}: the file changed on the server while it was read "
-                                    f"(ETag no longer {etag})")
+            if resp.status_code == 412:  # not retried: every further read would be refused too
+                raise HttpError(f"GET {public_url(url)}: the file changed on the server while it was read "
+                                f"(ETag no longer {etag})", 412)
             self._check(resp, url)
             check_range_answer(resp, start, len(view), f"GET {public_url(url)}")
             got = response_readinto(resp, view, f"GET {public_url(url)}")
         if got != len(view):
             raise TransferError(f"GET {public_url(url)}: short ranged answer at {start} ({got} of {len(view)} bytes)")
 
-    def download(self, url: str, dest: Path, probe: Probe, attempts: int = 5) -> None:
+    def download(self, url: str, dest: Path, probe: Probe, attempts: int = HTTP_ATTEMPTS) -> None:
         """Download to ``dest``, resuming with ``Range`` after an interruption; ``If-Range``
         makes a server whose file changed meanwhile send all of it again, not the rest."""
         part = dest.with_name(dest.name + ".part")
         for attempt in range(1, attempts + 1):
             pos = part.stat().st_size if part.exists() and probe.ranges else 0
-            headers = {"Range": f"bytes={pos}-"} if pos else {}
-            if pos and probe.etag:
-                headers["If-Range"] = probe.etag
+            # identity: offsets are the file's own bytes, which a resume's Range counts
+            headers = {"Accept-Encoding": "identity"}
+            if pos:
+                headers["Range"] = f"bytes={pos}-"
+                if probe.etag:
+                    headers["If-Range"] = probe.etag
             try:
                 with self._get(url, headers, stream=True) as resp:
                     if resp.status_code == 416 and pos:
@@ -131,14 +143,16 @@ class HttpFetcher:
                     self._check(resp, url)
                     mode = "ab" if pos and resp.status_code == 206 else "wb"
                     with part.open(mode) as out:
-                        for chunk in resp.iter_content(64 * 1024):
+                        # read1: every byte that arrived is on disk when the connection drops
+                        while chunk := resp.raw.read1(64 * 1024, decode_content=True):
                             out.write(chunk)
                 break
             except HttpError as exc:
                 if exc.status < 500:
                     raise
                 err: Exception = exc
-            except (requests.exceptions.RequestException, OSError) as exc:
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                    http.client.HTTPException, OSError) as exc:
                 err = exc
             if attempt == attempts:
                 raise TransferError(f"download of {public_url(url)} failed after {attempts} attempts: "
