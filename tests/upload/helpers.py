@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from model_registry_operator.upload.cli import main
 from model_registry_operator.upload.config import S3Location
+from model_registry_operator.upload.destinations.oci_client import BlobUpload
 from model_registry_operator.upload.s3 import S3Client
 from tests.backends.oci import DistributionRegistry
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
@@ -173,3 +174,16 @@ def pull_model_layers(reg: DistributionRegistry, repo: str, tag: str) -> tuple[d
                 assert rel not in out
                 out[rel] = sha(f.read())
     return out, manifest, config
+
+
+def count_layer_uploads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the model layers actually streamed to a registry from now on."""
+    sizes: list[int] = []
+    upload_stream = BlobUpload.upload_stream
+
+    def counting(self: BlobUpload, chunks: Any, total: int) -> tuple[str, int]:  # noqa: ANN401
+        sizes.append(total)
+        return upload_stream(self, chunks, total)
+
+    monkeypatch.setattr(BlobUpload, "upload_stream", counting)
+    return sizes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 import zipfile
 from collections.abc import Callable, Iterator
@@ -19,13 +20,25 @@ import pytest
 import requests
 
 from model_registry_operator.upload.errors import EXIT_OK, EXIT_TRANSFER
+from model_registry_operator.upload.registration import UPLOADED_LAYERS
 from model_registry_operator.upload.sources.uri import HTTP_ATTEMPTS
 from tests.backends.faults import Fault, FaultProxy, Request
 from tests.backends.http import NginxServer
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import RealRegistryServer
 
-from .helpers import Run, placeholder_artifact, pull_model_layers, registry_env, rest, run_upload, sha
+from .helpers import (
+    TITLE,
+    Run,
+    count_layer_uploads,
+    metadata_dir,
+    placeholder_artifact,
+    pull_model_layers,
+    registry_env,
+    rest,
+    run_upload,
+    sha,
+)
 
 PART = 5 * 1024 * 1024
 """``MODEL_SYNC_PART_SIZE`` of these tests (the smallest allowed): a plain file of
@@ -269,3 +282,57 @@ def test_a_plain_file_changed_while_its_parts_are_read_fails_at_once(
     assert len(refused) == 2  # the cut one, then one 412: no further tries
     assert all(r.headers["if-match"] for r in refused)
 
+
+
+def test_a_retry_after_a_failed_layer_uploads_only_the_layers_still_missing(
+        nginx: NginxServer, proxy: FaultProxy, tmp_path: Path, oci_registry: DistributionRegistry,
+        mr_server: RealRegistryServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_model from a Hugging Face repository whose third file cannot be read: the two
+    layers pushed before the failure are in no manifest, but the unfinished artifact records
+    them, so the retry (a new Pod of the Job) uploads only the third. Once LIVE, the record is
+    gone and the artifact's own custom properties are what the metadata says."""
+    n = next(_names)
+    name, rev = f"retried-{n}", "r1"
+    files = {"a.safetensors": os.urandom(300_000), "b.safetensors": os.urandom(300_000),
+             "c/c.safetensors": os.urandom(300_000)}
+    nginx.publish(f"hf/api/models/org/{name}/revision/{rev}",
+                  json.dumps({"siblings": [{"rfilename": rel} for rel in files]}).encode())
+    for rel, data in files.items():
+        nginx.publish(f"hf/org/{name}/resolve/{rev}/{rel}", data)
+    monkeypatch.setenv("HF_ENDPOINT", proxy.url + "/hf")
+    broken = f"/hf/org/{name}/resolve/{rev}/c/c.safetensors"
+    proxy.add(Fault("cut", match=lambda r: r.path == broken and not _is_probe(r), after=1000, times=HTTP_ATTEMPTS))
+    repo = f"models/retried-{n}"
+    meta = metadata_dir(tmp_path / "meta", {"RegisteredModel.name": name, "ModelVersion.name": "v1",
+                                            "ModelArtifact.custom_properties": '{"team": "vision"}'})
+    env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}:{rev}",
+           "MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{oci_registry.host}/{repo}:v1",
+           "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch", "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+           "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
+           "MODEL_SYNC_PARALLELISM": "2", **registry_env(mr_server.url)}
+
+    with monkeypatch.context() as m:
+        first_sizes = count_layer_uploads(m)
+        first = run_upload(tmp_path, env, caplog, capsys)
+    assert first.code == EXIT_TRANSFER, first.termination
+    assert "c/c.safetensors" in first.termination
+    [artifact] = [a for a in rest(mr_server.url, "GET", "/model_artifacts?pageSize=1000")["items"]
+                  if a["uri"] == f"oci://{oci_registry.host}/{repo}:v1"]
+    assert artifact["state"] == "ABANDONED"
+    journal = json.loads(artifact["customProperties"][UPLOADED_LAYERS]["string_value"])
+    assert sorted(d["annotations"][TITLE] for d in journal) == ["models/a.safetensors", "models/b.safetensors"]
+    assert len(first_sizes) == 3  # a, b and the one that failed
+
+    proxy.reset()
+    with monkeypatch.context() as m:
+        second_sizes = count_layer_uploads(m)
+        second = run_upload(tmp_path, env, caplog, capsys)
+    assert second.code == EXIT_OK, second.termination
+    assert second.json()["ModelArtifact"]["id"] == artifact["id"]  # the same entities, resumed
+    assert len(second_sizes) == 1  # only c
+    assert "pushed by an earlier attempt" in second.logs
+    assert pull_model_layers(oci_registry, repo, "v1")[0] == {rel: sha(data) for rel, data in files.items()}
+    live = rest(mr_server.url, "GET", f"/model_artifacts/{artifact['id']}")
+    assert live["state"] == "LIVE"
+    assert live["customProperties"] == {"team": {"metadataType": "MetadataStringValue", "string_value": "vision"}}

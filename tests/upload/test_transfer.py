@@ -38,6 +38,7 @@ from tests.backends.registry_server import BearerTLSProxy, RealRegistryServer, o
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, READER_KEY, READER_SECRET, SeaweedS3
 
 from .helpers import (
+    count_layer_uploads,
     metadata_dir,
     model_files,
     placeholder_artifact,
@@ -645,19 +646,6 @@ def test_more_files_than_the_layer_cap_are_packed_in_runs(oci_registry: Distribu
 # -- layers the destination already holds ---------------------------------------------------
 
 
-def _count_layer_uploads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Sizes of the model layers actually streamed to a registry from now on."""
-    sizes: list[int] = []
-    upload_stream = BlobUpload.upload_stream
-
-    def counting(self: BlobUpload, chunks: Any, total: int) -> tuple[str, int]:  # noqa: ANN401
-        sizes.append(total)
-        return upload_stream(self, chunks, total)
-
-    monkeypatch.setattr(BlobUpload, "upload_stream", counting)
-    return sizes
-
-
 @pytest.mark.parametrize("kind", ["s3", "pvc"])
 def test_layers_the_destination_holds_are_not_uploaded_again(
         kind: str, tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, mr_server: MR,
@@ -680,7 +668,7 @@ def test_layers_the_destination_holds_are_not_uploaded_again(
                "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
         caplog.clear()
         with monkeypatch.context() as m:
-            sizes = _count_layer_uploads(m)
+            sizes = count_layer_uploads(m)
             result = run_upload(tmp_path, env, caplog, capsys)
         assert result.code == EXIT_OK, result.termination
         assert rest(mr_server.url, "GET", f"/model_artifacts/{art}")["state"] == "LIVE"
@@ -811,7 +799,7 @@ def test_http_source_by_etag(tmp_path: Path, nginx: NginxServer, oci_registry: D
     def upload() -> list[int]:
         art = placeholder_artifact(mr_server.url, f"etag-{next(runs)}")
         with monkeypatch.context() as m:
-            sizes = _count_layer_uploads(m)
+            sizes = count_layer_uploads(m)
             r = run_upload(tmp_path, {**env, "MODEL_SYNC_MODEL_ARTIFACT_ID": art}, caplog, capsys)
         assert r.code == EXIT_OK, r.termination
         assert pull_model_layers(oci_registry, "models/etag", "v1")[0] == {"model.bin": sha(data)}

@@ -101,7 +101,7 @@ def run(cfg: UploadConfig, reporter: StatusReporter | None = None) -> dict[str, 
             with Progress(total, cfg.progress_interval, "upload", report) as progress:
                 if isinstance(dest, OciModelcar):
                     annotations = {"io.kubeflow.model-registry.source": source.describe()}
-                    digest = dest.push(files, progress, annotations)
+                    digest = dest.push(files, progress, annotations, reg.layer_journal())
                     result["digest"] = digest
                 else:
                     dest.push(files, progress)

@@ -13,12 +13,16 @@ Order of work:
 Entities created by an upload carry the custom property :data:`INCOMPLETE_MARKER` (``"true"``)
 until the upload completes, when it is removed (or set to ``"false"`` on a server that merges
 custom properties on PATCH); a retry of ``create_model`` / ``create_version`` that finds its own
-unfinished entities resumes with them instead of failing on "already exists".
+unfinished entities resumes with them instead of failing on "already exists". While the
+artifact is unfinished it also carries :data:`UPLOADED_LAYERS` (:class:`ArtifactLayerJournal`):
+the model layers already pushed, which a retry does not upload again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +36,11 @@ INCOMPLETE_MARKER = "modelregistry.opendatahub.io/upload-incomplete"
 ARTIFACT_OF_UNFINISHED = "modelregistry.opendatahub.io/upload-artifact"
 """Custom property of an unfinished version: the id of its artifact, for a retry to find it on
 a server that cannot list a version's artifacts (see ``RegistryClient.parent_lookups``)."""
+UPLOADED_LAYERS = "modelregistry.opendatahub.io/upload-layers"
+"""Custom property of an artifact whose upload has not completed: a JSON list of the OCI
+descriptors of the model layers its attempts pushed (removed when the upload completes)."""
+MAX_JOURNAL_CHARS = 256 * 1024
+"""The journal stops growing beyond this (it only saves re-uploads)."""
 DEFAULT_VERSION_NAME = "1.0.0"
 
 
@@ -46,6 +55,65 @@ class Ids:
     previous_uri: str | None = None
     marked: list[tuple[str, str]] = field(default_factory=list)
     """``(kind, id)`` of entities carrying the incomplete marker."""
+
+
+def _string_value(value: str) -> Json:
+    return {"metadataType": "MetadataStringValue", "string_value": value}
+
+
+class ArtifactLayerJournal:
+    """The :class:`~.destinations.oci.LayerJournal` of one artifact: its :data:`UPLOADED_LAYERS`
+    custom property, rewritten (with the artifact's other custom properties, which a PATCH
+    replaces) each time a layer completes. A registry error only costs the record: the upload
+    goes on."""
+
+    def __init__(self, client: RegistryClient, artifact_id: str) -> None:
+        self.client = client
+        self.artifact_id = artifact_id
+        self._lock = threading.Lock()
+        artifact = client.get_model_artifact(artifact_id) or {}
+        props: Json = artifact.get("customProperties") or {}
+        self.props = {k: v for k, v in props.items() if k != UPLOADED_LAYERS}
+        self.had_journal = UPLOADED_LAYERS in props
+        self.entries = _parse_journal(props.get(UPLOADED_LAYERS))
+        self._known = list(self.entries)
+        if self.entries:
+            log.info("an earlier attempt pushed %d model layers", len(self.entries))
+
+    def known(self) -> list[dict[str, Any]]:
+        return list(self._known)
+
+    def record(self, descriptor: dict[str, Any]) -> None:
+        with self._lock:
+            if descriptor in self.entries:
+                return
+            entries = [*self.entries, descriptor]
+            value = json.dumps(entries, sort_keys=True, separators=(",", ":"))
+            if len(value) > MAX_JOURNAL_CHARS:
+                return
+            try:
+                self.client.update_model_artifact(self.artifact_id, {
+                    "artifactType": "model-artifact",
+                    "customProperties": {**self.props, UPLOADED_LAYERS: _string_value(value)}})
+            except RegistryError as exc:
+                log.warning("could not record the pushed layer %s on ModelArtifact %s: %s",
+                            descriptor.get("digest"), self.artifact_id, exc)
+                return
+            self.entries = entries
+            self.had_journal = True
+
+
+def _parse_journal(prop: Any) -> list[dict[str, Any]]:  # noqa: ANN401 - a custom property as read
+    """The descriptors of an :data:`UPLOADED_LAYERS` property; a malformed one is no journal."""
+    raw = prop.get("string_value") if isinstance(prop, dict) else None
+    try:
+        entries = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("digest"), str)
+            and isinstance(e.get("size"), int)]
 
 
 def _without_none(body: dict[str, Any]) -> Json:
@@ -76,6 +144,7 @@ class Registration:
         self.ids = Ids(intent=intent)
         self._resume_version: Json | None = None
         """The unfinished ModelVersion of an earlier attempt that :meth:`check` found, if any."""
+        self._journal: ArtifactLayerJournal | None = None
 
     # -- pre-checks ----------------------------------------------------------------------
 
@@ -215,6 +284,9 @@ class Registration:
             artifact = existing
             # the update schema has no name (the server rejects unknown fields): the artifact keeps its own
             update = {k: v for k, v in body.items() if k not in _CREATE_ONLY}
+            journal = (artifact.get("customProperties") or {}).get(UPLOADED_LAYERS)
+            if "customProperties" in update and journal is not None:  # the PATCH replaces them all
+                update["customProperties"] = {**update["customProperties"], UPLOADED_LAYERS: journal}
             self.client.update_model_artifact(str(artifact["id"]), update)
         else:
             artifact = self.client.create_version_artifact(self.ids.model_version_id, body)
@@ -222,7 +294,7 @@ class Registration:
                      if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)}
             self.client.update_model_version(self.ids.model_version_id, {"customProperties": {
                 **props, INCOMPLETE_MARKER: _MARKER_VALUE,
-                ARTIFACT_OF_UNFINISHED: {"metadataType": "MetadataStringValue", "string_value": str(artifact["id"])}}})
+                ARTIFACT_OF_UNFINISHED: _string_value(str(artifact["id"]))}})
         self.ids.model_artifact_id = str(artifact["id"])
         log.info("ModelArtifact %s is PENDING", self.ids.model_artifact_id)
         return self.ids
@@ -237,10 +309,29 @@ class Registration:
 
     # -- outcome -------------------------------------------------------------------------
 
+    def layer_journal(self) -> ArtifactLayerJournal | None:
+        """The journal of the artifact :meth:`start` made ``PENDING`` (``None`` if unreadable)."""
+        assert self.ids.model_artifact_id is not None
+        try:
+            self._journal = ArtifactLayerJournal(self.client, self.ids.model_artifact_id)
+        except RegistryError as exc:
+            log.warning("cannot read ModelArtifact %s for layers of earlier attempts: %s",
+                        self.ids.model_artifact_id, exc)
+            return None
+        return self._journal
+
     def complete(self, artifact_uri: str) -> None:
         assert self.ids.model_artifact_id is not None
-        self.client.update_model_artifact(self.ids.model_artifact_id,
-                                          {"artifactType": "model-artifact", "state": "LIVE", "uri": artifact_uri})
+        body: Json = {"artifactType": "model-artifact", "state": "LIVE", "uri": artifact_uri}
+        journal = self._journal
+        if journal is not None and journal.had_journal:
+            body["customProperties"] = journal.props
+        after = self.client.update_model_artifact(self.ids.model_artifact_id, body)
+        if UPLOADED_LAYERS in (after.get("customProperties") or {}) and journal is not None:
+            # a server that merges custom properties on PATCH keeps the key: empty it instead
+            self.client.update_model_artifact(self.ids.model_artifact_id, {
+                "artifactType": "model-artifact", "customProperties": {**journal.props,
+                                                                      UPLOADED_LAYERS: _string_value("[]")}})
         for kind, entity_id in self.ids.marked:
             self._clear_marker(kind, entity_id)
         log.info("ModelArtifact %s is LIVE: %s", self.ids.model_artifact_id, artifact_uri)

@@ -13,7 +13,9 @@ A layer the destination repository already holds is not uploaded (or even read) 
 layer is annotated with its source file's fingerprint (an S3 ETag, say), and the layers of the
 repository's earlier manifests with the same path, size and fingerprint are reused; a file on a
 local disk is hashed instead and reused when its digest matches. Pushing the same model to the
-same tag twice thus moves no model bytes, and ends as a success.
+same tag twice thus moves no model bytes, and ends as a success. The layers an attempt pushed
+before it failed are in no manifest; a :class:`LayerJournal` (kept by the registration, on the
+unfinished artifact) records each one as it completes, and a retry reuses them the same way.
 A model of more than :data:`MAX_MODEL_LAYERS` files is packed into that many layers instead
 (runs of consecutive files), as container runtimes cap the number of layers of an image.
 """
@@ -29,7 +31,7 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from ..config import OciDestination
 from ..errors import TransferError
@@ -193,6 +195,22 @@ knows, before reading the file, that the destination already holds its layer."""
 MAX_PREVIOUS_MANIFESTS = 16
 """How many of the destination repository's manifests (the target tag first, then the other
 tags in reverse order: the newest-looking versions) are read for layers to reuse."""
+
+
+class LayerJournal(Protocol):
+    """Where an upload records the model layers it pushed, for a retry after a failure."""
+
+    def known(self) -> list[dict[str, Any]]:
+        """Descriptors of the layers earlier attempts pushed."""
+        ...
+
+    def record(self, descriptor: dict[str, Any]) -> None:
+        """Called, from any upload thread, once a layer is in the repository."""
+        ...
+
+
+EARLIER_ATTEMPT = ""
+"""The ``tag`` of a reuse candidate that an earlier attempt's journal names."""
 
 
 def _title(group: list[SourceFile]) -> str:
@@ -381,11 +399,13 @@ class OciModelcar:
             match = None
         if match is None or not self.reg.has_blob(self.ref.repository, match["digest"]):
             return None
-        log.info("model layer %s (%s) is already in %s (as in tag %s): not uploaded again", match["digest"],
-                 _title(group), self.ref.repository, match["tag"])
+        seen = f"tag {match['tag']}" if match["tag"] != EARLIER_ATTEMPT else "pushed by an earlier attempt"
+        log.info("model layer %s (%s) is already in %s (%s): not uploaded again", match["digest"],
+                 _title(group), self.ref.repository, seen)
         return _descriptor(group, match["digest"], size)
 
-    def _push_model_layers(self, files: list[SourceFile], progress: Progress | None) -> list[dict[str, Any]]:
+    def _push_model_layers(self, files: list[SourceFile], progress: Progress | None,
+                           journal: LayerJournal | None = None) -> list[dict[str, Any]]:
         """One layer per file (see :func:`model_layer_groups`), up to ``parallelism`` uploads at
         once; descriptors in file order.
 
@@ -394,11 +414,16 @@ class OciModelcar:
         is shared by every upload in flight (a sender holds one buffer, released before it asks
         for the next part), so memory does not grow with the number of layers in flight. Only
         for sources that do not hand their own buffers over (local files) are parts read into
-        buffers of one pool here, shared the same way. A failed upload stops the others."""
+        buffers of one pool here, shared the same way. A failed upload stops the others; the
+        ones that completed are in ``journal``."""
         groups = model_layer_groups(files)
         if not groups:
             return []
         previous = self._previous_layers()
+        for entry in journal.known() if journal is not None else []:
+            title = (entry.get("annotations") or {}).get("org.opencontainers.image.title", "")
+            if entry.get("mediaType") == OCI_LAYER_TAR and title.startswith(f"{MODELS_DIR}/"):
+                previous.setdefault(title, []).append({**entry, "tag": EARLIER_ATTEMPT})
         reused: dict[int, dict[str, Any]] = {}
         for i, group in enumerate(groups):
             desc = self._reusable(group, previous) if previous else None
@@ -433,7 +458,10 @@ class OciModelcar:
                 raise
             log.info("model layer %s (%s, %d bytes) uploaded", digest,
                      _title(group) if len(group) == 1 else f"{len(group)} files", size)
-            return _descriptor(group, digest, size)
+            desc = _descriptor(group, digest, size)
+            if journal is not None and len(group) == 1:
+                journal.record(desc)
+            return desc
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as executor:
             futures: list[Future[dict[str, Any]]] = [executor.submit(upload, groups[i]) for i in todo]
@@ -452,7 +480,8 @@ class OciModelcar:
 
     # -- push ----------------------------------------------------------------------------
 
-    def push(self, files: list[SourceFile], progress: Progress | None, annotations: dict[str, str]) -> str:
+    def push(self, files: list[SourceFile], progress: Progress | None, annotations: dict[str, str],
+             journal: LayerJournal | None = None) -> str:
         """Build and push the modelcar; returns the manifest digest."""
         base_ref, sess, base_config, base_layers, base_digest = self._base()
         layers: list[dict[str, Any]] = []
@@ -462,7 +491,7 @@ class OciModelcar:
             self._copy_blob(base_ref, sess, desc)
             layers.append({"mediaType": _LAYER_TYPES.get(desc["mediaType"], desc["mediaType"]),
                            "digest": desc["digest"], "size": desc["size"]})
-        model_layers = self._push_model_layers(files, progress)
+        model_layers = self._push_model_layers(files, progress, journal)
         layers += model_layers
         config = copy.deepcopy(base_config)
         rootfs = config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
