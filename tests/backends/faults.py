@@ -3,13 +3,15 @@
 The faults a real nginx cannot be made to produce on demand (a connection cut halfway through
 a body, a server that stops sending, a connection closed as soon as it is accepted) are made
 here, on the wire, between the client under test and the real server; the bytes that do pass
-are the server's own. Every request head the client sends is recorded (:attr:`FaultProxy.requests`),
-so a test can assert which ``Range`` / ``If-Range`` / ``If-Match`` headers a retry carried.
+are the server's own. Every request head the client sends is recorded
+(:attr:`FaultProxy.requests`), so a test can assert which ``Range`` / ``If-Range`` /
+``If-Match`` headers a retry carried, or which writes reached an S3 server behind it.
 
-Requests are matched to faults in the order they arrive: a :class:`Fault` applies to the next
-``times`` requests its ``match`` accepts. As a client sends its next request on a connection only
-after reading the previous answer, the response bytes that follow a request head on that
-connection are its answer.
+Request bodies (``Content-Length``) are passed on as they are. Requests are matched to faults
+in the order they arrive: a :class:`Fault` applies to the next ``times`` requests its
+``match`` accepts. As a client sends its next request on a connection only after reading the
+previous answer, the response bytes that follow a request head on that connection are its
+answer.
 """
 
 from __future__ import annotations
@@ -142,14 +144,22 @@ class FaultProxy:
         state = _Connection(client, upstream)
         threading.Thread(target=self._responses, args=(state,), daemon=True).start()
         buf = b""
+        body_left = 0  # of the current request's Content-Length body (chunked bodies are not sent here)
         try:
             while True:
                 data = client.recv(65536)
                 if not data:
                     break
                 buf += data
-                # GET / HEAD requests carry no body: each head ends the request
-                while b"\r\n\r\n" in buf:
+                while True:
+                    if body_left:
+                        n = min(body_left, len(buf))
+                        upstream.sendall(buf[:n])
+                        buf, body_left = buf[n:], body_left - n
+                        if body_left:
+                            break
+                    if b"\r\n\r\n" not in buf:
+                        break
                     head, buf = buf.split(b"\r\n\r\n", 1)
                     req = _parse(head)
                     fault = self._fault_for(req)
@@ -160,6 +170,7 @@ class FaultProxy:
                         return
                     state.begin(fault)
                     upstream.sendall(head + b"\r\n\r\n")
+                    body_left = int(req.headers.get("content-length") or 0)
         except OSError:
             pass
         finally:

@@ -1,4 +1,4 @@
-"""HTTP sources under network faults: a real nginx behind :class:`tests.backends.faults.FaultProxy`,
+"""HTTP and S3 under network faults: a real nginx behind :class:`tests.backends.faults.FaultProxy`,
 which cuts, stalls or refuses connections on the wire (faults nginx cannot be made to produce on
 demand); every byte that passes is nginx's own, Range / If-Range / If-Match answers included.
 
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from model_registry_operator.upload.destinations.s3 import FINGERPRINT_META
 from model_registry_operator.upload.errors import EXIT_OK, EXIT_TRANSFER
 from model_registry_operator.upload.registration import UPLOADED_LAYERS
 from model_registry_operator.upload.sources.uri import HTTP_ATTEMPTS
@@ -26,6 +27,7 @@ from tests.backends.faults import Fault, FaultProxy, Request
 from tests.backends.http import NginxServer
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import RealRegistryServer
+from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
 
 from .helpers import (
     TITLE,
@@ -37,7 +39,11 @@ from .helpers import (
     registry_env,
     rest,
     run_upload,
+    s3_admin,
+    s3_bucket,
+    s3_upload,
     sha,
+    write_dir,
 )
 
 PART = 5 * 1024 * 1024
@@ -336,3 +342,95 @@ def test_a_retry_after_a_failed_layer_uploads_only_the_layers_still_missing(
     live = rest(mr_server.url, "GET", f"/model_artifacts/{artifact['id']}")
     assert live["state"] == "LIVE"
     assert live["customProperties"] == {"team": {"metadataType": "MetadataStringValue", "string_value": "vision"}}
+
+
+# -- S3 behind the proxy: what reaches the server ----------------------------------------------
+
+
+def _s3_writes(proxy: FaultProxy, prefix: str) -> list[str]:
+    """The object writes under ``prefix`` as ``"<what> <key below prefix>"``: ``put`` (one PUT),
+    ``create`` / ``part`` / ``complete`` (multipart), sorted."""
+    out = []
+    for r in proxy.requests:
+        path, _, query = r.path.partition("?")
+        if r.method not in ("PUT", "POST") or not path.startswith(prefix):
+            continue
+        what = ("part" if "partNumber=" in query else "put") if r.method == "PUT" else (
+            "complete" if "uploadId=" in query else "create")
+        out.append(f"{what} {path.removeprefix(prefix)}")
+    return sorted(out)
+
+
+@pytest.mark.parametrize("kind", ["s3", "pvc"])
+def test_s3_destination_does_not_upload_an_identical_object_again(
+        kind: str, tmp_path: Path, s3_server: SeaweedS3, mr_server: RealRegistryServer,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same model into the same S3 prefix twice (a retried Job, say): the second run writes
+    no object, known by the source fingerprint in each object's metadata (S3 source) or by the
+    ETag the local file would get (PVC source, multipart included). A rewritten file of the same
+    size is uploaded again, and only it. The writes are counted on the wire to SeaweedFS."""
+    n = next(_names)
+    files = {"config.json": b'{"a": 1}', "w/big.bin": os.urandom(2 * PART + 7), "w/small.bin": os.urandom(40_000)}
+    s3_bucket(s3_server, "out")
+    with FaultProxy(s3_server.port) as witness:
+        prefix = f"/out/same-{kind}-{n}/"
+
+        def upload() -> list[str]:
+            if kind == "s3":
+                s3_upload(s3_server, "models", f"same-src-{n}", files)
+                source = {"MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": "models",
+                          "MODEL_SYNC_SOURCE_AWS_KEY": f"same-src-{n}",
+                          "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3_server.endpoint,
+                          "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                          "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET}
+            else:
+                source = {"MODEL_SYNC_SOURCE_TYPE": "pvc",
+                          "MODEL_SYNC_SOURCE_PATH": str(write_dir(tmp_path / "pvc", files))}
+            witness.reset()
+            run = run_upload(tmp_path, {
+                **source, "MODEL_SYNC_DESTINATION_TYPE": "s3", "MODEL_SYNC_DESTINATION_AWS_BUCKET": "out",
+                "MODEL_SYNC_DESTINATION_AWS_KEY": prefix.strip("/").removeprefix("out/"),
+                "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": witness.url,
+                "MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                "MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET, "MODEL_SYNC_PART_SIZE": str(PART),
+                "MODEL_SYNC_MODEL_ARTIFACT_ID": placeholder_artifact(mr_server.url, f"same-{kind}-{n}-{next(_names)}"),
+                **registry_env(mr_server.url)}, caplog, capsys)
+            assert run.code == EXIT_OK, run.termination
+            client = s3_admin(s3_server)
+            for rel, data in files.items():
+                assert sha(client.get_range("out", f"{prefix[5:]}{rel}", 0, len(data) - 1)) == sha(data)
+            return _s3_writes(witness, prefix)
+
+        first = upload()
+        assert first == ["complete w/big.bin", "create w/big.bin", "part w/big.bin", "part w/big.bin",
+                         "part w/big.bin", "put config.json", "put w/small.bin"]
+        assert upload() == []
+        files["w/small.bin"] = os.urandom(40_000)
+        if kind == "s3":
+            meta = s3_admin(s3_server).stat("out", f"{prefix[5:]}w/big.bin")
+            assert meta is not None
+            assert meta.metadata.get(FINGERPRINT_META, "").startswith("sha256:")
+        assert upload() == ["put w/small.bin"]
+
+
+def test_a_cut_s3_source_part_is_fetched_again(
+        tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, mr_server: RealRegistryServer,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """SeaweedFS's answer to one ranged GET of the source is cut twice: that part is asked for
+    again, from its first byte, and the modelcar holds the whole file."""
+    n = next(_names)
+    data = os.urandom(PLAIN_SIZE)
+    s3_upload(s3_server, "models", f"cut-src-{n}", {"model.bin": data})
+    part = f"bytes={PART}-{2 * PART - 1}"
+    with FaultProxy(s3_server.port) as proxy:
+        proxy.add(Fault("cut", match=lambda r: r.headers.get("range") == part, after=70_000, times=2))
+        upload = _Upload(tmp_path, oci_registry, mr_server)
+        env = {"MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": "models",
+               "MODEL_SYNC_SOURCE_AWS_KEY": f"cut-src-{n}", "MODEL_SYNC_SOURCE_AWS_ENDPOINT": proxy.url,
+               "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+               "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET}
+        run = upload.run("", caplog, capsys, **env)
+        tried = [r for r in proxy.requests if r.headers.get("range") == part]
+    upload.assert_live(run)
+    assert upload.files() == {"model.bin": sha(data)}
+    assert len(tried) == 3

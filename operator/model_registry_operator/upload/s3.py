@@ -12,7 +12,7 @@ import hmac
 import logging
 import xml.etree.ElementTree as ET  # noqa: S405 - parses responses of the configured S3 endpoint
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import requests
@@ -32,6 +32,9 @@ class S3Object:
     size: int
     etag: str = ""
     """As the server gives it, quotes included; empty when it gives none."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """User metadata (``x-amz-meta-*`` headers, names lower-cased without the prefix); only
+    :meth:`S3Client.stat` reads it."""
 
 
 class S3Error(TransferError):
@@ -39,6 +42,13 @@ class S3Error(TransferError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+META_PREFIX = "x-amz-meta-"
+
+
+def _meta_headers(metadata: dict[str, str] | None) -> dict[str, str]:
+    return {META_PREFIX + k: v for k, v in (metadata or {}).items()}
 
 
 def _sign(key: bytes, msg: str) -> bytes:
@@ -139,7 +149,9 @@ class S3Client:
             if exc.status == 404:
                 return None
             raise
-        return S3Object(key, int(resp.headers.get("Content-Length", "0")), resp.headers.get("ETag", ""))
+        metadata = {k.lower().removeprefix(META_PREFIX): v for k, v in resp.headers.items()
+                    if k.lower().startswith(META_PREFIX)}
+        return S3Object(key, int(resp.headers.get("Content-Length", "0")), resp.headers.get("ETag", ""), metadata)
 
     def head(self, bucket: str, key: str) -> int | None:
         """Size of an object, ``None`` when it does not exist."""
@@ -175,11 +187,11 @@ class S3Client:
         """Streamed response of bytes ``start..end`` inclusive (the caller reads and closes it)."""
         return self.request("GET", bucket, key, headers={"Range": f"bytes={start}-{end}"}, stream=True)
 
-    def put(self, bucket: str, key: str, body: bytes) -> None:
-        self.request("PUT", bucket, key, body=body)
+    def put(self, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.request("PUT", bucket, key, body=body, headers=_meta_headers(metadata))
 
-    def create_multipart(self, bucket: str, key: str) -> str:
-        resp = self.request("POST", bucket, key, query={"uploads": ""})
+    def create_multipart(self, bucket: str, key: str, metadata: dict[str, str] | None = None) -> str:
+        resp = self.request("POST", bucket, key, query={"uploads": ""}, headers=_meta_headers(metadata))
         root = ET.fromstring(resp.content)  # noqa: S314
         ns = root.tag.split("}", 1)[0] + "}" if root.tag.startswith("{") else ""
         upload_id = root.findtext(f"{ns}UploadId")
