@@ -16,6 +16,7 @@ import pytest
 
 from model_registry_operator.devcluster.controlplane import ControlPlane
 from tests.backends.oci import DistributionRegistry
+from tests.backends.process import cache_bin
 from tests.backends.s3 import SeaweedS3
 
 from .kube import Cluster
@@ -140,3 +141,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="module")
+def registry_binary() -> Path:
+    """The real ``model-registry`` server binary that ``make deps`` builds."""
+    binary = cache_bin() / "model-registry"
+    if not binary.is_file():
+        pytest.fail(f"{binary} not found: run `make deps` (hack/install-upload-backends.sh builds it)")
+    return binary

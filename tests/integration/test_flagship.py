@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,40 +43,26 @@ from model_registry_operator.devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 from tests.backends.databases import MariaDBServer, PostgresServer
 from tests.backends.oci import DistributionRegistry
-from tests.backends.process import cache_bin
 from tests.backends.registry_server import API, client_python, official_client_read
 from tests.backends.s3 import SeaweedS3
 from tests.upload.helpers import model_files, s3_upload
 
 from .kube import Cluster, wait_for
+from .served_registry import (
+    DEPLOYMENT,
+    REGISTRY_IMAGE,
+    condition,
+    host_free_port,
+    manifests,
+    official_client_list,
+    registry_pod,
+)
 from .uploads import BUCKET, s3_to_oci_spec, secret_docs, upload_doc
 
 pytestmark = pytest.mark.integration
 
 MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
-DEPLOYMENT = lookup("apps/v1", "Deployment")
-POD = lookup("v1", "Pod")
-REGISTRY_IMAGE = "localhost/sim-exec/model-registry:flagship"
 NAME = "flagship"
-
-_LIST_SCRIPT = r"""
-import json, sys
-from model_registry import ModelRegistry
-url, port, name, versions = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "versions"
-mr = ModelRegistry(url, port, author="test", is_secure=False)
-listed = {"models": sorted(m.name for m in mr.get_registered_models())}
-if versions:
-    listed["versions"] = sorted(v.name for v in mr.get_model_versions(name))
-print(json.dumps(listed))
-"""
-
-
-@pytest.fixture(scope="module")
-def registry_binary() -> Path:
-    binary = cache_bin() / "model-registry"
-    if not binary.is_file():
-        pytest.fail(f"{binary} not found: run `make deps` (hack/install-upload-backends.sh builds it)")
-    return binary
 
 
 @pytest.fixture(params=["postgres", "mariadb"])
@@ -89,34 +73,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[PostgresServer | MariaD
         yield server
 
 
-def manifests(namespace: str, port: int, db: PostgresServer | MariaDBServer) -> str:
-    """The database password Secret and a ModelRegistry on that database, served by the real binary."""
-    connection = {
-        "host": db.host,
-        "port": db.port,
-        "database": db.database,
-        "username": db.user,
-        "passwordSecret": {"name": "registry-db", "key": "password"},
-    }
-    if isinstance(db, PostgresServer):
-        database_spec = {"postgres": {**connection, "sslMode": "disable"}}
-    else:
-        database_spec = {"mysql": connection}
-    docs: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "registry-db", "namespace": namespace},
-            "stringData": {"password": db.password},
-        },
-        {
-            "apiVersion": "modelregistry.opendatahub.io/v1beta1",
-            "kind": "ModelRegistry",
-            "metadata": {"name": NAME, "namespace": namespace},
-            "spec": {"rest": {"port": port, "image": REGISTRY_IMAGE}, **database_spec},
-        },
-    ]
-    return yaml.safe_dump_all(docs)
+def seconds(timestamp: str) -> float:
+    return dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 def upload_manifests(namespace: str, s3: SeaweedS3, oci: DistributionRegistry, base_image: str) -> str:
@@ -126,42 +84,6 @@ def upload_manifests(namespace: str, s3: SeaweedS3, oci: DistributionRegistry, b
     )
     docs = [*secret_docs(namespace, s3.endpoint, oci.host), upload_doc("llm", spec, namespace)]
     return yaml.safe_dump_all(docs)
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    return next((c for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
-
-
-def registry_pod(cluster: Cluster, namespace: str) -> dict[str, Any]:
-    deployment = cluster.get(DEPLOYMENT, namespace, NAME)
-    assert deployment is not None
-    labels = deployment["spec"]["selector"]["matchLabels"]
-    pods = cluster.list(POD, namespace, ",".join(f"{k}={v}" for k, v in labels.items()))
-    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
-    return pods[0]
-
-
-def host_free_port() -> int:
-    """A port free on every address: the registry binds it on 0.0.0.0 of the host network."""
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))  # noqa: S104
-        port: int = s.getsockname()[1]
-        return port
-
-
-def seconds(timestamp: str) -> float:
-    return dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-
-
-def official_client_list(url: str, name: str, *, versions: bool) -> dict[str, Any]:
-    """Registered models (and, with ``versions``, the versions of ``name``) listed by the official client."""
-    host, _, port = url.rpartition(":")
-    what = "versions" if versions else "models"
-    out = subprocess.run([str(client_python()), "-c", _LIST_SCRIPT, host, port, name, what], check=False,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"official client failed:\n{out.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_real_registry_serves_a_model_uploaded_by_a_job(
@@ -182,7 +104,7 @@ def test_real_registry_serves_a_model_uploaded_by_a_job(
     assert client_python().is_file(), f"official client venv {client_python()} missing: run `make deps`"
     sim_node.process_runner.provide_image_files(REGISTRY_IMAGE, {"/model-registry": registry_binary})
     port = host_free_port()
-    cluster.apply_yaml(manifests(namespace, port, database), namespace)
+    cluster.apply_yaml(manifests(namespace, NAME, port, database), namespace)
 
     # -- Available through the real readiness probe ---------------------------------------
     available = cluster.wait_condition(namespace, NAME, "Available", "True", timeout=180)
@@ -193,7 +115,7 @@ def test_real_registry_serves_a_model_uploaded_by_a_job(
     assert (deployment["status"].get("availableReplicas"), deployment["status"].get("readyReplicas")) == (1, 1)
     assert condition(deployment, "Available")["status"] == "True"
 
-    pod = registry_pod(cluster, namespace)
+    pod = registry_pod(cluster, namespace, NAME)
     container = next(c for c in pod["spec"]["containers"] if c["name"] == "rest-container")
     assert (container["image"], container["command"]) == (REGISTRY_IMAGE, ["/model-registry", "proxy"])
     assert f"--port={port}" in container["args"]
@@ -253,4 +175,4 @@ def test_real_registry_serves_a_model_uploaded_by_a_job(
     # -- readiness is the server's own health: without its database it is no longer Available
     database.stop()
     cluster.wait_condition(namespace, NAME, "Available", "False", timeout=120)
-    assert condition(registry_pod(cluster, namespace), "Ready")["status"] == "False"
+    assert condition(registry_pod(cluster, namespace, NAME), "Ready")["status"] == "False"
