@@ -248,18 +248,21 @@ def test_progress_lines_at_the_configured_interval(
     assert 0.8 * interval <= statistics.median(gaps) <= 2 * interval, gaps
     dones = [line[1] for line in lines]
     assert dones == sorted(dones), dones
-    assert dones[-1] <= total
+    assert dones[-1] <= total + 0.05 * lines[-1][4]  # 1.69 MiB is written 1.7 MiB
     assert dones[-1] > dones[0]  # the bytes moved while the lines were written
     assert 0 < lines[-1][2] <= 100.0
-    # each rate is the bytes since the previous line over the time since then (formatting rounds)
-    compared = 0
+    # each rate is the bytes since the previous line over the time since then (formatting rounds):
+    # line by line where enough bytes moved for the 0.1 unit rounding, and over the whole run
+    # (rate x gap summed gives the bytes moved; the record times jitter under load, the sum does not)
     for (t0, d0, _, _, _), (t1, d1, _, rate, unit) in zip(lines, lines[1:], strict=False):
-        if d1 - d0 >= 512 * 1024:  # large enough for the 0.1 unit rounding
+        if d1 - d0 >= 512 * 1024:
             assert 0.5 * (d1 - d0) / (t1 - t0) <= rate <= 2 * (d1 - d0) / (t1 - t0), (d0, d1, t1 - t0, rate)
-            compared += 1
         elif d1 == d0:
             assert rate <= 0.1 * unit / (t1 - t0), (d0, t1 - t0, rate)
-    assert compared, lines
+    moved = sum(rate * (t1 - t0) for (t0, *_), (t1, _, _, rate, _) in zip(lines, lines[1:], strict=False))
+    rounding = 0.05 * max(line[4] for line in lines) * 2
+    assert 0.75 * (dones[-1] - dones[0]) - rounding <= moved <= 1.33 * (dones[-1] - dones[0]) + rounding, (
+        moved, lines)
 
 
 # -- model registry parameters ---------------------------------------------------------------
