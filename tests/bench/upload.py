@@ -18,6 +18,10 @@ each in its own child process so that its peak RSS can be read back:
     scratch directory, then ``save_to_oci_registry`` (skopeo pull of a busybox base, one olot tar
     layer per file, skopeo push); its peak RSS is that of the process tree (skopeo included).
 
+Then (a) runs twice more into the same repository: the same model under a new tag (every model
+layer is already there), and with one file replaced by new bytes (only that layer is sent); the
+report gives their times and how many model layers each uploaded (from the program's log).
+
 For each: wall time, throughput (model MiB / s), peak RSS of the child (``VmHWM`` sampled from
 ``/proc`` and ``ru_maxrss`` from ``wait4``), and peak size of its scratch directory (sampled).
 (a) runs with the program's defaults unless ``MODEL_SYNC_PARALLELISM`` / ``MODEL_SYNC_PART_SIZE``
@@ -82,19 +86,24 @@ def generate_model(client: S3Client, size: int, files: int) -> list[tuple[str, i
     out: list[tuple[str, int]] = []
     for i, n in enumerate(sizes):
         key = f"{PREFIX}/model-{i + 1:05d}-of-{files:05d}.safetensors"
-        if n <= GEN_PART:
-            client.put(BUCKET, key, os.urandom(n))
-        else:
-            upload_id = client.create_multipart(BUCKET, key)
-            etags: list[str] = []
-            left = n
-            while left:
-                part = min(GEN_PART, left)
-                etags.append(client.upload_part(BUCKET, key, upload_id, len(etags) + 1, os.urandom(part)))
-                left -= part
-            client.complete_multipart(BUCKET, key, upload_id, etags)
+        put_random(client, key, n)
         out.append((key, n))
     return out
+
+
+def put_random(client: S3Client, key: str, n: int) -> None:
+    """``n`` random bytes into ``s3://bench/<key>`` (multipart above one part, one part in memory)."""
+    if n <= GEN_PART:
+        client.put(BUCKET, key, os.urandom(n))
+        return
+    upload_id = client.create_multipart(BUCKET, key)
+    etags: list[str] = []
+    left = n
+    while left:
+        part = min(GEN_PART, left)
+        etags.append(client.upload_part(BUCKET, key, upload_id, len(etags) + 1, os.urandom(part)))
+        left -= part
+    client.complete_multipart(BUCKET, key, upload_id, etags)
 
 
 # -- baselines (run as child processes: --worker plain|upstream) ----------------------------
@@ -258,25 +267,29 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
             gen_s = time.monotonic() - t0
             print(f"generated {files} files, {size_mib} MiB in S3 in {gen_s:.1f} s", file=sys.stderr)
 
-            meta = tmp / "meta"
-            meta.mkdir()
-            (meta / "RegisteredModel.name").write_text("bench-model")
-            (meta / "ModelVersion.name").write_text("v1")
-            env_a = child_env({
-                "MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": BUCKET,
-                "MODEL_SYNC_SOURCE_AWS_KEY": PREFIX, "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint,
-                "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
-                "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
-                "MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/bench/ours:v1",
-                "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
-                "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
-                "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": mr.url, "MODEL_SYNC_REGISTRY_IS_SECURE": "false",
-                "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
-                "MODEL_SYNC_STORAGE_PATH": str(tmp / "scratch-a"), "MODEL_SYNC_TIMEOUT": "300",
-                "TERMINATION_MESSAGE_PATH": str(tmp / "termination-log"), "LOGLEVEL": "INFO",
-            })
-            results.append(measure("(a) upload program", [sys.executable, "-m", "model_registry_operator.upload"],
-                                   env_a, tmp / "scratch-a", size))
+            def env_a(model: str, tag: str) -> dict[str, str]:
+                meta = tmp / f"meta-{model}"
+                meta.mkdir()
+                (meta / "RegisteredModel.name").write_text(model)
+                (meta / "ModelVersion.name").write_text("v1")
+                return child_env({
+                    "MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": BUCKET,
+                    "MODEL_SYNC_SOURCE_AWS_KEY": PREFIX, "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint,
+                    "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                    "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                    "MODEL_SYNC_DESTINATION_TYPE": "oci",
+                    "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/bench/ours:{tag}",
+                    "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
+                    "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+                    "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": mr.url, "MODEL_SYNC_REGISTRY_IS_SECURE": "false",
+                    "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
+                    "MODEL_SYNC_STORAGE_PATH": str(tmp / f"scratch-{model}"), "MODEL_SYNC_TIMEOUT": "300",
+                    "TERMINATION_MESSAGE_PATH": str(tmp / f"termination-{model}"), "LOGLEVEL": "INFO",
+                })
+
+            upload = [sys.executable, "-m", "model_registry_operator.upload"]
+            results.append(measure("(a) upload program", upload, env_a("bench-model", "v1"),
+                                   tmp / "scratch-bench-model", size))
             scratch = tmp / "scratch-plain"
             spec = {"s3": s3.endpoint, "registry": reg.url, "repo": "bench/plain", "scratch": str(scratch),
                     "objects": objects}
@@ -285,11 +298,28 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
             shutil.rmtree(scratch, ignore_errors=True)
             results.append(measure_upstream(s3.endpoint, reg, tmp / "scratch-upstream", size))
             check_same_layer(reg)
+            # (a) again into the same repository: the same model under a new tag, then one file changed
+            results.append(layer_counts(measure("(a) same model, new tag", upload, env_a("bench-same", "v2"),
+                                                tmp / "scratch-bench-same", size), tmp / "scratch-bench-same.log"))
+            key, n = objects[0]
+            put_random(client, key, n)
+            results.append(layer_counts(measure(f"(a) one of {files} files changed, new tag", upload,
+                                                env_a("bench-changed", "v3"), tmp / "scratch-bench-changed", size),
+                                        tmp / "scratch-bench-changed.log"))
         finally:
             mr.stop()
             reg.stop()
             s3.stop()
     return results, gen_s
+
+
+def layer_counts(result: Result, log: Path) -> Result:
+    """``result`` with how many model layers its run uploaded and how many it found in the repository."""
+    text = log.read_text(errors="replace")
+    uploaded = sum(1 for line in text.splitlines() if "model layer" in line and line.rstrip().endswith("uploaded"))
+    reused = text.count("not uploaded again")
+    result.detail = f"{uploaded} model layers uploaded, {reused} already in the repository (not read, not sent)"
+    return result
 
 
 def measure_upstream(s3_endpoint: str, reg: DistributionRegistry, scratch: Path, size: int) -> Result:
@@ -333,17 +363,17 @@ def cpu_name() -> str:
 
 
 def report(results: list[Result], size_mib: int, files: int, gen_s: float) -> str:
-    a, b, c = results
+    a, b, c, *reuse = results
     buf = io.StringIO()
     buf.write(f"Model: {files} files of random bytes, {size_mib} MiB in all, in SeaweedFS S3; destination a local "
               f"docker-registry; (a) registers it in the model registry server on MariaDB; all on loopback "
               f"({os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}). Generating the model "
               f"took {gen_s:.1f} s (not counted).\n\n")
     buf.write("| Method | Wall time | Throughput | Peak RSS | Peak scratch disk |\n|---|---|---|---|---|\n")
-    for r in results:
+    for r in (a, b, c):
         buf.write(f"| {r.name} | {r.seconds:.1f} s | {r.mib_s:.0f} MiB/s | {r.rss_mib:.0f} MiB | "
                   f"{r.scratch_mib:.0f} MiB |\n")
-    for r in results:
+    for r in (a, b, c):
         if r.detail:
             buf.write(f"\n{r.name}: {r.detail}\n")
     ratio, speedup = a.mib_s / b.mib_s, c.seconds / a.seconds
@@ -354,6 +384,11 @@ def report(results: list[Result], size_mib: int, files: int, gen_s: float) -> st
     full = a.scratch_mib >= size_mib * 0.5
     buf.write(f"| (a) peak scratch disk | {a.scratch_mib:.0f} MiB | no full scratch copy | "
               f"{'no' if full else 'yes'} |\n")
+    if reuse:
+        buf.write("\nThen (a) again into the same repository (model registered under new names):\n\n"
+                  "| Run | Wall time | Peak RSS | Model layers |\n|---|---|---|---|\n")
+        for r in reuse:
+            buf.write(f"| {r.name} | {r.seconds:.1f} s | {r.rss_mib:.0f} MiB | {r.detail} |\n")
     return buf.getvalue()
 
 
