@@ -18,6 +18,7 @@ from model_registry_operator.upload.cli import main
 from model_registry_operator.upload.config import S3Location
 from model_registry_operator.upload.destinations.oci_client import BlobUpload
 from model_registry_operator.upload.s3 import S3Client
+from tests.backends.http import NginxServer
 from tests.backends.oci import DistributionRegistry
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
 
@@ -61,6 +62,15 @@ def s3_upload(server: SeaweedS3, bucket: str, prefix: str, files: dict[str, byte
     client = s3_bucket(server, bucket)
     for rel, data in files.items():
         client.put(bucket, f"{prefix}/{rel}", data)
+
+
+def publish_hf(server: NginxServer, repo: str, revision: str, files: dict[str, bytes], root: str = "hf") -> None:
+    """A Hugging Face model repository ``repo`` at ``revision`` on nginx, under ``/<root>``: the
+    API's file listing and each file where ``resolve`` finds it (``HF_ENDPOINT=<url>/<root>``)."""
+    server.publish(f"{root}/api/models/{repo}/revision/{revision}",
+                   json.dumps({"siblings": [{"rfilename": rel} for rel in files]}).encode())
+    for rel, data in files.items():
+        server.publish(f"{root}/{repo}/resolve/{revision}/{rel}", data)
 
 
 def metadata_dir(root: Path, values: dict[str, str]) -> Path:

@@ -35,6 +35,7 @@ from .helpers import (
     count_layer_uploads,
     metadata_dir,
     placeholder_artifact,
+    publish_hf,
     pull_model_layers,
     registry_env,
     rest,
@@ -302,10 +303,7 @@ def test_a_retry_after_a_failed_layer_uploads_only_the_layers_still_missing(
     name, rev = f"retried-{n}", "r1"
     files = {"a.safetensors": os.urandom(300_000), "b.safetensors": os.urandom(300_000),
              "c/c.safetensors": os.urandom(300_000)}
-    nginx.publish(f"hf/api/models/org/{name}/revision/{rev}",
-                  json.dumps({"siblings": [{"rfilename": rel} for rel in files]}).encode())
-    for rel, data in files.items():
-        nginx.publish(f"hf/org/{name}/resolve/{rev}/{rel}", data)
+    publish_hf(nginx, f"org/{name}", rev, files)
     monkeypatch.setenv("HF_ENDPOINT", proxy.url + "/hf")
     broken = f"/hf/org/{name}/resolve/{rev}/c/c.safetensors"
     proxy.add(Fault("cut", match=lambda r: r.path == broken and not _is_probe(r), after=1000, times=HTTP_ATTEMPTS))

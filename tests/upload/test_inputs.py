@@ -27,6 +27,7 @@ from .helpers import (
     MiB,
     metadata_dir,
     placeholder_artifact,
+    publish_hf,
     pull_model_layers,
     registry_env,
     rest,
@@ -207,10 +208,7 @@ def test_progress_lines_at_the_configured_interval(
     files = {f"shard-{i:02d}.bin": os.urandom(192 * 1024) for i in range(9)}
     total = sum(map(len, files.values()))
     with NginxServer(rate_limit=rate_limit) as slow:
-        slow.publish("slow/hf/api/models/org/paced/revision/main",
-                     json.dumps({"siblings": [{"rfilename": k} for k in files]}).encode())
-        for rel, data in files.items():
-            slow.publish(f"slow/hf/org/paced/resolve/main/{rel}", data)
+        publish_hf(slow, "org/paced", "main", files, root="slow/hf")
         monkeypatch.setenv("HF_ENDPOINT", slow.url + "/slow/hf")
         art = placeholder_artifact(mr_server.url, f"paced-{interval}")
         env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": "hf://org/paced",

@@ -29,6 +29,7 @@ from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
 from .helpers import (
     metadata_dir,
     placeholder_artifact,
+    publish_hf,
     pull_model_layers,
     registry_env,
     rest,
@@ -89,10 +90,7 @@ def source_env(kind: str, name: str, files: dict[str, bytes], tmp_path: Path, s3
         return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": nginx.publish(f"matrix/{name}.tar",
                                                                                         tar_of(files))}
     if kind == "hf":
-        nginx.publish(f"hf/api/models/org/{name}/revision/main",
-                      json.dumps({"siblings": [{"rfilename": rel} for rel in files]}).encode())
-        for rel, data in files.items():
-            nginx.publish(f"hf/org/{name}/resolve/main/{rel}", data)
+        publish_hf(nginx, f"org/{name}", "main", files)
         monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
         return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}"}
     if kind == "oci":

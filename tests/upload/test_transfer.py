@@ -42,6 +42,7 @@ from .helpers import (
     metadata_dir,
     model_files,
     placeholder_artifact,
+    publish_hf,
     pull_model_layers,
     registry_env,
     rest,
@@ -437,10 +438,7 @@ def test_hf_uri_source(tmp_path: Path, nginx: NginxServer, oci_registry: Distrib
                        monkeypatch: pytest.MonkeyPatch) -> None:
     """hf://org/model:rev against a Hugging Face compatible endpoint (static files served by nginx)."""
     files = {"config.json": b"{}", "sub/w.bin": b"w" * 70000}
-    nginx.publish("hf/api/models/org/tiny/revision/r1",
-                  json.dumps({"siblings": [{"rfilename": k} for k in files]}).encode())
-    for rel, data in files.items():
-        nginx.publish(f"hf/org/tiny/resolve/r1/{rel}", data)
+    publish_hf(nginx, "org/tiny", "r1", files)
     monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
     art = placeholder_artifact(mr_server.url, "hf-model")
     env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": "hf://org/tiny:r1",
@@ -730,10 +728,7 @@ def test_create_model_then_version_into_s3(
             (rel, data), = files.items()
             return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": nginx.publish(f"{name}/{version}/{rel}",
                                                                                             data)}
-        nginx.publish(f"hf/api/models/org/{name}/revision/{version}",
-                      json.dumps({"siblings": [{"rfilename": k} for k in files]}).encode())
-        for rel, data in files.items():
-            nginx.publish(f"hf/org/{name}/resolve/{version}/{rel}", data)
+        publish_hf(nginx, f"org/{name}", version, files)
         monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
         return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}:{version}"}
 
