@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,23 @@ from model_registry_operator.devcluster.process_runner import HOST_PATH_ANNOTATI
 from model_registry_operator.devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 from model_registry_operator.render.modeluploadjob import UploadJobRef, render_model_upload_job
+from model_registry_operator.upload.registration import UPLOADED_LAYERS
+from tests.backends.faults import Fault, FaultProxy
 from tests.backends.oci import DistributionRegistry
 from tests.backends.process import LOOPBACK
 from tests.backends.registry_server import API, RealRegistryServer, official_client_read, registry_server
 from tests.backends.s3 import ADMIN_SECRET, SeaweedS3
 from tests.unit.upload_cases import DESTINATIONS, ENDPOINT, INTENTS, SOURCES, spec_raw
-from tests.upload.helpers import model_files, s3_admin, s3_bucket, s3_upload, write_dir
+from tests.upload.helpers import (
+    model_files,
+    placeholder_artifact,
+    pull_model_layers,
+    s3_admin,
+    s3_bucket,
+    s3_upload,
+    sha,
+    write_dir,
+)
 
 from .kube import Cluster, wait_for
 from .uploads import BUCKET, UPLOAD_IMAGE, s3_to_oci_spec, secrets, upload
@@ -395,3 +408,83 @@ def test_image_pull_failure_waits_with_the_reason_then_hits_the_deadline(
     assert "sim-imagepull" in status["message"]
     status = wait_phase(cluster, namespace, "pull", "Failed", timeout=90)
     assert condition(status, "Failed")["reason"] == "DeadlineExceeded"
+
+
+def _upload_processes(namespace: str, name: str) -> list[int]:
+    """PIDs of the processes the simulated node runs for ModelUploadJob ``namespace/name``."""
+    marks = (f"MODEL_UPLOAD_JOB_NAME={name}".encode(), f"MODEL_UPLOAD_JOB_NAMESPACE={namespace}".encode())
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if all(mark in env for mark in marks):
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_killed_upload_is_reported_and_its_retry_does_not_read_the_pushed_files_again(
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    s3: SeaweedS3,
+    oci: DistributionRegistry,
+    base_image: str,
+    mr: RealRegistryServer,
+) -> None:
+    """The upload process is killed (SIGKILL, as the OOM killer or a node would) while one file is
+    still on its way, after two others were pushed: the status says which attempt failed and how
+    (exit code 137 and the log tail, no termination message), the Job's retry finishes the upload,
+    and it neither reads nor pushes again the two files the killed attempt had pushed."""
+    files = {"a.bin": os.urandom(256 * 1024), "b.bin": os.urandom(256 * 1024), "c/c.bin": os.urandom(256 * 1024)}
+    prefix = f"{namespace}/killed"
+    s3_upload(s3, BUCKET, prefix, files)
+    artifact = placeholder_artifact(mr.url, f"{namespace}-killed")
+    with FaultProxy(s3.port) as proxy:
+        # c/c.bin's answer never comes: the first attempt hangs on it
+        proxy.add(Fault("stall", match=lambda r: r.method == "GET" and r.path.endswith("/c/c.bin"), seconds=120))
+        cluster.apply_yaml(secrets(namespace, proxy.url, oci.host), namespace)
+        spec = s3_to_oci(mr, oci, base_image, prefix, f"{namespace}/killed")
+        spec.update(intent="update_artifact", model={"modelArtifact": {"id": artifact}})
+        spec["job"] = {"image": UPLOAD_IMAGE, "backoffLimit": 1}
+        cluster.apply_yaml(upload("killed", spec), namespace)
+
+        def journal() -> list[Any]:
+            props = requests.get(f"{mr.url}{API}/model_artifacts/{artifact}", timeout=10).json().get(
+                "customProperties") or {}
+            return list(json.loads(props.get(UPLOADED_LAYERS, {}).get("string_value") or "[]"))
+
+        wait_for(lambda: len(journal()) == 2, 90, interval=0.3, what="a.bin and b.bin pushed, c/c.bin stalled")
+        pids = _upload_processes(namespace, "killed")
+        assert pids, "the upload process was not found"
+        proxy.reset()  # the retry reads c/c.bin normally
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+        def retrying() -> dict[str, Any] | None:
+            status = status_of(cluster, namespace, "killed")
+            started = next((c for c in status.get("conditions") or [] if c["type"] == "Started"), {})
+            return status if started.get("reason") == "Retrying" else None
+
+        status = wait_for(retrying, 60, interval=0.2, what="the killed attempt reported")
+        assert status["phase"] == "Running"
+        assert status["message"].startswith("attempt 1 failed: exit code 137"), status["message"]
+        # no termination message: the runtime's is the log tail, and the status keeps its newest lines
+        (first_log,) = sim_node.process_runner.log_dir.glob(f"{namespace}_killed-upload-*_upload_0.log")
+        last_line = " ".join(first_log.read_text().strip().splitlines()[-1].split())
+        assert status["message"].endswith(last_line), (status["message"], last_line)
+        status = wait_phase(cluster, namespace, "killed", "Succeeded", timeout=120)
+        # what the retry read of the objects (the one-byte read is the access check made before any transfer)
+        read_by_retry = {r.path.rpartition(prefix)[2] for r in proxy.requests if r.method == "GET"
+                         and prefix in r.path and "list-type" not in r.path and r.headers.get("range") != "bytes=0-0"}
+
+    assert read_by_retry == {"/c/c.bin"}  # a.bin and b.bin were not read again
+    assert status["modelArtifactId"] == artifact
+    got = requests.get(f"{mr.url}{API}/model_artifacts/{artifact}", timeout=10).json()
+    assert (got["state"], got["uri"]) == ("LIVE", status["artifactURI"])
+    assert UPLOADED_LAYERS not in (got.get("customProperties") or {})
+    pulled, _, _ = pull_model_layers(oci, f"{namespace}/killed", "v1")
+    assert pulled == {rel: sha(data) for rel, data in files.items()}

@@ -384,6 +384,26 @@ def test_status_failures_name_the_reason() -> None:
     assert conds(deadline)["Failed"] == (TRUE, DEADLINE_EXCEEDED)
 
 
+def test_a_killed_attempt_is_told_by_the_last_lines_of_its_log() -> None:
+    """No termination message (the runtime fell back to the log tail): the newest lines are kept,
+    as many as fit; the program's own one-line messages keep their beginning (the field's name)."""
+    log = "\n".join(f"2026-01-01 00:00:{i:02d} - upload - INFO - upload: {i} MiB / 80 MiB" for i in range(60))
+    killed = pod("p1", "Failed", terminated(137, log + "\n"))
+    failed = upload_status(obs(job=job_with(("Failed", "BackoffLimitExceeded", "")), pods=[killed]), {})
+    message = failed.fields["message"]
+    assert conds(failed)["Failed"] == (TRUE, "TransferFailed")
+    assert message.startswith("exit code 137: ... 2026-01-01 00:00:")
+    assert message.endswith("upload: 58 MiB / 80 MiB | 2026-01-01 00:00:59 - upload - INFO - upload: 59 MiB / 80 MiB")
+    assert "upload: 0 MiB" not in message
+    assert len(message) <= 1024 - 128
+
+    long = "configuration error: " + "x" * 2000
+    config = pod("p1", "Failed", terminated(2, long))
+    message = upload_status(obs(job=job_with(("Failed", "PodFailurePolicy", "")), pods=[config]), {}).fields["message"]
+    assert message.startswith("exit code 2: configuration error: xxx")
+    assert message.endswith("...")
+
+
 def test_status_reports_a_changed_spec_without_acting() -> None:
     status = upload_status(obs(job=JOB, spec_changed=True), {})
     assert conds(status)["SpecChanged"] == (TRUE, "SpecImmutable")

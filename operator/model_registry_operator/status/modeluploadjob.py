@@ -50,6 +50,9 @@ SPEC_UNCHANGED = "AsCreated"
 # Exit codes of the upload program -> failure reason.
 EXIT_REASONS = {1: TRANSFER_FAILED, 2: CONFIGURATION_ERROR, 3: REGISTRY_ERROR}
 MAX_MESSAGE = 1024
+WRAPPER_ROOM = 128
+"""Kept free in a log-tail failure message for the words put around it ("attempt 2 failed: ...",
+"...; last attempt: ..."), so that its newest line is not cut off."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,21 @@ class UploadStatus:
 def _one_line(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
+
+
+def _last_lines(text: str, limit: int) -> str:
+    """The last lines of a log tail that fit in ``limit`` characters, oldest first."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    kept: list[str] = []
+    size = 4  # "... "
+    for line in reversed(lines):
+        if size + len(line) + 3 > limit:
+            break
+        kept.insert(0, line)
+        size += len(line) + 3
+    if not kept:
+        return "..." + lines[-1][-(limit - 3):]
+    return ("... " if len(kept) < len(lines) else "") + " | ".join(kept)
 
 
 def _job_condition(job: Obj | None, type_: str) -> Obj | None:
@@ -142,8 +160,14 @@ def _failure(pod: Obj) -> tuple[str, str] | None:
     code = int(state["exitCode"])
     text = (state.get("message") or "").strip()
     reason = OOM_KILLED if state.get("reason") == "OOMKilled" else EXIT_REASONS.get(code, TRANSFER_FAILED)
-    detail = f"exit code {code}" + (f": {text}" if text else f" ({state.get('reason') or 'Error'})")
-    return reason, _one_line(detail)
+    prefix = f"exit code {code}"
+    if not text:
+        return reason, f"{prefix} ({state.get('reason') or 'Error'})"
+    if code not in EXIT_REASONS:
+        # Killed (137 / 143) or crashed before writing its message: the runtime's message is the
+        # log tail (FallbackToLogsOnError), whose last lines tell what it was doing.
+        return reason, f"{prefix}: {_last_lines(text, MAX_MESSAGE - WRAPPER_ROOM - len(prefix) - 2)}"
+    return reason, _one_line(f"{prefix}: {text}")
 
 
 def _waiting(pod: Obj) -> tuple[str, str] | None:
