@@ -130,6 +130,43 @@ TITLE = "org.opencontainers.image.title"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
+def tar_layer(entries: list[tuple[str, bytes | None, str | None]]) -> bytes:
+    """An uncompressed tar: ``(name, data or None for a symlink, symlink target)`` per member."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, target in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.linkname = tarfile.SYMTYPE, target or ""
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def tar_of(files: dict[str, bytes], prefix: str = "") -> bytes:
+    """An uncompressed tar of ``files``, each named ``<prefix><relpath>``."""
+    return tar_layer([(prefix + rel, data, None) for rel, data in files.items()])
+
+
+def push_image(reg: DistributionRegistry, repo: str, tag: str, layers: list[bytes]) -> str:
+    """An image of these uncompressed layers, pushed with the test's own client; returns its reference."""
+    descs = [{"mediaType": OCI_LAYER_TAR, "digest": reg.push_blob(repo, raw), "size": len(raw)} for raw in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": reg.push_blob(repo, config), "size": len(config)}, "layers": descs}
+    reg.put_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
+    return f"{reg.host}/{repo}:{tag}"
+
+
+def push_model_image(reg: DistributionRegistry, repo: str, tag: str, files: dict[str, bytes]) -> str:
+    """An image of one layer holding ``models/<relpath>`` per file, as a modelcar lays them out."""
+    return push_image(reg, repo, tag, [tar_of(files, "models/")])
+
+
 def pull_model_layers(reg: DistributionRegistry, repo: str, tag: str) -> tuple[dict[str, str], dict[str, Any],
                                                                                  dict[str, Any]]:
     """``(relpath -> sha256 of files under /models, manifest, config)``, digests verified.

@@ -5,12 +5,10 @@ model registry parameters (author, CA bundle through an environment variable).""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
 import statistics
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from .helpers import (
     placeholder_artifact,
     publish_hf,
     pull_model_layers,
+    push_model_image,
     registry_env,
     rest,
     run_upload,
@@ -110,26 +109,6 @@ def test_uri_credentials_dir_with_basic_auth_url(
 # -- OCI source behind authentication -------------------------------------------------------
 
 
-def _push_model_image(reg: DistributionRegistry, repo: str, tag: str, files: dict[str, bytes]) -> None:
-    """One gzip-less tar layer holding ``models/<path>`` per file, pushed with the test's own client."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel, data in files.items():
-            info = tarfile.TarInfo(f"models/{rel}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    layer = buf.getvalue()
-    layer_digest = reg.push_blob(repo, layer)
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
-    reg.put_manifest(repo, tag, {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": reg.push_blob(repo, config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
-                    "size": len(layer)}]}, "application/vnd.oci.image.manifest.v1+json")
-
-
 def test_oci_source_with_credentials(tmp_path: Path, oci_registry_auth: DistributionRegistry,
                                      oci_registry: DistributionRegistry, mr_server: MR,
                                      caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,7 +116,7 @@ def test_oci_source_with_credentials(tmp_path: Path, oci_registry_auth: Distribu
     dockerconfigjson (MODEL_SYNC_SOURCE_OCI_CREDENTIALS_PATH) and, separately, of
     MODEL_SYNC_SOURCE_OCI_USERNAME / _PASSWORD; no or wrong credentials fail with a clear message."""
     files = {"config.json": b'{"a": 1}', "w/model.bin": os.urandom(700_000)}
-    _push_model_image(oci_registry_auth, "src/private", "v1", files)
+    push_model_image(oci_registry_auth, "src/private", "v1", files)
     src_ref = f"{oci_registry_auth.host}/src/private:v1"
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     dockercfg = tmp_path / "source-dockerconfig.json"

@@ -11,10 +11,8 @@ and a local directory (a PVC as the Job mounts it).
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +29,14 @@ from .helpers import (
     placeholder_artifact,
     publish_hf,
     pull_model_layers,
+    push_model_image,
     registry_env,
     rest,
     run_upload,
     s3_bucket,
     s3_upload,
     sha,
+    tar_of,
     write_dir,
 )
 
@@ -52,29 +52,6 @@ def model(name: str) -> dict[str, bytes]:
         "sub/dir/weights.bin": os.urandom(192 * 1024 + 7),
         "empty.txt": b"",
     }
-
-
-def tar_of(files: dict[str, bytes], prefix: str = "") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel, data in files.items():
-            info = tarfile.TarInfo(prefix + rel)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def push_image(reg: DistributionRegistry, repo: str, tag: str, layer: bytes) -> str:
-    """An image of one layer (the model under ``models/``, as in a modelcar); returns its reference."""
-    desc = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": reg.push_blob(repo, layer),
-            "size": len(layer)}
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": [desc["digest"]]}}).encode()
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": reg.push_blob(repo, config), "size": len(config)}, "layers": [desc]}
-    reg.put_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
-    return f"{reg.host}/{repo}:{tag}"
 
 
 def source_env(kind: str, name: str, files: dict[str, bytes], tmp_path: Path, s3: SeaweedS3, nginx: NginxServer,
@@ -94,7 +71,7 @@ def source_env(kind: str, name: str, files: dict[str, bytes], tmp_path: Path, s3
         monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
         return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}"}
     if kind == "oci":
-        ref = push_image(reg, f"matrix-source/{name}", "v1", tar_of(files, "models/"))
+        ref = push_model_image(reg, f"matrix-source/{name}", "v1", files)
         return {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_URI": ref,
                 "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false"}
     assert kind == "pvc"

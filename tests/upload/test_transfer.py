@@ -44,6 +44,7 @@ from .helpers import (
     placeholder_artifact,
     publish_hf,
     pull_model_layers,
+    push_image,
     registry_env,
     rest,
     run_upload,
@@ -51,6 +52,7 @@ from .helpers import (
     s3_bucket,
     s3_upload,
     sha,
+    tar_layer,
     write_dir,
 )
 
@@ -491,42 +493,16 @@ def test_secure_registry_with_token_and_custom_ca(tmp_path: Path, s3_server: Sea
     assert INCOMPLETE_MARKER not in (back["model"]["custom_properties"] or {})
 
 
-def _layer(entries: list[tuple[str, bytes | None, str | None]]) -> bytes:
-    """A tar layer: ``(name, data or None for a symlink, symlink target)``."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data, target in entries:
-            info = tarfile.TarInfo(name)
-            if data is None:
-                info.type, info.linkname = tarfile.SYMTYPE, target or ""
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _push_image(reg: DistributionRegistry, repo: str, tag: str, layers: list[bytes]) -> None:
-    descs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": reg.push_blob(repo, raw),
-              "size": len(raw)} for raw in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}).encode()
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": reg.push_blob(repo, config), "size": len(config)}, "layers": descs}
-    reg.put_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
-
-
 def test_oci_source_whiteouts_and_unsafe_links(tmp_path: Path, oci_registry: DistributionRegistry, mr_server: MR,
                                                caplog: pytest.LogCaptureFixture,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    lower = _layer([("bin/tool", b"not a model", None), ("models/a.txt", b"a", None),
+    lower = tar_layer([("bin/tool", b"not a model", None), ("models/a.txt", b"a", None),
                     ("models/sub/b.txt", b"b", None), ("models/gone/x.txt", b"x", None)])
-    upper = _layer([("models/.wh.a.txt", b"", None), ("models/.wh.gone", b"", None), ("./models/c.txt", b"c", None),
+    upper = tar_layer([("models/.wh.a.txt", b"", None), ("models/.wh.gone", b"", None), ("./models/c.txt", b"c", None),
                     ("models/sub/link", None, "b.txt")])
-    _push_image(oci_registry, "src/layered", "v1", [lower, upper])
-    evil = _layer([("models/ok.txt", b"ok", None), ("models/escape", None, "../../etc/passwd")])
-    _push_image(oci_registry, "src/evil", "v1", [evil])
+    push_image(oci_registry, "src/layered", "v1", [lower, upper])
+    evil = tar_layer([("models/ok.txt", b"ok", None), ("models/escape", None, "../../etc/passwd")])
+    push_image(oci_registry, "src/evil", "v1", [evil])
     art = placeholder_artifact(mr_server.url, "layered-model")
     base = {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false",
             **oci_env(oci_registry, "models/layered:v1", "scratch"), **registry_env(mr_server.url),
