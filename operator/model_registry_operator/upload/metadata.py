@@ -36,6 +36,11 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def string_value(value: str) -> dict[str, Any]:
+    """A string ``MetadataValue``."""
+    return {"metadataType": "MetadataStringValue", "string_value": value}
+
+
 def metadata_value(name: str, value: Any) -> dict[str, Any] | None:  # noqa: ANN401 - any JSON value
     """One custom property as a typed ``MetadataValue`` (None values are dropped)."""
     if value is None:
@@ -51,14 +56,14 @@ def metadata_value(name: str, value: Any) -> dict[str, Any] | None:  # noqa: ANN
     if isinstance(value, int):
         if abs(value) > INT32_MAX:
             log.warning("custom property %r: %d is too large for an int value, stored as a string", name, value)
-            return {"metadataType": "MetadataStringValue", "string_value": str(value)}
+            return string_value(str(value))
         return {"metadataType": "MetadataIntValue", "int_value": str(value)}
     if isinstance(value, float):
         return {"metadataType": "MetadataDoubleValue", "double_value": value}
     if isinstance(value, str):
-        return {"metadataType": "MetadataStringValue", "string_value": value}
+        return string_value(value)
     if isinstance(value, list | dict):
-        return {"metadataType": "MetadataStringValue", "string_value": json.dumps(value, sort_keys=True)}
+        return string_value(json.dumps(value, sort_keys=True))
     raise ConfigError(f"custom property {name!r}: unsupported value type {type(value).__name__}")
 
 

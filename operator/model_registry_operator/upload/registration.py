@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import RegistryError
-from .metadata import ModelMetadata, typed_properties
+from .metadata import ModelMetadata, string_value, typed_properties
 from .registry import Json, RegistryClient
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,6 @@ class Ids:
     previous_uri: str | None = None
     marked: list[tuple[str, str]] = field(default_factory=list)
     """``(kind, id)`` of entities carrying the incomplete marker."""
-
-
-def _string_value(value: str) -> Json:
-    return {"metadataType": "MetadataStringValue", "string_value": value}
 
 
 class ArtifactLayerJournal:
@@ -94,7 +90,7 @@ class ArtifactLayerJournal:
             try:
                 self.client.update_model_artifact(self.artifact_id, {
                     "artifactType": "model-artifact",
-                    "customProperties": {**self.props, UPLOADED_LAYERS: _string_value(value)}})
+                    "customProperties": {**self.props, UPLOADED_LAYERS: string_value(value)}})
             except RegistryError as exc:
                 log.warning("could not record the pushed layer %s on ModelArtifact %s: %s",
                             descriptor.get("digest"), self.artifact_id, exc)
@@ -127,8 +123,8 @@ def _has_marker(entity: Json) -> bool:
 
 _CREATE_ONLY = frozenset({"name"})
 """ModelArtifact fields of the create schema that the update schema (PATCH) lacks."""
-_MARKER_VALUE = {"metadataType": "MetadataStringValue", "string_value": "true"}
-_MARKER_DONE = {"metadataType": "MetadataStringValue", "string_value": "false"}
+_MARKER_VALUE = string_value("true")
+_MARKER_DONE = string_value("false")
 
 
 class Registration:
@@ -294,7 +290,7 @@ class Registration:
                      if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)}
             self.client.update_model_version(self.ids.model_version_id, {"customProperties": {
                 **props, INCOMPLETE_MARKER: _MARKER_VALUE,
-                ARTIFACT_OF_UNFINISHED: _string_value(str(artifact["id"]))}})
+                ARTIFACT_OF_UNFINISHED: string_value(str(artifact["id"]))}})
         self.ids.model_artifact_id = str(artifact["id"])
         log.info("ModelArtifact %s is PENDING", self.ids.model_artifact_id)
         return self.ids
@@ -331,7 +327,7 @@ class Registration:
             # a server that merges custom properties on PATCH keeps the key: empty it instead
             self.client.update_model_artifact(self.ids.model_artifact_id, {
                 "artifactType": "model-artifact", "customProperties": {**journal.props,
-                                                                      UPLOADED_LAYERS: _string_value("[]")}})
+                                                                      UPLOADED_LAYERS: string_value("[]")}})
         for kind, entity_id in self.ids.marked:
             self._clear_marker(kind, entity_id)
         log.info("ModelArtifact %s is LIVE: %s", self.ids.model_artifact_id, artifact_uri)
