@@ -30,24 +30,21 @@ client's venv) come from ``make deps``; a missing one fails the test.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
 
 from model_registry_operator.devcluster.simnode import SimulatedNode
-from model_registry_operator.kube import lookup
 from tests.backends.databases import MariaDBServer, PostgresServer
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import API, client_python, official_client_read
 from tests.backends.s3 import SeaweedS3
 from tests.upload.helpers import model_files, s3_upload
 
-from .kube import Cluster, wait_for
+from .kube import Cluster
 from .served_registry import (
     DEPLOYMENT,
     REGISTRY_IMAGE,
@@ -57,11 +54,10 @@ from .served_registry import (
     official_client_list,
     registry_pod,
 )
-from .uploads import BUCKET, s3_to_oci_spec, secret_docs, upload_doc
+from .uploads import BUCKET, s3_to_oci_spec, secret_docs, upload_doc, wait_succeeded
 
 pytestmark = pytest.mark.integration
 
-MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
 NAME = "flagship"
 
 
@@ -138,13 +134,7 @@ def test_real_registry_serves_a_model_uploaded_by_a_job(
     base_image = oci.push_busybox_base()
     cluster.apply_yaml(upload_manifests(namespace, s3, oci, base_image), namespace)
 
-    def succeeded() -> dict[str, Any] | None:
-        st = ((cluster.get(MUJ, namespace, "llm") or {}).get("status")) or {}
-        if st.get("phase") == "Failed":
-            raise AssertionError(f"upload failed: {json.dumps(st, indent=1)}")
-        return st if st.get("phase") == "Succeeded" else None
-
-    muj = wait_for(succeeded, 240, interval=0.5, what="ModelUploadJob Succeeded")
+    muj = wait_succeeded(cluster, namespace, "llm")["llm"]
     assert muj["registryURL"] == f"http://{NAME}.{namespace}.svc.cluster.local:{port}"
     assert muj["artifactURI"] == f"oci://{oci.host}/{namespace}/llm:v1"
     assert all(muj.get(k) for k in ("registeredModelId", "modelVersionId", "modelArtifactId")), muj
@@ -166,8 +156,8 @@ def test_real_registry_serves_a_model_uploaded_by_a_job(
     assert (version["id"], version["name"], version["author"]) == (ids["version"], "v1", "alice")
     assert (artifact["id"], artifact["uri"], artifact["state"]) == (ids["artifact"], muj["artifactURI"], "LIVE")
     assert (artifact["model_format_name"], artifact["model_format_version"]) == ("onnx", "1")
-    listed = official_client_list(pod_url, model_name, versions=by_name)
-    assert listed == ({"models": [model_name], "versions": ["v1"]} if by_name else {"models": [model_name]})
+    by_client = official_client_list(pod_url, model_name, versions=by_name)
+    assert by_client == ({"models": [model_name], "versions": ["v1"]} if by_name else {"models": [model_name]})
     if by_name:
         artifacts = requests.get(f"{pod_url}{API}/model_versions/{ids['version']}/artifacts", timeout=10)
         assert [a["id"] for a in artifacts.json()["items"]] == [ids["artifact"]], artifacts.text

@@ -33,7 +33,6 @@ import pytest
 import yaml
 
 from model_registry_operator.devcluster.simnode import SimulatedNode
-from model_registry_operator.kube import lookup
 from tests.backends.databases import MariaDBServer
 from tests.backends.http import NginxServer
 from tests.backends.oci import PASSWORD, USER, DistributionRegistry
@@ -41,14 +40,13 @@ from tests.backends.registry_server import client_python, official_client_read
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
 from tests.upload.helpers import placeholder_artifact, pull_model_layers, s3_upload, sha
 
-from .kube import Cluster, wait_for
+from .kube import Cluster
 from .served_registry import REGISTRY_IMAGE, host_free_port, manifests, official_client_list, registry_pod
-from .uploads import BUCKET, UPLOAD_IMAGE
+from .uploads import BUCKET, UPLOAD_IMAGE, wait_succeeded
 
 pytestmark = pytest.mark.integration
 
 SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples" / "upload"
-MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
 REGISTRY = "modelregistry-sample"
 GITHUB = "https://github.com/"
 SAMPLE_REGISTRY_PREFIX = "quay.io/my-org/"
@@ -115,23 +113,6 @@ class Local:
         return doc
 
 
-def phase(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    return dict(((cluster.get(MUJ, namespace, name) or {}).get("status")) or {})
-
-
-def succeeded(cluster: Cluster, namespace: str, *names: str) -> dict[str, dict[str, Any]]:
-    """The status of every named ModelUploadJob once all have Succeeded (fails at the first Failed)."""
-
-    def check() -> dict[str, dict[str, Any]] | None:
-        statuses = {name: phase(cluster, namespace, name) for name in names}
-        for name, status in statuses.items():
-            if status.get("phase") == "Failed":
-                raise AssertionError(f"{name} failed: {json.dumps(status, indent=1)}")
-        return statuses if all(s.get("phase") == "Succeeded" for s in statuses.values()) else None
-
-    return wait_for(check, 240, interval=0.5, what=f"{', '.join(names)} Succeeded")
-
-
 def test_upload_samples_register_and_push_through_the_real_registry(
     cluster: Cluster,
     namespace: str,
@@ -170,7 +151,7 @@ def test_upload_samples_register_and_push_through_the_real_registry(
     statuses: dict[str, dict[str, Any]] = {}
     for name in ("mnist-s3-to-oci", "mnist-uri-to-oci"):
         cluster.apply_yaml(yaml.safe_dump(local(uploads[name])), namespace)
-        statuses |= succeeded(cluster, namespace, name)
+        statuses |= wait_succeeded(cluster, namespace, name)
     assert statuses["mnist-s3-to-oci"]["registeredModelId"] == "1"
 
     # -- the artifact update-artifact.yaml names, registered with a placeholder URI ------------
@@ -179,7 +160,7 @@ def test_upload_samples_register_and_push_through_the_real_registry(
     # -- create_version (of model 1) and update_artifact (artifact 3), together ----------------
     for name in ("mnist-v2", "mnist-artifact-3"):
         cluster.apply_yaml(yaml.safe_dump(local(uploads[name])), namespace)
-    statuses |= succeeded(cluster, namespace, "mnist-v2", "mnist-artifact-3")
+    statuses |= wait_succeeded(cluster, namespace, "mnist-v2", "mnist-artifact-3")
     assert statuses["mnist-v2"]["registeredModelId"] == "1"
     assert statuses["mnist-artifact-3"]["modelArtifactId"] == "3"
 

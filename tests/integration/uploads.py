@@ -9,11 +9,15 @@ from typing import Any
 
 import yaml
 
+from model_registry_operator.kube import lookup
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET
+
+from .kube import Cluster, wait_for
 
 UPLOAD_IMAGE = "localhost/sim-exec/model-registry-operator:test"
 """An image with ``sim-exec``: the simulated node runs the upload program as a local process."""
 BUCKET = "models"
+MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
 
 
 def secret_docs(namespace: str, s3_endpoint: str, oci_host: str) -> list[dict[str, Any]]:
@@ -82,3 +86,20 @@ def s3_to_oci_spec(
         },
         "job": {"image": UPLOAD_IMAGE, "backoffLimit": 0},
     }
+
+
+def upload_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return dict(((cluster.get(MUJ, namespace, name) or {}).get("status")) or {})
+
+
+def wait_succeeded(cluster: Cluster, namespace: str, *names: str, timeout: float = 240) -> dict[str, dict[str, Any]]:
+    """The status of every named ModelUploadJob once all have Succeeded (fails at the first Failed)."""
+
+    def check() -> dict[str, dict[str, Any]] | None:
+        statuses = {name: upload_status(cluster, namespace, name) for name in names}
+        for name, status in statuses.items():
+            if status.get("phase") == "Failed":
+                raise AssertionError(f"{name} failed: {json.dumps(status, indent=1)}")
+        return statuses if all(s.get("phase") == "Succeeded" for s in statuses.values()) else None
+
+    return wait_for(check, timeout, interval=0.5, what=f"{', '.join(names)} Succeeded")
