@@ -46,11 +46,10 @@ from tests.upload.helpers import (
 )
 
 from .kube import Cluster, wait_for
-from .uploads import BUCKET, UPLOAD_IMAGE, s3_to_oci_spec, secrets, upload
+from .uploads import BUCKET, MUJ, UPLOAD_IMAGE, s3_to_oci_spec, secrets, upload, upload_status
 
 pytestmark = pytest.mark.integration
 
-MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
 JOB = lookup("batch/v1", "Job")
 POD = lookup("v1", "Pod")
 CONFIG_MAP = lookup("v1", "ConfigMap")
@@ -85,20 +84,16 @@ def s3_to_oci(
     return spec
 
 
-def status_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    obj = cluster.get(MUJ, namespace, name)
-    return dict((obj or {}).get("status") or {})
-
-
 def wait_phase(cluster: Cluster, namespace: str, name: str, phase: str, timeout: float = 120) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
-        status = status_of(cluster, namespace, name)
+        status = upload_status(cluster, namespace, name)
         return status if status.get("phase") == phase else None
 
     try:
         return wait_for(check, timeout, interval=0.3, what=f"phase {phase} of {namespace}/{name}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\nstatus: {json.dumps(status_of(cluster, namespace, name), indent=1)}") from None
+        status = upload_status(cluster, namespace, name)
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(status, indent=1)}") from None
 
 
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -120,10 +115,10 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
     cluster.apply_yaml(upload("llm", s3_to_oci(mr, oci, base_image, f"{namespace}/llm", f"{namespace}/llm")), namespace)
     wait_phase(cluster, namespace, "llm", "Pending")
     wait_for(
-        lambda: "not found" in (status_of(cluster, namespace, "llm").get("message") or ""),
+        lambda: "not found" in (upload_status(cluster, namespace, "llm").get("message") or ""),
         what="missing Secret reported",
     )
-    pending = status_of(cluster, namespace, "llm")
+    pending = upload_status(cluster, namespace, "llm")
     assert "s3-credentials" in pending["message"]
     assert condition(pending, "Started")["reason"] == "ConfigurationError"
     assert cluster.get(JOB, namespace, "llm-upload") is None
@@ -270,13 +265,13 @@ def test_registry_by_name_waits_until_available(
     cluster.apply_yaml(upload("named", spec), namespace)
     wait_for(
         lambda: (
-            condition(status_of(cluster, namespace, "named"), "RegistryResolved")["reason"] == "RegistryNotFound"
-            if status_of(cluster, namespace, "named").get("conditions")
+            condition(upload_status(cluster, namespace, "named"), "RegistryResolved")["reason"] == "RegistryNotFound"
+            if upload_status(cluster, namespace, "named").get("conditions")
             else None
         ),
         what="RegistryNotFound",
     )
-    assert status_of(cluster, namespace, "named")["phase"] == "Pending"
+    assert upload_status(cluster, namespace, "named")["phase"] == "Pending"
 
     registry = {
         "apiVersion": "modelregistry.opendatahub.io/v1beta1",
@@ -399,7 +394,7 @@ def test_image_pull_failure_waits_with_the_reason_then_hits_the_deadline(
     cluster.apply_yaml(upload("pull", spec), namespace)
 
     def pulling() -> dict[str, Any] | None:
-        status = status_of(cluster, namespace, "pull")
+        status = upload_status(cluster, namespace, "pull")
         started = next((c for c in status.get("conditions") or [] if c["type"] == "Started"), None)
         return status if started and started["reason"] in ("ErrImagePull", "ImagePullBackOff") else None
 
@@ -465,7 +460,7 @@ def test_a_killed_upload_is_reported_and_its_retry_does_not_read_the_pushed_file
             os.kill(pid, signal.SIGKILL)
 
         def retrying() -> dict[str, Any] | None:
-            status = status_of(cluster, namespace, "killed")
+            status = upload_status(cluster, namespace, "killed")
             started = next((c for c in status.get("conditions") or [] if c["type"] == "Started"), {})
             return status if started.get("reason") == "Retrying" else None
 
