@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from model_registry_operator.devcluster import simnode as sn
 from model_registry_operator.devcluster.controlplane import ControlPlane
@@ -291,14 +291,17 @@ def test_image_pull_failure_and_unready(api: Any, namespace: str) -> None:
 
 def test_job_completes_and_ttl_removes_it(api: Any, namespace: str) -> None:
     batch = client.BatchV1Api(api)
-    batch.create_namespaced_job(namespace, job("ok", "busybox", ttlSecondsAfterFinished=1))
-
-    def complete() -> Any:
-        j = batch.read_namespaced_job("ok", namespace)
-        cond = condition(j, "Complete")
-        return j if cond is not None and cond.status == "True" else None
-
-    j = wait_for(complete, message="Job ok Complete")
+    created = batch.create_namespaced_job(namespace, job("ok", "busybox", ttlSecondsAfterFinished=1))
+    # Watched, not polled: the TTL may delete the Job within a poll interval of its completion.
+    j = None
+    events = watch.Watch()
+    for event in events.stream(batch.list_namespaced_job, namespace, field_selector="metadata.name=ok",
+                               resource_version=created.metadata.resource_version, timeout_seconds=30):
+        cond = condition(event["object"], "Complete")
+        if cond is not None and cond.status == "True":
+            j = event["object"]
+            events.stop()
+    assert j is not None, "Job ok never Complete within 30 s"
     assert j.status.succeeded == 1
     assert not j.status.failed
     wait_for(lambda: gone(batch.read_namespaced_job, "ok", namespace), message="Job removed by its TTL")
