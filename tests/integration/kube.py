@@ -54,6 +54,21 @@ class Cluster:
     def apply_yaml(self, text: str, namespace: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", "-n", namespace, "-f", "-", input=text, check=check)
 
+    def replace(self, text: str, namespace: str, timeout: float = 30.0) -> None:
+        """`kubectl replace` the way a user does: again when the operator wrote the object in between.
+
+        kubectl reads the live resourceVersion and PUTs with it; a status write by the operator
+        between the two makes the API server answer Conflict, which asks for exactly this retry.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.kubectl("replace", "-n", namespace, "-f", "-", input=text, check=False)
+            if result.returncode == 0:
+                return
+            if "Conflict" not in result.stderr or time.monotonic() > deadline:
+                raise AssertionError(f"kubectl replace -n {namespace} failed: {result.stderr}")
+            time.sleep(0.2)
+
     def create_namespace(self, name: str) -> None:
         self.kube.request_sync("POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
 

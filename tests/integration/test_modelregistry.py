@@ -158,7 +158,7 @@ def test_update_port_image_and_database_switch(
 
     # PostgreSQL -> MariaDB: the connection switches, the registry converges on the new database.
     cluster.apply_yaml(password_secret("db-password", mariadb.password), namespace)
-    cluster.kubectl("replace", "-n", namespace, "-f", "-", input=registry("reg", my_spec(mariadb)))
+    cluster.replace(registry("reg", my_spec(mariadb)), namespace)
     wait_for(lambda: "--embedmd-database-type=mysql" in container(cluster, namespace, "reg")["args"], what="mysql args")
     assert dsn(cluster, namespace, "reg") == (
         f"{mariadb.user}:{mariadb.password}@tcp({mariadb.host}:{mariadb.port})/{mariadb.database}?charset=utf8mb4"
@@ -167,14 +167,7 @@ def test_update_port_image_and_database_switch(
     cluster.wait_condition(namespace, "reg", "Available", "True")
 
     # MariaDB -> auto-provisioned PostgreSQL -> back: the database objects come and go, data stays.
-    cluster.kubectl(
-        "replace",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=registry("reg", {"rest": {}, "postgres": {"generateDeployment": True}}),
-    )
+    cluster.replace(registry("reg", {"rest": {}, "postgres": {"generateDeployment": True}}), namespace)
     for kind, child in [
         (DEPLOYMENT, "reg-postgres"),
         (SERVICE, "reg-postgres"),
@@ -188,7 +181,7 @@ def test_update_port_image_and_database_switch(
     first_password = generated["data"]["password"]
     cluster.wait_condition(namespace, "reg", "Available", "True")
     cluster.apply_yaml(password_secret("db-password", postgres.password), namespace)
-    cluster.kubectl("replace", "-n", namespace, "-f", "-", input=registry("reg", pg_spec(postgres)))
+    cluster.replace(registry("reg", pg_spec(postgres)), namespace)
     wait_for(lambda: cluster.get(DEPLOYMENT, namespace, "reg-postgres") is None, what="generated postgres pruned")
     assert cluster.get(SERVICE, namespace, "reg-postgres") is None
     assert cluster.get(NETWORK_POLICY, namespace, "reg-postgres") is None
