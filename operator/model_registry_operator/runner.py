@@ -19,6 +19,7 @@ from .handlers import modeluploadjob as modeluploadjob_handlers
 from .handlers import platform as platform_handlers
 from .kube import Kube, load_api_client
 from .platform.discovery import CapabilityWatcher
+from .platform.served import ServedResource, wait_until_served
 from .reconcile.modelregistry import FINALIZER, RegistryReconciler
 from .reconcile.modeluploadjob import UploadJobReconciler
 from .settings import FIELD_MANAGER, OperatorSettings
@@ -136,6 +137,12 @@ def build_registry(
         settings.queueing.idle_timeout = QUEUE_IDLE_SECONDS
         settings.peering.standalone = True
         settings.networking.request_timeout = 60
+
+    @kopf.on.startup(registry=registry, id="await-crds")
+    async def await_crds(**_: Any) -> None:
+        # kopf starts its watches once every startup activity is done.
+        resources = [ServedResource(*r) for r in (modelregistry_handlers.RESOURCE, modeluploadjob_handlers.RESOURCE)]
+        await wait_until_served(reconciler.kube, resources, settings.watch_namespace or None)
 
     trim = _malloc_trim()
     if trim is not None:
