@@ -102,12 +102,19 @@ ENDPOINT_SLICE = KINDS[("discovery.k8s.io/v1", "EndpointSlice")]
 class ApiError(Exception):
     """A non-2xx answer of the API server."""
 
-    def __init__(self, status: int, reason: str, message: str, body: Obj | None = None) -> None:
+    def __init__(self, status: int, reason: str, message: str, body: Obj | None = None, path: str = "") -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
         self.body = body or {}
+        self.path = path  # the request's, without its query
+
+    @property
+    def api_group(self) -> str:
+        """The API group the request went to ("" for the core API)."""
+        parts = self.path.split("/")
+        return parts[2] if len(parts) > 2 and parts[1] == "apis" else ""
 
     @property
     def not_found(self) -> bool:
@@ -182,6 +189,7 @@ class Kube:
                 str(status_body.get("reason") or response.reason),
                 str(status_body.get("message") or ""),
                 status_body,
+                path,
             )
         return data
 

@@ -210,7 +210,7 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     api_client = load_api_client(kubeconfig, pool_size=settings.api_workers)
     kube = Kube(api_client)
     watcher = CapabilityWatcher(kube, settings.capability_refresh_seconds)
-    reconciler = RegistryReconciler(kube, settings, watcher, _emit)
+    reconciler = RegistryReconciler(kube, settings, watcher, _emit, rediscover=watcher.soon)
 
     async def apis_changed(*_: object) -> None:  # new or gone APIs change what registries render
         await reconciler.reconcile_all()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 import yaml
 
 from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_operator.kube import Kube, load_api_client
+from model_registry_operator.platform.capabilities import ROUTE_API, Capabilities
+from model_registry_operator.platform.discovery import CapabilityWatcher
+from model_registry_operator.reconcile.modelregistry import FINALIZER, RegistryReconciler
+from model_registry_operator.settings import OperatorSettings
 
 from . import thirdparty
 from .conftest import OperatorProcess
@@ -70,3 +76,50 @@ def test_optional_apis_removed_under_the_operator_do_not_stop_it(
     cluster.apply_yaml(yaml.safe_dump(body), namespace)  # still reconciling
     cluster.wait_condition(namespace, "after", "Available", "True")
     assert operator.alive, operator.tail()
+
+
+async def test_an_api_gone_since_the_last_discovery_is_no_reconcile_error(
+    cluster: Cluster,
+    namespace: str,
+    no_routes: None,
+    operator: OperatorProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Discovery lags a CRD's deletion (the Route API uninstalled a moment ago): the reconcile
+    that applies a Route then meets 404. That is no error of the registry (no Available=False /
+    ReconcileError, no traceback): discovery runs again and the next reconcile reports the API
+    as missing. The stale discovery is the injected fault (seeded into a real watcher); the
+    reconciler runs in-process against the real API server while the operator is stopped."""
+    operator.stop()
+    try:
+        kube = Kube(load_api_client(str(cluster.kubeconfig)))
+        watcher = CapabilityWatcher(kube, interval=3600)
+        watcher.current = Capabilities.from_groups({ROUTE_API})  # what discovery said before the uninstall
+        reconciler = RegistryReconciler(kube, OperatorSettings(), watcher, rediscover=watcher.soon)
+        body = {
+            "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+            "kind": "ModelRegistry",
+            "metadata": {"name": "stale", "finalizers": [FINALIZER]},  # kopf's, while it is stopped
+            "spec": {"rest": {"serviceRoute": "enabled"}, "postgres": {"generateDeployment": True}},
+        }
+        cluster.apply_yaml(yaml.safe_dump(body), namespace)
+
+        await reconciler.run(namespace, "stale")  # raised ApiError 404 before
+
+        available = cluster.condition(namespace, "stale", "Available")
+        assert available is None or available["reason"] != "ReconcileError", available
+        degraded = None
+        for _ in range(150):  # the retry comes RETRY_SECONDS later, after the fresh discovery
+            await asyncio.sleep(0.2)
+            degraded = await asyncio.to_thread(cluster.condition, namespace, "stale", "Degraded")
+            if degraded and degraded["reason"] == "MissingAPI":
+                break
+        assert degraded is not None
+        assert (degraded["status"], degraded["reason"]) == ("True", "MissingAPI"), degraded
+        assert ROUTE_API in degraded["message"]
+        assert ROUTE_API not in watcher.current.groups
+        available = cluster.condition(namespace, "stale", "Available")
+        assert available is not None
+        assert available["reason"] != "ReconcileError", available
+    finally:
+        operator.start(tmp_path_factory.mktemp("operator-restarted"))

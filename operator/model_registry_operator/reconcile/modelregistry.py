@@ -41,7 +41,7 @@ from ..kube import (
     kind_of,
     lookup,
 )
-from ..platform.capabilities import Capabilities
+from ..platform.capabilities import OPTIONAL_APIS, Capabilities
 from ..render.database import DatabaseSecrets, referenced_keys
 from ..render.defaults import apply_runtime_defaults, merge_patch, postgres_names, spec_json
 from ..render.features import NAMESPACE_LABEL, Feature, IngressService, ModeConfigurationError
@@ -197,10 +197,12 @@ class RegistryReconciler:
         settings: OperatorSettings,
         capabilities: Callable[[], Capabilities],
         emit: EventSink | None = None,
+        rediscover: Callable[[], None] | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.capabilities = capabilities
+        self.rediscover = rediscover or (lambda: None)  # ask for a fresh API discovery soon
         self.emit = emit or (lambda body, type_, reason, message: None)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._queued: dict[tuple[str, str], bool] = {}  # key -> full reconcile wanted
@@ -445,6 +447,13 @@ class RegistryReconciler:
             if exc.status in (400, 422):  # the API server rejected what the spec rendered
                 result.configuration_error = f"the API server rejected a generated object: {exc.message}"
                 observation = Observation(generation=generation, configuration_error=result.configuration_error)
+            elif exc.not_found and exc.api_group in OPTIONAL_APIS:
+                # Discovery listed this API a moment ago and it is gone now (uninstalled): not an
+                # error of this registry. Discovery again; the next run renders without it.
+                log.info("%s/%s: %s is no longer served; discovering the APIs again", namespace, name, exc.api_group)
+                self.rediscover()
+                self.schedule(namespace, name, full=True, relist=True, delay=RETRY_SECONDS)
+                return ReconcileResult()
             else:
                 if await self.kube.get(MODEL_REGISTRY, namespace, name) is None:
                     self.forget(namespace, name)  # deleted while we worked: nothing to report
