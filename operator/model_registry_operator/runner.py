@@ -43,6 +43,25 @@ class _QuietProbes(logging.Filter):
         return "/healthz" not in record.getMessage()
 
 
+class _StorageInitializing(logging.Filter):
+    """kopf logs every retried request at ERROR. A 429 "storage is (re)initializing" answers the
+    first LIST of a CRD installed or updated a moment ago (Istio installed while we run) and is
+    retried as the API server asks: that is INFO, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        message = record.getMessage()
+        if "will retry" not in message or "storage is (re)initializing" not in message:
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+# The logger of kopf's watch streams (their LIST and WATCH requests and retries).
+KOPF_WATCH_LOGGER = "kopf._cogs.clients.watching"
+
+
 def _emit(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
     try:
         kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
@@ -202,6 +221,7 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     tolerate_deleted_apis()  # an optional API's CRD deleted must not stop the operator
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").addFilter(_QuietProbes())
+    logging.getLogger(KOPF_WATCH_LOGGER).addFilter(_StorageInitializing())
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     if settings.log_level != "DEBUG":  # kopf reports every handled child event at INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -65,7 +65,11 @@ def test_optional_apis_removed_under_the_operator_do_not_stop_it(
         thirdparty.install(cluster, *ALL_OPTIONAL)
         thirdparty.uninstall(cluster, *ALL_OPTIONAL)
     assert operator.alive, operator.tail()
-    assert "has failed" not in operator.text()[log_before:], operator.tail()
+    during = operator.text()[log_before:]
+    assert "has failed" not in during, operator.tail()
+    # New CRDs answer 429 "storage is (re)initializing" at first: retried, and no error.
+    errors = [line for line in during.splitlines() if " ERROR " in line]
+    assert errors == [], errors
 
     body = {
         "apiVersion": "modelregistry.opendatahub.io/v1beta1",
