@@ -19,7 +19,6 @@ from .handlers import modeluploadjob as modeluploadjob_handlers
 from .handlers import platform as platform_handlers
 from .kube import Kube, load_api_client
 from .platform.discovery import CapabilityWatcher
-from .platform.served import ServedResource, wait_until_served
 from .reconcile.modelregistry import FINALIZER, RegistryReconciler
 from .reconcile.modeluploadjob import UploadJobReconciler
 from .settings import FIELD_MANAGER, OperatorSettings
@@ -45,8 +44,8 @@ class _QuietProbes(logging.Filter):
 
 class _StorageInitializing(logging.Filter):
     """kopf logs every retried request at ERROR. A 429 "storage is (re)initializing" answers the
-    first LIST of a CRD installed or updated a moment ago (Istio installed while we run) and is
-    retried as the API server asks: that is INFO, not an error."""
+    first LIST of a CRD installed or updated a moment ago (ours, applied together with the
+    operator; Istio installed while it runs) and is retried as the API server asks: INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR:
@@ -156,12 +155,6 @@ def build_registry(
         settings.queueing.idle_timeout = QUEUE_IDLE_SECONDS
         settings.peering.standalone = True
         settings.networking.request_timeout = 60
-
-    @kopf.on.startup(registry=registry, id="await-crds")
-    async def await_crds(**_: Any) -> None:
-        # kopf starts its watches once every startup activity is done.
-        resources = [ServedResource(*r) for r in (modelregistry_handlers.RESOURCE, modeluploadjob_handlers.RESOURCE)]
-        await wait_until_served(reconciler.kube, resources, settings.watch_namespace or None)
 
     trim = _malloc_trim()
     if trim is not None:
