@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import yaml
@@ -82,48 +82,78 @@ def test_optional_apis_removed_under_the_operator_do_not_stop_it(
     assert operator.alive, operator.tail()
 
 
-async def test_an_api_gone_since_the_last_discovery_is_no_reconcile_error(
-    cluster: Cluster,
-    namespace: str,
-    no_routes: None,
-    operator: OperatorProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    """Discovery lags a CRD's deletion (the Route API uninstalled a moment ago): the reconcile
-    that applies a Route then meets 404. That is no error of the registry (no Available=False /
-    ReconcileError, no traceback): discovery runs again and the next reconcile reports the API
-    as missing. The stale discovery is the injected fault (seeded into a real watcher); the
-    reconciler runs in-process against the real API server while the operator is stopped."""
+@pytest.fixture
+def stale_discovery(
+    cluster: Cluster, no_routes: None, operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RegistryReconciler, CapabilityWatcher]]:
+    """A reconciler in-process, against the real API server, whose discovery still lists the
+    Route API that was uninstalled a moment ago (the injected fault: a real watcher seeded with
+    what discovery said before). The operator is stopped meanwhile, so only this one reconciles."""
     operator.stop()
     try:
         kube = Kube(load_api_client(str(cluster.kubeconfig)))
         watcher = CapabilityWatcher(kube, interval=3600)
-        watcher.current = Capabilities.from_groups({ROUTE_API})  # what discovery said before the uninstall
-        reconciler = RegistryReconciler(kube, OperatorSettings(), watcher, rediscover=watcher.soon)
-        body = {
-            "apiVersion": "modelregistry.opendatahub.io/v1beta1",
-            "kind": "ModelRegistry",
-            "metadata": {"name": "stale", "finalizers": [FINALIZER]},  # kopf's, while it is stopped
-            "spec": {"rest": {"serviceRoute": "enabled"}, "postgres": {"generateDeployment": True}},
-        }
-        cluster.apply_yaml(yaml.safe_dump(body), namespace)
-
-        await reconciler.run(namespace, "stale")  # raised ApiError 404 before
-
-        available = cluster.condition(namespace, "stale", "Available")
-        assert available is None or available["reason"] != "ReconcileError", available
-        degraded = None
-        for _ in range(150):  # the retry comes RETRY_SECONDS later, after the fresh discovery
-            await asyncio.sleep(0.2)
-            degraded = await asyncio.to_thread(cluster.condition, namespace, "stale", "Degraded")
-            if degraded and degraded["reason"] == "MissingAPI":
-                break
-        assert degraded is not None
-        assert (degraded["status"], degraded["reason"]) == ("True", "MissingAPI"), degraded
-        assert ROUTE_API in degraded["message"]
-        assert ROUTE_API not in watcher.current.groups
-        available = cluster.condition(namespace, "stale", "Available")
-        assert available is not None
-        assert available["reason"] != "ReconcileError", available
+        watcher.current = Capabilities.from_groups({ROUTE_API})
+        yield RegistryReconciler(kube, OperatorSettings(), watcher, rediscover=watcher.soon), watcher
     finally:
         operator.start(tmp_path_factory.mktemp("operator-restarted"))
+
+
+ROUTED = {
+    "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+    "kind": "ModelRegistry",
+    "metadata": {"name": "stale", "finalizers": [FINALIZER]},  # kopf's, while it is stopped
+    "spec": {"rest": {"serviceRoute": "enabled"}, "postgres": {"generateDeployment": True}},
+}
+
+
+async def _until(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    """Poll without blocking the event loop the reconciler's tasks run on."""
+    for _ in range(int(seconds / 0.2)):
+        if await asyncio.to_thread(check):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_an_api_gone_since_the_last_discovery_is_no_reconcile_error(
+    cluster: Cluster, namespace: str, stale_discovery: tuple[RegistryReconciler, CapabilityWatcher]
+) -> None:
+    """The reconcile that applies a Route meets 404: no error of the registry (no Available=False
+    / ReconcileError, no traceback); discovery runs again and the next reconcile reports the API
+    as missing."""
+    reconciler, watcher = stale_discovery
+    cluster.apply_yaml(yaml.safe_dump(ROUTED), namespace)
+
+    await reconciler.run(namespace, "stale")  # raised ApiError 404 before
+
+    available = cluster.condition(namespace, "stale", "Available")
+    assert available is None or available["reason"] != "ReconcileError", available
+
+    def missing_api() -> bool:
+        degraded = cluster.condition(namespace, "stale", "Degraded")
+        return degraded is not None and degraded["reason"] == "MissingAPI"
+
+    await _until(missing_api, "Degraded=True / MissingAPI")  # the retry, after the fresh discovery
+    degraded = cluster.condition(namespace, "stale", "Degraded")
+    assert degraded is not None
+    assert degraded["status"] == "True"
+    assert ROUTE_API in degraded["message"]
+    assert ROUTE_API not in watcher.current.groups
+    available = cluster.condition(namespace, "stale", "Available")
+    assert available is not None
+    assert available["reason"] != "ReconcileError", available
+
+
+async def test_cleanup_after_an_api_gone_since_the_last_discovery_succeeds(
+    cluster: Cluster, namespace: str, stale_discovery: tuple[RegistryReconciler, CapabilityWatcher]
+) -> None:
+    """The finalizer's listing of the registry's Routes meets 404: the API's deletion took its
+    objects with it, so there is nothing to clean there and the cleanup goes on (it failed, and
+    was retried with an error logged, before)."""
+    reconciler, watcher = stale_discovery
+    cluster.apply_yaml(yaml.safe_dump(ROUTED), namespace)
+
+    await reconciler.finalize(namespace, "stale")  # raised ApiError 404 before
+
+    await _until(lambda: ROUTE_API not in watcher.current.groups, "discovery to catch up")

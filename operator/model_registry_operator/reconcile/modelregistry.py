@@ -609,7 +609,7 @@ class RegistryReconciler:
         groups = self.capabilities().groups
         kinds = PRUNABLE + [k for k in PRUNABLE_OPTIONAL if _group(k) in groups]
         owned, unowned = await asyncio.gather(
-            asyncio.gather(*(self.kube.list(kind, namespace, f"{REGISTRY_LABEL}={name}") for kind in kinds)),
+            asyncio.gather(*(self._list_served(kind, namespace, f"{REGISTRY_LABEL}={name}") for kind in kinds)),
             self._list_unowned(namespace, name),
         )
         doomed = []
@@ -645,8 +645,19 @@ class RegistryReconciler:
         groups = self.capabilities().groups
         selector = f"{REGISTRY_LABEL}={name},{NAMESPACE_LABEL}={namespace}"
         kinds = [k for k in UNOWNED if _group(k) in groups or _group(k) == "rbac.authorization.k8s.io"]
-        listings = await asyncio.gather(*(self.kube.list(kind, None, selector) for kind in kinds))
+        listings = await asyncio.gather(*(self._list_served(kind, None, selector) for kind in kinds))
         return [item for items in listings for item in items]
+
+    async def _list_served(self, kind: Kind, namespace: str | None, selector: str) -> list[Obj]:
+        """A kind's objects; none when its optional API went away since the last discovery (its
+        CRD's deletion deleted them all), and discovery is asked to catch up."""
+        try:
+            return await self.kube.list(kind, namespace, selector)
+        except ApiError as exc:
+            if exc.not_found and exc.api_group in OPTIONAL_APIS:
+                self.rediscover()
+                return []
+            raise
 
     async def finalize(self, namespace: str, name: str) -> list[str]:
         """Delete what owner references cannot collect: cluster-scoped and cross-namespace objects.
