@@ -447,7 +447,7 @@ class RegistryReconciler:
             if exc.status in (400, 422):  # the API server rejected what the spec rendered
                 result.configuration_error = f"the API server rejected a generated object: {exc.message}"
                 observation = Observation(generation=generation, configuration_error=result.configuration_error)
-            elif exc.not_found and exc.api_group in OPTIONAL_APIS:
+            elif _optional_api_gone(exc):
                 # Discovery listed this API a moment ago and it is gone now (uninstalled): not an
                 # error of this registry. Discovery again; the next run renders without it.
                 log.info("%s/%s: %s is no longer served; discovering the APIs again", namespace, name, exc.api_group)
@@ -654,7 +654,7 @@ class RegistryReconciler:
         try:
             return await self.kube.list(kind, namespace, selector)
         except ApiError as exc:
-            if exc.not_found and exc.api_group in OPTIONAL_APIS:
+            if _optional_api_gone(exc):
                 self.rediscover()
                 return []
             raise
@@ -856,6 +856,11 @@ class RegistryReconciler:
 
 def _group(kind: Kind) -> str:
     return kind.api_version.rpartition("/")[0]
+
+
+def _optional_api_gone(exc: ApiError) -> bool:
+    """A 404 from an optional API's group: discovery listed it, and it was uninstalled since."""
+    return exc.not_found and exc.api_group in OPTIONAL_APIS
 
 
 def _states(conditions: list[Obj] | None) -> list[tuple[Any, Any, Any]]:
