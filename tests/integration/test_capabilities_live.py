@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -107,15 +107,6 @@ ROUTED = {
 }
 
 
-async def _until(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
-    """Poll without blocking the event loop the reconciler's tasks run on."""
-    for _ in range(int(seconds / 0.2)):
-        if await asyncio.to_thread(check):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_an_api_gone_since_the_last_discovery_is_no_reconcile_error(
     cluster: Cluster, namespace: str, stale_discovery: tuple[RegistryReconciler, CapabilityWatcher]
 ) -> None:
@@ -134,7 +125,8 @@ async def test_an_api_gone_since_the_last_discovery_is_no_reconcile_error(
         degraded = cluster.condition(namespace, "stale", "Degraded")
         return degraded is not None and degraded["reason"] == "MissingAPI"
 
-    await _until(missing_api, "Degraded=True / MissingAPI")  # the retry, after the fresh discovery
+    # The retry, after the fresh discovery; polled from a thread: the reconciler runs on this loop.
+    await asyncio.to_thread(wait_for, missing_api, 30, what="Degraded=True / MissingAPI")
     degraded = cluster.condition(namespace, "stale", "Degraded")
     assert degraded is not None
     assert degraded["status"] == "True"
@@ -156,4 +148,4 @@ async def test_cleanup_after_an_api_gone_since_the_last_discovery_succeeds(
 
     await reconciler.finalize(namespace, "stale")  # raised ApiError 404 before
 
-    await _until(lambda: ROUTE_API not in watcher.current.groups, "discovery to catch up")
+    await asyncio.to_thread(wait_for, lambda: ROUTE_API not in watcher.current.groups, 30, what="discovery")
