@@ -16,6 +16,7 @@ a suite that did not run is not a suite that passed.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -29,7 +30,7 @@ import kubernetes
 import pytest
 
 from .controlplane import ControlPlane, default_bin_dir, missing_binaries
-from .simnode import BehaviourPolicy, SimulatedNode
+from .simnode import DEFAULT_POD_NETWORK, BehaviourPolicy, SimulatedNode
 
 _k8s: Any = cast(Any, kubernetes)
 T = TypeVar("T")
@@ -89,7 +90,15 @@ def run_dev_cluster(
     try:
         with (
             ControlPlane(directory, bin_dir) as cp,
-            SimulatedNode(cp.kubeconfig, node_name, behaviour, ready_delay, image_files=image_files) as node,
+            SimulatedNode(
+                cp.kubeconfig,
+                node_name,
+                behaviour,
+                ready_delay,
+                image_files=image_files,
+                # Several suites on one machine each need their own pod addresses.
+                pod_network=os.environ.get("MRO_POD_NETWORK", DEFAULT_POD_NETWORK),
+            ) as node,
         ):
             yield DevCluster(cp, node)
     finally:
