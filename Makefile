@@ -32,6 +32,7 @@ k8s: ## Build the local control plane binaries (cached outside the repo)
 deps: venv k8s ## Install everything the tests need (venv, control plane, databases, upload back-ends)
 	bash hack/install-db.sh
 	bash hack/install-upload-backends.sh
+	bash hack/build-dsncheck.sh
 
 .PHONY: manifests
 manifests: venv ## Regenerate the CRDs from the pydantic models
