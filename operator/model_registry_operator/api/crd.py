@@ -29,6 +29,7 @@ _KEEP = {
     "pattern",
     "minItems",
     "maxItems",
+    "maxProperties",
     "items",
     "properties",
     "required",
@@ -173,6 +174,7 @@ def model_registry_crd() -> dict[str, Any]:
         _quantity_fix(structural_schema(modelregistry.ModelRegistrySpec)),
         _status_schema(modelregistry.ModelRegistryStatus),
     )
+    schema["x-kubernetes-validations"] = [modelregistry.name_limit_rule()]
     available = '.status.conditions[?(@.type=="Available")]'
     columns: list[dict[str, Any]] = [
         {"name": "Available", "type": "string", "jsonPath": f"{available}.status"},

@@ -7,11 +7,33 @@ schema, so the API server converts between them without a webhook.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
-from .common import ApiModel, Condition, ResourceRequirements, SecretKeyValue, cel, with_rules
+from .common import (
+    LABEL_KEY_PATTERN,
+    RULES,
+    ApiModel,
+    Audience,
+    Condition,
+    HostName,
+    MySQLDatabase,
+    MySQLUser,
+    OptionalCipherList,
+    OptionalHostName,
+    OptionalImage,
+    OptionalLabelValue,
+    OptionalObjectName,
+    OptionalPlainName,
+    OptionalPostgresDatabase,
+    OptionalPostgresIdentifier,
+    ResourceRequirements,
+    SecretKeyValue,
+    cel,
+    with_rules,
+)
 
 KIND = "ModelRegistry"
 PLURAL = "modelregistries"
@@ -28,6 +50,8 @@ DOMAIN_PATTERN = (
     r"^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])"
     r"(\.([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]{0,61}[a-zA-Z0-9]))*)?$"
 )
+
+RULES[DOMAIN_PATTERN] = "must be a DNS domain (RFC 1123 labels separated by dots)"
 
 Toggle = Literal["disabled", "enabled"]
 PostgresSSLMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -49,7 +73,7 @@ class RestSpec(ApiModel):
             "Resources of the REST container. Default: requests cpu 100m and memory 256Mi, limits memory 256Mi."
         ),
     )
-    image: str | None = Field(
+    image: OptionalImage | None = Field(
         default=None,
         description=("Registry server image. Default: the operator's RELATED_IMAGE_ODH_MODEL_REGISTRY_IMAGE."),
     )
@@ -62,6 +86,14 @@ class GrpcSpec(ApiModel):
     resources: ResourceRequirements | None = Field(default=None, description="Deprecated, ignored.")
     image: str | None = Field(default=None, description="Deprecated, ignored.")
 
+
+# The PostgreSQL image of generateDeployment (sclorg) creates the user and database only for
+# names matching these (its own checks); anything else would crash the database pod.
+GENERATED_USER_PATTERN = "^[a-zA-Z_][a-zA-Z0-9_]*$"
+_GENERATED_RULE = "must be letters, digits and '_', not starting with a digit"
+GENERATED_USER_MESSAGE = f"with generateDeployment, username {_GENERATED_RULE}"
+GENERATED_DATABASE_PATTERN = GENERATED_USER_PATTERN
+GENERATED_DATABASE_MESSAGE = f"with generateDeployment, database {_GENERATED_RULE}"
 
 POSTGRES_RULES = [
     cel(
@@ -82,6 +114,18 @@ POSTGRES_RULES = [
         "has(self.sslCertificateSecret) == has(self.sslKeySecret)",
         "sslCertificateSecret and sslKeySecret MUST be set together",
     ),
+    cel(
+        "!(has(self.generateDeployment) && self.generateDeployment) || !has(self.username) || "
+        f"self.username == '' || self.username.matches('{GENERATED_USER_PATTERN}')",
+        GENERATED_USER_MESSAGE,
+        ".username",
+    ),
+    cel(
+        "!(has(self.generateDeployment) && self.generateDeployment) || !has(self.database) || "
+        f"self.database == '' || self.database.matches('{GENERATED_DATABASE_PATTERN}')",
+        GENERATED_DATABASE_MESSAGE,
+        ".database",
+    ),
 ]
 
 
@@ -90,18 +134,20 @@ class PostgresConfig(ApiModel):
 
     model_config = with_rules(POSTGRES_RULES)
 
-    host: str | None = Field(default=None, description="Host name of the PostgreSQL server.")
-    host_address: str | None = Field(
+    host: OptionalHostName | None = Field(default=None, description="Host name of the PostgreSQL server.")
+    host_address: OptionalHostName | None = Field(
         default=None,
         alias="hostAddress",
         description="IP address of the PostgreSQL server; if provided, host is ignored.",
     )
     port: int = Field(default=5432, ge=1, le=65535, description="Port of the PostgreSQL server.")
-    username: str | None = Field(default=None, description="User name to connect as.")
+    username: OptionalPostgresIdentifier | None = Field(
+        default=None, description="User name to connect as (at most 63 bytes)."
+    )
     password_secret: SecretKeyValue | None = Field(
         default=None, alias="passwordSecret", description="Secret key holding the password."
     )
-    database: str | None = Field(default=None, description="Database name.")
+    database: OptionalPostgresDatabase | None = Field(default=None, description="Database name (at most 63 bytes).")
     skip_db_creation: bool = Field(
         default=False,
         alias="skipDBCreation",
@@ -139,7 +185,7 @@ class PostgresConfig(ApiModel):
     ssl_root_certificate_secret: SecretKeyValue | None = Field(
         default=None, alias="sslRootCertificateSecret", description="Secret key holding the CA certificate(s)."
     )
-    image: str | None = Field(
+    image: OptionalImage | None = Field(
         default=None,
         description=(
             "PostgreSQL image for generateDeployment. Default: the operator's RELATED_IMAGE_POSTGRESQL_16_IMAGE."
@@ -165,13 +211,13 @@ class MySQLConfig(ApiModel):
 
     model_config = with_rules(MYSQL_RULES)
 
-    host: str = Field(min_length=1, description="Host name of the MySQL server.")
+    host: HostName = Field(description="Host name (or IP address) of the MySQL server.")
     port: int = Field(default=3306, ge=1, le=65535, description="Port of the MySQL server.")
-    username: str = Field(min_length=1, description="User name to connect as.")
+    username: MySQLUser = Field(description="User name to connect as (at most 32 characters, no ':').")
     password_secret: SecretKeyValue | None = Field(
         default=None, alias="passwordSecret", description="Secret key holding the password."
     )
-    database: str = Field(min_length=1, description="Database name.")
+    database: MySQLDatabase = Field(description="Database name (at most 64 characters).")
     skip_db_creation: bool = Field(
         default=False,
         alias="skipDBCreation",
@@ -191,17 +237,19 @@ class MySQLConfig(ApiModel):
     ssl_root_certificate_secret: SecretKeyValue | None = Field(
         default=None, alias="sslRootCertificateSecret", description="Secret key holding the CA certificate."
     )
-    ssl_root_certificates_config_map_name: str | None = Field(
+    ssl_root_certificates_config_map_name: OptionalObjectName | None = Field(
         default=None,
         alias="sslRootCertificatesConfigMapName",
         description="A whole ConfigMap of CA certificates, mounted as a CA directory.",
     )
-    ssl_root_certificates_secret_name: str | None = Field(
+    ssl_root_certificates_secret_name: OptionalObjectName | None = Field(
         default=None,
         alias="sslRootCertificatesSecretName",
         description="A whole Secret of CA certificates, mounted as a CA directory.",
     )
-    ssl_cipher: str | None = Field(default=None, alias="sslCipher", description="Allowed TLS cipher(s).")
+    ssl_cipher: OptionalCipherList | None = Field(
+        default=None, alias="sslCipher", description="Allowed TLS cipher(s), e.g. ECDHE-RSA-AES256-GCM-SHA384."
+    )
     verify_server_cert: bool | None = Field(
         default=None, alias="verifyServerCert", description="Verify the server's certificate and host name."
     )
@@ -218,7 +266,7 @@ PROXY_TLS_RULES = [
 class _ProxyConfig(ApiModel):
     model_config = with_rules(PROXY_TLS_RULES)
 
-    port: int = Field(default=8443, ge=0, le=65535, description="HTTPS port of the proxy.")
+    port: int = Field(default=8443, ge=1, le=65535, description="HTTPS port of the proxy (not rest.port).")
     tls_certificate_secret: SecretKeyValue | None = Field(
         default=None,
         alias="tlsCertificateSecret",
@@ -238,8 +286,8 @@ class _ProxyConfig(ApiModel):
         pattern=DOMAIN_PATTERN,
         description="Domain of the Route host. Default: DEFAULT_DOMAIN or the cluster's ingress domain.",
     )
-    route_port: int = Field(default=443, ge=0, le=65535, alias="routePort", description="Port of the Route.")
-    image: str | None = Field(default=None, description="Proxy image. Default: from the operator settings.")
+    route_port: int = Field(default=443, ge=1, le=65535, alias="routePort", description="Port of the Route.")
+    image: OptionalImage | None = Field(default=None, description="Proxy image. Default: from the operator settings.")
 
 
 class OAuthProxyConfig(_ProxyConfig):
@@ -256,7 +304,7 @@ class TLSServerConfig(ApiModel):
     mode: Literal["SIMPLE", "MUTUAL", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"] = Field(
         default="SIMPLE", description="Istio gateway TLS mode."
     )
-    credential_name: str | None = Field(
+    credential_name: OptionalObjectName | None = Field(
         default=None,
         alias="credentialName",
         description="Secret with the gateway's certificate. Default: DEFAULT_CERT.",
@@ -266,7 +314,7 @@ class TLSServerConfig(ApiModel):
 class ServerConfig(ApiModel):
     """One server (REST or gRPC) of the Istio gateway."""
 
-    port: int | None = Field(default=None, ge=0, le=65535, description="Gateway port (80, or 443 with TLS).")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Gateway port (80, or 443 with TLS).")
     tls: TLSServerConfig | None = Field(default=None, description="TLS of this server.")
     gateway_route: Toggle | None = Field(
         default=None, alias="gatewayRoute", description="Create an OpenShift Route to the gateway (default enabled)."
@@ -279,31 +327,54 @@ class GatewayConfig(ApiModel):
     domain: str | None = Field(
         default=None, max_length=253, pattern=DOMAIN_PATTERN, description="Domain of the gateway hosts."
     )
-    istio_ingress: str | None = Field(
+    istio_ingress: OptionalLabelValue | None = Field(
         default=None, alias="istioIngress", description="Ingress gateway selector value (default ingressgateway)."
     )
-    control_plane: str | None = Field(
+    control_plane: OptionalLabelValue | None = Field(
         default=None, alias="controlPlane", description="Istio control-plane revision of the ingress gateway."
     )
     rest: ServerConfig | None = Field(default=None, description="REST server of the gateway.")
     grpc: ServerConfig | None = Field(default=None, description="gRPC server of the gateway.")
 
 
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_LABEL_KEY_LENGTHS = r"^([^/]{1,253}/)?[^/]{1,63}$"
+_LABEL_KEY_RE = re.compile(_LABEL_KEY_LENGTHS)
+AUTH_CONFIG_LABEL_KEYS: dict[str, Any] = cel(
+    f"self.all(k, k.matches({_LABEL_KEY_LENGTHS!r}) && k.matches({LABEL_KEY_PATTERN!r}))",
+    "keys must be label keys ([DNS-subdomain prefix/]name, the name at most 63 characters)",
+)
+
+
 class IstioConfig(ApiModel):
     """Istio + Authorino security: mesh routing, an external authorizer and an optional ingress gateway."""
 
-    auth_provider: str | None = Field(
+    auth_provider: OptionalPlainName | None = Field(
         default=None, alias="authProvider", description="Authorino provider name. Default: DEFAULT_AUTH_PROVIDER."
     )
-    auth_config_labels: dict[str, str] | None = Field(
+    auth_config_labels: dict[str, OptionalLabelValue] | None = Field(
         default=None,
         alias="authConfigLabels",
-        description="Labels of the AuthConfig. Default: DEFAULT_AUTH_CONFIG_LABELS.",
+        description="Labels of the AuthConfig (label keys and values). Default: DEFAULT_AUTH_CONFIG_LABELS.",
+        json_schema_extra={"maxProperties": 64, "x-kubernetes-validations": [AUTH_CONFIG_LABEL_KEYS]},
     )
+
+    @field_validator("auth_config_labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
+        for key in labels or {}:
+            if not (_LABEL_KEY.fullmatch(key) and _LABEL_KEY_RE.fullmatch(key)):
+                raise ValueError(f"key {key!r}: {AUTH_CONFIG_LABEL_KEYS['message']}")
+        return labels
+
     tls_mode: Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"] = Field(
         default="ISTIO_MUTUAL", alias="tlsMode", description="DestinationRule TLS mode."
     )
-    audiences: list[str] | None = Field(default=None, description="Token audiences accepted by the AuthConfig.")
+    audiences: list[Audience] | None = Field(
+        default=None,
+        max_length=64,
+        description="Token audiences accepted by the AuthConfig. Default: https://kubernetes.default.svc.",
+    )
     gateway: GatewayConfig | None = Field(default=None, description="Istio ingress gateway.")
 
 
@@ -316,7 +387,64 @@ SPEC_RULES = [
         "(has(self.oauthProxy) ? 1 : 0) + (has(self.kubeRBACProxy) ? 1 : 0) + (has(self.istio) ? 1 : 0) <= 1",
         "at most one of oauthProxy, kubeRBACProxy and istio may be set",
     ),
+    *(
+        cel(
+            f"!has(self.{proxy}) || (has(self.{proxy}.port) ? self.{proxy}.port : 8443) != "
+            "(has(self.rest.port) ? self.rest.port : 8080)",
+            f"{proxy}.port must differ from rest.port (the REST server listens on it behind the proxy)",
+            f".{proxy}.port",
+        )
+        for proxy in ("oauthProxy", "kubeRBACProxy")
+    ),
 ]
+
+
+def name_limit_rule() -> dict[str, str]:
+    """The CEL rule on the object's root: every name derived from metadata.name stays valid.
+
+    The name itself is a Service name (DNS-1035 label: no dots, no leading digit, at most 63)
+    and a label value; generateDeployment adds the Service and label `<name>-postgres`
+    (so at most 63 - 9 = 54); a proxy or an Istio gateway adds the host label `<name>-rest`
+    (so at most 63 - 5 = 58).
+    """
+    generated = (
+        "has(self.spec.postgres) && has(self.spec.postgres.generateDeployment) && self.spec.postgres.generateDeployment"
+    )
+    host = (
+        "has(self.spec.oauthProxy) || has(self.spec.kubeRBACProxy) || "
+        "(has(self.spec.istio) && has(self.spec.istio.gateway))"
+    )
+    return cel(
+        f"self.metadata.name.matches('{SERVICE_NAME_PATTERN}') && size(self.metadata.name) <= "
+        f"(({generated}) ? {MAX_NAME_GENERATED} : ({host}) ? {MAX_NAME_HOST} : {MAX_NAME})",
+        NAME_MESSAGE,
+        ".metadata.name",
+    )
+
+
+SERVICE_NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+MAX_NAME = 63
+MAX_NAME_GENERATED = MAX_NAME - len("-postgres")
+MAX_NAME_HOST = MAX_NAME - len("-rest")
+NAME_MESSAGE = (
+    "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, no dots) "
+    f"of at most {MAX_NAME} characters; at most {MAX_NAME_GENERATED} with postgres.generateDeployment "
+    f"(for the Service '<name>-postgres'), at most {MAX_NAME_HOST} with oauthProxy, kubeRBACProxy or "
+    "istio.gateway (for the host '<name>-rest.<domain>')"
+)
+
+
+def name_problem(name: str, spec: ModelRegistrySpec) -> str | None:
+    """What is wrong with a registry name for this spec (the root CEL rule, in Python), or None."""
+    if spec.postgres is not None and spec.postgres.generate_deployment:
+        limit = MAX_NAME_GENERATED
+    elif spec.oauth_proxy or spec.kube_rbac_proxy or (spec.istio is not None and spec.istio.gateway is not None):
+        limit = MAX_NAME_HOST
+    else:
+        limit = MAX_NAME
+    if re.fullmatch(SERVICE_NAME_PATTERN, name) and len(name) <= limit:
+        return None
+    return NAME_MESSAGE
 
 
 class ModelRegistrySpec(ApiModel):

@@ -7,12 +7,16 @@ reconcile re-checks here and reports the field in a status condition.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
+from . import modelregistry
+from .common import RULES as PATTERN_RULES
 from .modelregistry import ModelRegistrySpec
 
 
@@ -30,6 +34,15 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
+
+
+def _message(err: ErrorDetails) -> str:
+    """pydantic's message, with a pattern mismatch told in words instead of the regex."""
+    ctx = err.get("ctx") or {}
+    if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_RULES:
+        return str(PATTERN_RULES[ctx["pattern"]])
+    message = err["msg"]
+    return message.removeprefix("Value error, ")
 
 
 def _has(obj: Any, attr: str) -> bool:
@@ -91,6 +104,14 @@ def _postgres(spec: ModelRegistrySpec) -> list[SpecProblem]:
         problems.append(
             SpecProblem("spec.postgres.sslKeySecret", "sslCertificateSecret and sslKeySecret MUST be set together")
         )
+    if generate:
+        for attr, message in (
+            ("username", modelregistry.GENERATED_USER_MESSAGE),
+            ("database", modelregistry.GENERATED_DATABASE_MESSAGE),
+        ):
+            value = getattr(pg, attr)
+            if value and not re.fullmatch(modelregistry.GENERATED_USER_PATTERN, value):
+                problems.append(SpecProblem(f"spec.postgres.{attr}", message))
     return problems
 
 
@@ -108,17 +129,36 @@ def _proxies(spec: ModelRegistrySpec) -> list[SpecProblem]:
             problems.append(
                 SpecProblem(f"spec.{field}.tlsKeySecret", "tlsCertificateSecret and tlsKeySecret MUST be set together")
             )
+        if proxy is not None and proxy.port == spec.rest.port:
+            problems.append(
+                SpecProblem(
+                    f"spec.{field}.port",
+                    f"{field}.port must differ from rest.port (the REST server listens on it behind the proxy)",
+                )
+            )
     return problems
 
 
 RULES: list[Rule] = [_one_database, _one_security_mode, _postgres, _mysql, _proxies]
 
 
-def parse_spec(raw: dict[str, Any] | None) -> tuple[ModelRegistrySpec | None, list[SpecProblem]]:
-    """Parse and check a stored spec; returns the model or the problems (never raises)."""
+def parse_spec(
+    raw: dict[str, Any] | None, name: str | None = None
+) -> tuple[ModelRegistrySpec | None, list[SpecProblem]]:
+    """Parse and check a stored spec; returns the model or the problems (never raises).
+
+    With ``name`` (the object's metadata.name) the name is checked against the spec too: every
+    name derived from it must be valid (the CRD's root rule).
+    """
+    if raw is not None and not isinstance(raw, dict):
+        return None, [SpecProblem("spec", f"must be an object, not {type(raw).__name__}")]
     try:
         spec = ModelRegistrySpec.model_validate(raw or {})
     except ValidationError as exc:
-        return None, [SpecProblem(_loc(err["loc"]), err["msg"]) for err in exc.errors()]
+        return None, [SpecProblem(_loc(err["loc"]), _message(err)) for err in exc.errors()]
     problems = [problem for rule in RULES for problem in rule(spec)]
+    if name is not None:
+        name_problem = modelregistry.name_problem(name, spec)
+        if name_problem:
+            problems.append(SpecProblem("metadata.name", name_problem))
     return (None, problems) if problems else (spec, [])
