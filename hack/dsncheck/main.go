@@ -10,19 +10,30 @@
 // or {"ok": false, "error": str}. For mysql, tls is the DSN's tls parameter ("" if none)
 // and params are every non-default parameter the driver keeps (as FormatDSN writes them);
 // for postgres, tls is the sslmode pgconn configured (disable, allow, prefer, require,
-// verify-ca, verify-full) and params are the run-time parameters sent to the server.
+// verify-ca, verify-full) and params are the run-time parameters sent to the server. The
+// files a postgres DSN names (sslrootcert, sslcert, sslkey) are replaced by generated ones, as
+// pgconn reads them while parsing.
 package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -111,7 +122,91 @@ func postgresTLS(cfg *pgconn.Config) string {
 	return "unknown"
 }
 
+// standInFiles makes pgconn's file parameters (sslrootcert, sslcert, sslkey) readable here:
+// pgconn reads them while parsing, and the paths name files in the registry's container. Each
+// is replaced by a generated certificate or key of the same role, so the TLS configuration
+// pgconn derives (the mode, a root pool, a client certificate) is the one the server gets.
+func standInFiles(dsn string) (string, error) {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn, nil
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn, nil // pgconn reports it
+	}
+	query := u.Query()
+	changed := false
+	for _, key := range []string{"sslrootcert", "sslcert", "sslkey"} {
+		if query.Get(key) == "" {
+			continue
+		}
+		certFile, keyFile, err := standIns()
+		if err != nil {
+			return "", err
+		}
+		if key == "sslkey" {
+			query.Set(key, keyFile)
+		} else {
+			query.Set(key, certFile)
+		}
+		changed = true
+	}
+	if !changed {
+		return dsn, nil
+	}
+	u.RawQuery = query.Encode()
+	return u.String(), nil
+}
+
+var standInDir string
+
+// standIns writes (once) a self-signed CA certificate and its key.
+func standIns() (string, string, error) {
+	certFile, keyFile := filepath.Join(standInDir, "cert.pem"), filepath.Join(standInDir, "key.pem")
+	if standInDir != "" {
+		return certFile, keyFile, nil
+	}
+	dir, err := os.MkdirTemp("", "dsncheck-")
+	if err != nil {
+		return "", "", err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "dsncheck"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	standInDir = dir
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
 func parsePostgres(dsn string) (*parsed, error) {
+	dsn, err := standInFiles(dsn)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -157,6 +252,11 @@ func main() {
 	os.Setenv("PGPASSFILE", os.DevNull)
 	os.Setenv("PGSERVICEFILE", os.DevNull)
 
+	defer func() {
+		if standInDir != "" {
+			os.RemoveAll(standInDir)
+		}
+	}()
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	out := bufio.NewWriter(os.Stdout)
@@ -167,12 +267,18 @@ func main() {
 			continue
 		}
 		if err := enc.Encode(check(in.Bytes())); err != nil {
-			fmt.Fprintln(os.Stderr, "dsncheck:", err)
-			os.Exit(1)
+			fail(err)
 		}
 	}
 	if err := in.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, "dsncheck:", err)
-		os.Exit(1)
+		fail(err)
 	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "dsncheck:", err)
+	if standInDir != "" {
+		os.RemoveAll(standInDir)
+	}
+	os.Exit(1)
 }
