@@ -139,12 +139,12 @@ def test_host_address_wins_over_host_as_documented() -> None:
     assert dsn == "postgresql://u@10.1.2.3:6543/r?sslmode=disable"
 
 
-def test_postgres_tls_mounts_and_flags() -> None:
+def test_postgres_tls_mounts_and_dsn_files() -> None:
+    """The TLS files are DSN parameters: given a file flag, the registry server would replace
+    the spec's sslmode (verify-full) with `require`."""
     objects = render(spec_for("postgres-tls", "defaults"))
     container = registry_container(objects)
-    assert "--embedmd-database-ssl-cert=/etc/postgres_ssl_cert/tls.crt" in container["args"]
-    assert "--embedmd-database-ssl-key=/etc/postgres_ssl_key/tls.key" in container["args"]
-    assert "--embedmd-database-ssl-root-cert=/etc/postgres_ssl_rootcert/ca.crt" in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--embedmd-database-ssl")]
     volumes = by_kind_name(objects)[("Deployment", "reg")]["spec"]["template"]["spec"]["volumes"]
     assert {
         "name": "postgres-ssl-rootcert",
@@ -152,7 +152,10 @@ def test_postgres_tls_mounts_and_flags() -> None:
     } in volumes
     assert all(m["readOnly"] for m in container["volumeMounts"])
     # The key password is wired (upstream exposed it to nothing).
-    assert dsn_of(objects).endswith("?sslmode=verify-full&sslpassword=keypw")
+    assert dsn_of(objects).endswith(
+        "?sslmode=verify-full&sslcert=%2Fetc%2Fpostgres_ssl_cert%2Ftls.crt&sslkey=%2Fetc%2Fpostgres_ssl_key%2Ftls.key"
+        "&sslrootcert=%2Fetc%2Fpostgres_ssl_rootcert%2Fca.crt&sslpassword=keypw"
+    )
 
 
 def test_postgres_root_certificate_from_secret() -> None:

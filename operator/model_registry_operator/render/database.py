@@ -2,17 +2,22 @@
 
 The DSN, with its credentials, goes into a Secret read through the ``MR_EMBEDMD_DATABASE_DSN``
 env var (the server reads every flag from an ``MR_`` variable), so the password is in
-neither the pod spec nor the process arguments.
+neither the pod spec nor the process arguments. Each DSN is built by its driver's own
+grammar (see ``postgres_dsn`` / ``mysql_dsn``); every flag goes through ``no_expansion``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..api.common import SecretKeyValue
+from ..api.common import HOST_PATTERN, MYSQL_USER_PATTERN, RULES, SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec, MySQLConfig, PostgresConfig
+from .escaping import no_expansion
+
+HOST = re.compile(HOST_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -49,15 +54,31 @@ def _mount(
     return {"name": volume, **source}, {"name": volume, "mountPath": path, "readOnly": True}
 
 
-def postgres_dsn(pg: PostgresConfig, secrets: DatabaseSecrets) -> str:
-    user = quote(pg.username or "", safe="")
-    credentials = user
+def _dsn_host(field: str, host: str) -> str:
+    """A validated host for a DSN; an IPv6 address in brackets.
+
+    The schema admits only host names and IP addresses; this check keeps a value that skipped
+    validation (an object stored before the rules) from carrying DSN syntax.
+    """
+    if not HOST.fullmatch(host):
+        raise ValueError(f"{field}: {RULES[HOST_PATTERN]}")
+    return f"[{host}]" if ":" in host else host
+
+
+def postgres_dsn(pg: PostgresConfig, secrets: DatabaseSecrets, files: dict[str, str] | None = None) -> str:
+    """A URL DSN (the registry server rewrites URL DSNs with Go's net/url, then pgx parses them).
+
+    User, password and database are percent-encoded, every parameter query-encoded, the host is
+    checked: no value can move the connection or change its parameters (sslmode included).
+    ``files`` are the TLS file parameters (sslcert, sslkey, sslrootcert -> mounted path).
+    """
+    credentials = quote(pg.username or "", safe="")
     if secrets.password is not None and pg.password_secret is not None:
         credentials += ":" + quote(secrets.password, safe="")
-    host = pg.address
-    if ":" in host and not host.startswith("["):  # IPv6 literal
-        host = f"[{host}]"
+    field = "spec.postgres.hostAddress" if pg.host_address else "spec.postgres.host"
+    host = _dsn_host(field, pg.address)
     params: dict[str, str] = {"sslmode": pg.ssl_mode}
+    params.update(files or {})
     if secrets.ssl_password is not None and pg.ssl_password_secret is not None:
         params["sslpassword"] = secrets.ssl_password
     userinfo = f"{credentials}@" if credentials else ""
@@ -66,13 +87,21 @@ def postgres_dsn(pg: PostgresConfig, secrets: DatabaseSecrets) -> str:
 
 
 def mysql_dsn(my: MySQLConfig, secrets: DatabaseSecrets) -> str:
-    # go-sql-driver splits user from password at the first ':' and credentials from the
-    # address at the last '@' before the last '/', so the password needs no escaping
-    # (and escaping would be taken literally).
+    """A go-sql-driver/mysql DSN: `user[:password]@tcp(host:port)/database?charset=utf8mb4`.
+
+    The driver (dsn.go) splits at the last `/` (database after it, up to the first `?`), then at
+    the last `@` before it (credentials before), and the user from the password at the first
+    `:`. So the database is path-escaped (the driver unescapes it), the password needs no escape
+    (any byte sits between that `:` and that `@`), the host is checked and the user may not hold
+    a `:` (the schema refuses it; the driver has no escape for it).
+    """
+    if ":" in my.username:
+        raise ValueError(f"spec.mysql.username: {RULES[MYSQL_USER_PATTERN]}")
     credentials = my.username
     if secrets.password is not None and my.password_secret is not None:
         credentials += ":" + secrets.password
-    return f"{credentials}@tcp({my.host}:{my.port})/{my.database}?charset=utf8mb4"
+    host = _dsn_host("spec.mysql.host", my.host)
+    return f"{credentials}@tcp({host}:{my.port})/{quote(my.database, safe='')}?charset=utf8mb4"
 
 
 class _Wiring:
@@ -83,34 +112,46 @@ class _Wiring:
         self.volumes: list[dict[str, Any]] = []
         self.mounts: list[dict[str, Any]] = []
 
-    def file(self, flag: str, volume: str, path: str, ref: SecretKeyValue, *, config_map: bool = False) -> None:
+    def file(self, flag: str | None, volume: str, path: str, ref: SecretKeyValue, *, config_map: bool = False) -> str:
+        """Mount one key; pass its path as ``flag`` when given. Returns the file's path."""
         vol, mount = _mount(volume, path, ref, config_map=config_map)
         self.volumes.append(vol)
         self.mounts.append(mount)
-        self.args.append(f"{flag}={path}/{ref.key}")
+        if flag is not None:
+            self.args.append(no_expansion(f"{flag}={path}/{ref.key}"))
+        return f"{path}/{ref.key}"
 
-    def root_cert(self, prefix: str, config_map: SecretKeyValue | None, secret: SecretKeyValue | None) -> None:
+    def root_cert(
+        self, prefix: str, config_map: SecretKeyValue | None, secret: SecretKeyValue | None, *, flag: bool = True
+    ) -> str | None:
         """The CA file: a ConfigMap wins over a Secret, as upstream."""
         ref = config_map or secret
-        if ref is not None:
-            self.file(
-                "--embedmd-database-ssl-root-cert",
-                f"{prefix}-ssl-rootcert",
-                f"/etc/{prefix}_ssl_rootcert",
-                ref,
-                config_map=config_map is not None,
-            )
+        if ref is None:
+            return None
+        return self.file(
+            "--embedmd-database-ssl-root-cert" if flag else None,
+            f"{prefix}-ssl-rootcert",
+            f"/etc/{prefix}_ssl_rootcert",
+            ref,
+            config_map=config_map is not None,
+        )
 
 
 def _postgres_wiring(name: str, pg: PostgresConfig, secrets: DatabaseSecrets) -> DatabaseWiring:
+    """The TLS files go into the DSN (sslcert, sslkey, sslrootcert), not the server's flags: given
+    any of those flags, the registry server (v0.3) overwrites the DSN's sslmode with `require`,
+    which turns a spec's verify-full into verify-ca (no host name check) and disable into TLS."""
     w = _Wiring("postgres")
+    files: dict[str, str] = {}
     if pg.ssl_certificate_secret:
-        w.file("--embedmd-database-ssl-cert", "postgres-ssl-cert", "/etc/postgres_ssl_cert", pg.ssl_certificate_secret)
+        files["sslcert"] = w.file(None, "postgres-ssl-cert", "/etc/postgres_ssl_cert", pg.ssl_certificate_secret)
     if pg.ssl_key_secret:
-        w.file("--embedmd-database-ssl-key", "postgres-ssl-key", "/etc/postgres_ssl_key", pg.ssl_key_secret)
-    w.root_cert("postgres", pg.ssl_root_certificate_config_map, pg.ssl_root_certificate_secret)
+        files["sslkey"] = w.file(None, "postgres-ssl-key", "/etc/postgres_ssl_key", pg.ssl_key_secret)
+    root = w.root_cert("postgres", pg.ssl_root_certificate_config_map, pg.ssl_root_certificate_secret, flag=False)
+    if root is not None:
+        files["sslrootcert"] = root
     return DatabaseWiring(
-        "postgres", postgres_dsn(pg, secrets), w.args, connection_secret_name(name), w.volumes, w.mounts
+        "postgres", postgres_dsn(pg, secrets, files), w.args, connection_secret_name(name), w.volumes, w.mounts
     )
 
 
@@ -131,7 +172,7 @@ def _mysql_wiring(name: str, my: MySQLConfig, secrets: DatabaseSecrets) -> Datab
         w.mounts.append({"name": "mysql-ssl-rootcerts", "mountPath": "/etc/mysql_ssl_rootcerts", "readOnly": True})
         w.args.append("--embedmd-database-ssl-ca=/etc/mysql_ssl_rootcerts/")
     if my.ssl_cipher:
-        w.args.append(f"--embedmd-database-ssl-cipher={my.ssl_cipher}")
+        w.args.append(no_expansion(f"--embedmd-database-ssl-cipher={my.ssl_cipher}"))
     if my.verify_server_cert:
         w.args.append("--embedmd-database-ssl-verify-server-cert=true")
     return DatabaseWiring("mysql", mysql_dsn(my, secrets), w.args, connection_secret_name(name), w.volumes, w.mounts)
