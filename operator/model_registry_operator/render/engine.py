@@ -1,5 +1,9 @@
 """The Jinja environment: strict, with a `toyaml` filter, loading templates from the package.
 
+Templates insert values only through `quote` (a JSON string, valid YAML) or `toyaml`, so no
+value can add a key, an item or a document; `no_expansion` doubles `$` in container
+arguments (the kubelet expands `$(VAR)`). tests/unit/test_templates.py holds them to it.
+
 Every rendered document is parsed and checked for apiVersion, kind and metadata.name, so a
 template mistake fails loudly in the render tests rather than at apply time.
 """
@@ -14,6 +18,8 @@ from typing import Any
 
 import jinja2
 import yaml
+
+from .escaping import no_expansion
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -61,6 +67,7 @@ def environment() -> jinja2.Environment:
     env.filters["toyaml"] = _toyaml
     env.filters["quote"] = _tojson_str
     env.filters["b64"] = _b64
+    env.filters["no_expansion"] = no_expansion
     return env
 
 
