@@ -483,7 +483,7 @@ class RegistryReconciler:
         return desired, features, render_key
 
     def _validated_spec(self, body: Obj) -> ModelRegistrySpec:
-        spec, problems = parse_spec(body.get("spec"))
+        spec, problems = parse_spec(body.get("spec"), name=body["metadata"]["name"])
         if problems or spec is None:
             raise ConfigurationError("invalid spec: " + "; ".join(str(p) for p in problems))
         required_ns = self.settings.registries_namespace
