@@ -418,7 +418,6 @@ def name_limit_rule() -> dict[str, str]:
         f"self.metadata.name.matches('{SERVICE_NAME_PATTERN}') && size(self.metadata.name) <= "
         f"(({generated}) ? {MAX_NAME_GENERATED} : ({host}) ? {MAX_NAME_HOST} : {MAX_NAME})",
         NAME_MESSAGE,
-        ".metadata.name",
     )
 
 
