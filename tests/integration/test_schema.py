@@ -16,6 +16,7 @@ from model_registry_operator.render.defaults import apply_runtime_defaults
 from model_registry_operator.render.modelregistry import RegistryRef, RenderInputs, render_model_registry
 from model_registry_operator.settings import OperatorSettings
 from tests.unit.cases import ANNOTATIONS, DATABASES, RESTS, spec_for
+from tests.unit.test_dsn import CASES as DSN_CASES
 from tests.unit.test_validation import HOSTILE_SPECS, LEGITIMATE_SPECS, NAMES, PG
 
 from .kube import Cluster
@@ -153,3 +154,21 @@ def test_issue_example_ports(cluster: Cluster, namespace: str, spec: dict[str, A
     assert error is not None
     assert field in _causes(error)
     assert _dry_run_create(cluster, namespace, "grpc", {"rest": {}, "grpc": {"port": 0}, "postgres": PG}) is None
+
+
+def test_objects_rendered_from_hostile_but_valid_values_are_accepted(cluster: Cluster, namespace: str) -> None:
+    """The hostile values the schema takes (DSN syntax, quotes, unicode, `$(...)` in database
+    and user names, passwords) render objects that the API server accepts as they are."""
+    settings = OperatorSettings()
+    objects = []
+    for index, (driver, _case, raw, secrets) in enumerate(DSN_CASES):
+        spec, problems = parse_spec(
+            {"rest": {}, driver: raw, "kubeRBACProxy": {}} if index % 2 else {"rest": {}, driver: raw}
+        )
+        assert spec is not None, problems
+        name = f"h-{index}"
+        ref = RegistryRef(name, namespace, "00000000-0000-0000-0000-000000000000")
+        effective = apply_runtime_defaults(spec, settings, name)
+        objects += render_model_registry(ref, effective, settings, PLAIN_KUBERNETES, RenderInputs(secrets))
+    failures = cluster.rejected_by_dry_run(objects)
+    assert not failures, "\n".join(failures)
