@@ -232,7 +232,11 @@ def test_restricted_security_context_and_probes() -> None:
     pod = by_kind_name(objects)[("Deployment", "reg")]["spec"]["template"]["spec"]
     assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     container = pod["containers"][0]
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert container["startupProbe"]["httpGet"]["path"] == "/readyz/isDirty"
     assert container["livenessProbe"]["httpGet"]["path"] == "/readyz/isDirty"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz/health"

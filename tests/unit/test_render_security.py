@@ -195,7 +195,7 @@ def test_proxy_defaults_tls_from_service_ca_and_cluster_domain(proxy: str) -> No
     assert features.hosts == ["reg-rest.apps.cluster.example"]
     volumes = {v["name"]: v for v in pod_spec(objects)["spec"]["volumes"]}
     assert volumes[f"{mode}-cert"]["secret"]["secretName"] == f"reg-{mode}"
-    assert volumes[f"{mode}-cert"]["secret"]["defaultMode"] == 0o600
+    assert volumes[f"{mode}-cert"]["secret"]["defaultMode"] == 0o440
 
 
 def test_user_tls_secret_means_no_service_ca_annotation_and_domain_precedence() -> None:
@@ -240,8 +240,8 @@ def test_oauth_proxy_sidecar_arguments_and_cookie_secret() -> None:
     args = sidecar["args"]
     assert "--provider=openshift" in args
     assert "--openshift-service-account=reg" in args
-    assert "--upstream=http://localhost:8080" in args
-    assert "--skip-auth-regex=(^/metrics|^/oauth/healthz)" in args
+    assert "--upstream=http://127.0.0.1:8080" in args
+    assert "--skip-auth-regex=(^/metrics$|^/oauth/healthz$|^/readyz/isDirty$|^/readyz/health$)" in args
     assert "--cookie-secret-file=/etc/oauth/cookie/cookie-secret.txt" in args
     delegate = next(a for a in args if a.startswith("--openshift-delegate-urls="))
     assert json.loads(delegate.partition("=")[2]) == {

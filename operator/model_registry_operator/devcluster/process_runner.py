@@ -20,7 +20,14 @@ The simulated node uses it for containers whose image contains ``sim-exec`` (see
   directories an image provides at which paths, e.g. ``{"/model-registry": <built binary>}``:
   they are bind-mounted read-only before the volumes, so an operator's rendered ``command``
   runs unmodified. A ``command`` naming an absolute path that is neither provided nor on the
-  host is a start error (``StartError``), as with a real runtime;
+  host is a start error (``StartError``), as with a real runtime. An image may also declare its
+  ``ENTRYPOINT`` / ``CMD`` (:meth:`ProcessRunner.provide_image_entrypoint`): a container without
+  ``command`` runs the entrypoint, and without ``args`` the image's ``CMD``, as a runtime does;
+* ``securityContext.readOnlyRootFilesystem``: everything but the container's volumes (and
+  ``/proc``, ``/sys``, ``/dev``, ``/etc/hosts`` and the termination message file, which a runtime
+  keeps writable) is remounted read-only in the container's mount namespace before its volumes
+  are mounted, so a write outside a volume fails with ``EROFS`` even though the process runs as
+  root, as it fails in a container with a read-only root filesystem;
 * its ``startupProbe``, ``livenessProbe`` and ``readinessProbe`` (``httpGet``, ``tcpSocket``,
   ``exec``) run like a kubelet's, in threads of their own (see :mod:`.probes`): the container is
   ready when they say so, and a failing liveness / startup probe stops it, so that the node
@@ -33,8 +40,8 @@ Pod) are written as a kubelet does: a service account token bound to the Pod fro
 TokenRequest API, ConfigMap / Secret items (``kube-root-ca.crt``) and downward API fields. With
 ``KUBERNETES_SERVICE_HOST`` / ``_PORT`` pointing at an address of the ``kubernetes`` Service's
 endpoints (the API server on loopback), in-cluster clients work unchanged. Other volume types are
-not mounted. The process runs as root on the host network: the container's security context is
-not applied.
+not mounted. The process runs as root on the host network: apart from
+``readOnlyRootFilesystem`` the container's security context is not applied.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +116,7 @@ class ProcessRunner:
         self._log_dir = log_dir
         self._lock = threading.Lock()
         self._image_files: dict[str, dict[str, Path]] = {}
+        self._image_entrypoints: dict[str, tuple[list[str], list[str]]] = {}
         for image, files in (image_files or {}).items():
             self.provide_image_files(image, files)
         self.service_hosts = ServiceHosts(get, refresh_interval=hosts_refresh_interval)
@@ -129,6 +137,28 @@ class ProcessRunner:
             checked[target.rstrip("/")] = Path(source).absolute()
         with self._lock:
             self._image_files[image] = checked
+
+    def provide_image_entrypoint(self, image: str, entrypoint: Sequence[str], cmd: Sequence[str] = ()) -> None:
+        """Declare the ``ENTRYPOINT`` and ``CMD`` of ``image`` (a reference or a repository, as
+        for :meth:`provide_image_files`): what a container without ``command`` / ``args`` runs."""
+        with self._lock:
+            self._image_entrypoints[image] = ([str(a) for a in entrypoint], [str(a) for a in cmd])
+
+    def image_entrypoint(self, image: str) -> tuple[list[str], list[str]]:
+        """``(ENTRYPOINT, CMD)`` of ``image``: empty when undeclared."""
+        with self._lock:
+            found = self._image_entrypoints.get(image) or self._image_entrypoints.get(_repository(image))
+            return (list(found[0]), list(found[1])) if found else ([], [])
+
+    def _argv(self, container: Obj) -> list[str]:
+        """``command`` + ``args``, with the image's ``ENTRYPOINT`` / ``CMD`` filling in as a runtime does:
+        no ``command`` runs the entrypoint with ``args`` (else the image's ``CMD``); a ``command``
+        ignores the image's ``CMD``."""
+        command, args = container.get("command"), container.get("args")
+        if command:
+            return [str(a) for a in [*command, *(args or [])]]
+        entrypoint, cmd = self.image_entrypoint(str(container.get("image", "")))
+        return [*entrypoint, *[str(a) for a in (cmd if args is None else args)]]
 
     def image_files(self, image: str) -> dict[str, Path]:
         """What ``image`` provides: the entry for the exact reference, else for its repository."""
@@ -364,9 +394,9 @@ class ProcessRunner:
         if os.geteuid() != 0:
             raise ContainerConfigError("running a container as a process needs root (unshare --mount)")
         c = ctx.container
-        argv = [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+        argv = self._argv(c)
         if not argv:
-            raise ContainerConfigError("the container has no command (an image entrypoint cannot be run)")
+            raise ContainerConfigError("the container has no command (and its image declares no entrypoint)")
         root = Path(tempfile.mkdtemp(prefix=f"simnode-exec-{ctx.namespace}-{ctx.pod_name}-"))
         try:
             env = self._env(ctx)
@@ -383,7 +413,8 @@ class ProcessRunner:
         base_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])
         full_env = {"PATH": base_path, "HOME": "/root", "HOSTNAME": ctx.pod_name, **env}
         full_env["PATH"] = _expand(full_env["PATH"], {"PATH": base_path})
-        script = _mount_script(mounts)
+        read_only_root = bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem"))
+        script = _mount_script(mounts, read_only_root=read_only_root)
         log_name = f"{ctx.namespace}_{ctx.pod_name}_{c['name']}_{ctx.restart_count}.log"
         log_path = self.log_dir / log_name
         cwd = c.get("workingDir") or "/"
@@ -459,17 +490,47 @@ def _expand(value: str, env: dict[str, str]) -> str:
     return value
 
 
-def _mount_script(mounts: list[tuple[Path, str, bool, bool]]) -> str:
+# Mounts a runtime keeps writable whatever readOnlyRootFilesystem says (its own tmpfs / procfs / sysfs).
+_KEPT_WRITABLE = ("/proc", "/sys", "/dev")
+_REMOUNT_HOST_READ_ONLY = f"""while read -r _ _ _ _ mp _; do
+  case "$mp" in {"|".join(f"{p}|{p}/*" for p in _KEPT_WRITABLE)}|*\\\\*) ;;
+  *) mount -o remount,bind,ro "$mp" ;;
+  esac
+done < /proc/self/mountinfo"""
+
+
+def _mount_script(mounts: list[tuple[Path, str, bool, bool]], *, read_only_root: bool = False) -> str:
+    """The shell that sets up the container's mount namespace, then execs its command.
+
+    With ``read_only_root`` the mount points missing on the host are made first, then every
+    host mount (but :data:`_KEPT_WRITABLE`) is remounted read-only, then the container's mounts
+    are bound, each remounted read-write unless it asks for ``readOnly`` (a bind mount takes the
+    read-only flag of the mount its source is on).
+    """
+
+    def make_point(target: str, is_dir: bool) -> str:
+        t = shlex.quote(target)
+        if is_dir:
+            return f"[ -e {t} ] || mkdir -p {t}"
+        return f'[ -e {t} ] || {{ mkdir -p "$(dirname {t})"; : > {t}; }}'
+
+    def inside_another(target: str) -> bool:
+        return any(is_dir and target.startswith(other.rstrip("/") + "/") for _, other, is_dir, _ in mounts)
+
     lines = ["set -e"]
+    if read_only_root:
+        # Mount points on the host first (those inside another mount are made once it is there).
+        lines += [make_point(t, is_dir) for _, t, is_dir, _ in mounts if not inside_another(t)]
+        lines.append(_REMOUNT_HOST_READ_ONLY)
     for source, target, is_dir, read_only in mounts:
         t, s = shlex.quote(target), shlex.quote(str(source))
-        if is_dir:
-            lines.append(f"[ -e {t} ] || mkdir -p {t}")
-        else:
-            lines.append(f'[ -e {t} ] || {{ mkdir -p "$(dirname {t})"; : > {t}; }}')
+        if not read_only_root or inside_another(target):
+            lines.append(make_point(target, is_dir))
         lines.append(f"mount --bind {s} {t}")
         if read_only:
             lines.append(f"mount -o remount,bind,ro {t}")
+        elif read_only_root:
+            lines.append(f"mount -o remount,bind,rw {t}")
     lines.append('exec "$@"')
     return "\n".join(lines)
 

@@ -6,7 +6,10 @@ registries to the new image; the difference is published as ``status.specDefault
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
+
+from kubernetes.utils import parse_quantity
 
 from ..api.common import ResourceRequirements, SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec
@@ -27,6 +30,41 @@ def postgres_names(registry_name: str) -> dict[str, str]:
     }
 
 
+def _quantity(value: int | str) -> Decimal | None:
+    try:
+        quantity: Decimal = Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
+        return quantity
+    except (ValueError, ArithmeticError):  # the schema checks the format; never fail the render on it
+        return None
+
+
+def rest_resources(given: ResourceRequirements | None) -> ResourceRequirements:
+    """The REST container's resources: what the spec gives, the defaults for whatever it leaves out.
+
+    ``resources: {}`` (or only ``limits.cpu``, ...) no longer removes every limit: each default
+    request and limit missing from the spec is added, so the container always has a memory limit.
+    A default never contradicts the spec: a default limit is raised to the request given for the
+    same resource, a default request lowered to the limit given.
+    """
+    if given is None:
+        return DEFAULT_REST_RESOURCES.model_copy(deep=True)
+    requests = dict(given.requests or {})
+    limits = dict(given.limits or {})
+    for name, default in (DEFAULT_REST_RESOURCES.limits or {}).items():
+        if name not in limits:
+            request = _quantity(requests[name]) if name in requests else None
+            default_q = _quantity(default)
+            raise_to = request is not None and default_q is not None and request > default_q
+            limits[name] = requests[name] if raise_to else default
+    for name, default in (DEFAULT_REST_RESOURCES.requests or {}).items():
+        if name not in requests:
+            limit = _quantity(limits[name]) if name in limits else None
+            default_q = _quantity(default)
+            lower_to = limit is not None and default_q is not None and limit < default_q
+            requests[name] = limits[name] if lower_to else default
+    return ResourceRequirements(requests=requests, limits=limits)
+
+
 def apply_runtime_defaults(
     spec: ModelRegistrySpec,
     settings: OperatorSettings,
@@ -37,7 +75,7 @@ def apply_runtime_defaults(
     rest = spec.rest.model_copy(
         update={
             "image": spec.rest.image or settings.registry_image,
-            "resources": spec.rest.resources or DEFAULT_REST_RESOURCES,
+            "resources": rest_resources(spec.rest.resources),
         }
     )
     updates: dict[str, Any] = {"rest": rest}

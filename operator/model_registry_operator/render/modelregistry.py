@@ -12,11 +12,11 @@ from ..api.modelregistry import KIND, STORAGE_VERSION, ModelRegistrySpec
 from ..platform.capabilities import Capabilities
 from ..settings import OperatorSettings
 from .database import DatabaseSecrets, database_wiring
-from .defaults import postgres_names
+from .defaults import postgres_names, rest_resources
 from .engine import render_template
 from .exposure import gateway as gateway_exposure
 from .exposure import openshift as openshift_exposure
-from .features import Feature, FeatureContext, IngressService
+from .features import KUBE_RBAC_PROXY, OAUTH_PROXY, Feature, FeatureContext, IngressService
 from .security import istio as istio_mode
 from .security import kube_rbac_proxy, oauth_proxy
 
@@ -27,6 +27,9 @@ REGISTRY_LABEL = f"{GROUP}/registry"
 RETAIN_ANNOTATION = f"{GROUP}/retain"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 COPIED_ANNOTATIONS = ("openshift.io/display-name", "openshift.io/description")
+PROXY_MODES = (KUBE_RBAC_PROXY, OAUTH_PROXY)
+LOOPBACK = "127.0.0.1"
+ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - no proxy: the REST port is the registry's API port
 
 CORE_TEMPLATES = [
     "modelregistry/core/serviceaccount.yaml.j2",
@@ -150,16 +153,20 @@ def render_model_registry(
     if generated:  # the DSN uses the password of the database we deploy
         db_secrets = DatabaseSecrets(inputs.generated_postgres_password, inputs.database.ssl_password)
     database = database_wiring(registry.name, spec, db_secrets)
+    rest = _rest_listener(spec, features)
     context: dict[str, Any] = {
         "registry": registry,
         "spec": spec,
         "labels": labels,
         "selector": registry_selector(registry.name),
         "pod_labels": {**labels, **features.pod_labels},
-        "args": ["--hostname=0.0.0.0", f"--port={spec.rest.port}", *database.args],
+        "args": [f"--hostname={rest.host}", f"--port={spec.rest.port}", *database.args],
+        "probe_port": rest.probe_port,
+        "probe_scheme": rest.probe_scheme,
+        "rest_volume_mounts": database.volume_mounts,
         "owner_references": owner_references(registry),
         "database": database,
-        "resources": spec.rest.resources.model_dump(mode="json", exclude_none=True) if spec.rest.resources else {},
+        "resources": rest_resources(spec.rest.resources).model_dump(mode="json", exclude_none=True),
         "service_annotations": {
             **{k: v for k, v in registry.annotations.items() if k in COPIED_ANNOTATIONS},
             **features.service_annotations,
@@ -195,6 +202,26 @@ def render_model_registry(
         objects.extend(render_template(template, context))
     objects.extend(features.objects)
     return objects
+
+
+@dataclass(frozen=True)
+class RestListener:
+    """Where the REST server listens and where its probes reach it."""
+
+    host: str
+    probe_port: int | str
+    probe_scheme: str
+
+
+def _rest_listener(spec: ModelRegistrySpec, features: Feature) -> RestListener:
+    """Behind a proxy the REST server listens on the pod's loopback only, so nothing reaches
+    it around the proxy; its probes then go through the proxy, which lets only the health paths
+    (:data:`.security.proxy.HEALTH_PATHS`) through unauthenticated. Without a proxy (and with Istio, whose
+    sidecar forwards inbound traffic to the pod address) it listens on every address."""
+    proxy = spec.kube_rbac_proxy if features.mode == KUBE_RBAC_PROXY else spec.oauth_proxy
+    if features.mode in PROXY_MODES and proxy is not None:
+        return RestListener(LOOPBACK, proxy.port, "HTTPS")
+    return RestListener(ALL_ADDRESSES, "http-api", "HTTP")
 
 
 def _service_ports(spec: ModelRegistrySpec, features: Feature) -> list[Obj]:

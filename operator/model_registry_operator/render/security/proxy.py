@@ -13,6 +13,34 @@ SERVING_CERT_ANNOTATION = "service.beta.openshift.io/serving-cert-secret-name"
 EXTERNAL_ADDRESS_ANNOTATION = "routing.opendatahub.io/external-address-rest"
 ROUTER_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}
 DASHBOARD_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"opendatahub.io/generated-namespace": "true"}}}
+HEALTH_PATHS = ("/readyz/isDirty", "/readyz/health")
+"""The REST server's probe paths: the only ones a proxy passes on without authentication (the
+REST server listens on loopback behind a proxy, so its probes go through the proxy)."""
+
+# The pod does not mount its ServiceAccount token (automountServiceAccountToken: false): only
+# the proxy, which calls TokenReview / SubjectAccessReview (and the OAuth server), gets one,
+# through the volume the ServiceAccount admission would otherwise add to every container.
+TOKEN_VOLUME_NAME = "proxy-api-access"  # noqa: S105 - a volume name
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_VOLUME: dict[str, Any] = {
+    "name": TOKEN_VOLUME_NAME,
+    "projected": {
+        "defaultMode": 0o444,
+        "sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            {  # OpenShift publishes its service CA here (what its admission adds too)
+                "configMap": {
+                    "name": "openshift-service-ca.crt",
+                    "items": [{"key": "service-ca.crt", "path": "service-ca.crt"}],
+                    "optional": True,
+                }
+            },
+        ],
+    },
+}
+TOKEN_MOUNT: dict[str, Any] = {"name": TOKEN_VOLUME_NAME, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}
 
 
 def render_proxy(
@@ -31,10 +59,13 @@ def render_proxy(
     simply no Route, as upstream.
     """
     name = ctx.registry.name
-    values = ctx.template_context(proxy=proxy, peers=peers, **template_values)
+    values = ctx.template_context(proxy=proxy, peers=peers, health_paths=HEALTH_PATHS, **template_values)
     feature = Feature(mode=mode, sidecar=mode, replaces_http_port=True)
-    feature.containers.append(render_fragment(f"modelregistry/{mode}/container.yaml.j2", values))
+    container = render_fragment(f"modelregistry/{mode}/container.yaml.j2", values)
+    container["volumeMounts"] = [*container.get("volumeMounts", []), TOKEN_MOUNT]
+    feature.containers.append(container)
     feature.volumes.extend(render_fragment(f"modelregistry/{mode}/volumes.yaml.j2", values))
+    feature.volumes.append(TOKEN_VOLUME)
     feature.service_ports.append(
         {
             "name": "https-api",
