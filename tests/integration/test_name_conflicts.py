@@ -44,14 +44,18 @@ def shared_name(namespace: str) -> str:
     return f"shared-{namespace[2:8]}"
 
 
-def apply_registry(cluster: Cluster, namespace: str, name: str, **extra: Any) -> None:
+def registry_yaml(name: str, mode: dict[str, Any]) -> str:
     body = {
         "apiVersion": "modelregistry.opendatahub.io/v1beta1",
         "kind": "ModelRegistry",
         "metadata": {"name": name},
-        "spec": {"rest": {}, "postgres": {"generateDeployment": True}, "kubeRBACProxy": {}, **extra},
+        "spec": {"rest": {}, "postgres": {"generateDeployment": True}, **mode},
     }
-    cluster.apply_yaml(yaml.safe_dump(body), namespace)
+    return yaml.safe_dump(body)
+
+
+def apply_registry(cluster: Cluster, namespace: str, name: str) -> None:
+    cluster.apply_yaml(registry_yaml(name, {"kubeRBACProxy": {}}), namespace)
 
 
 def delete_registry(cluster: Cluster, namespace: str, name: str) -> None:
@@ -164,6 +168,60 @@ def test_issue_example_same_name_in_two_namespaces_never_shares_the_openshift_gr
     assert owner(cluster.get(GROUP, None, f"{name}-users")) == (first, name)
     delete_registry(cluster, first, name)
     assert cluster.get(GROUP, None, f"{name}-users") is None
+
+
+def test_gateway_routes_of_registries_whose_namespace_and_name_join_alike_do_not_collide(
+    cluster: Cluster, namespace: str, openshift_apis: None, sim_node: SimulatedNode
+) -> None:
+    """Gateway Routes live in the ingress gateway's namespace as `<namespace>-<name>-rest`: registry
+    `x-gw` in namespace `t-abc` and registry `gw` in namespace `t-abc-x` both want `t-abc-x-gw-rest`."""
+    thirdparty.install(cluster, *thirdparty.ISTIO)
+    first_ns, second_ns, ingress_ns = namespace, f"{namespace}-x", f"{namespace}-ingress"
+    cluster.create_namespace(second_ns)
+    cluster.create_namespace(ingress_ns)
+    selector = f"ingress-{namespace[2:]}"
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
+        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
+    }
+    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
+    route_name = f"{second_ns}-gw-rest"
+    istio = {
+        "authProvider": "odh-auth",
+        "gateway": {"domain": "apps.example.test", "istioIngress": selector, "rest": {}},
+    }
+    try:
+        cluster.apply_yaml(registry_yaml("x-gw", {"istio": istio}), first_ns)
+        route = wait_for(lambda: cluster.get(thirdparty.ROUTE, ingress_ns, route_name), what="the first's Route")
+        assert owner(route) == (first_ns, "x-gw")
+
+        cluster.apply_yaml(registry_yaml("gw", {"istio": istio}), second_ns)
+        available = cluster.wait_condition(second_ns, "gw", "Available", "False", "NameConflict")
+        assert f"Route {ingress_ns}/{route_name} already exists" in available["message"]
+        assert f"ModelRegistry {first_ns}/x-gw" in available["message"]
+        now = cluster.get(thirdparty.ROUTE, ingress_ns, route_name)
+        assert now is not None
+        assert now["metadata"]["uid"] == route["metadata"]["uid"]
+        assert owner(now) == (first_ns, "x-gw")
+        assert now["metadata"]["labels"]["maistra.io/gateway-namespace"] == first_ns
+
+        delete_registry(cluster, first_ns, "x-gw")
+        wait_for(
+            lambda: owner(cluster.get(thirdparty.ROUTE, ingress_ns, route_name)) == (second_ns, "gw"),
+            timeout=30,
+            what="the second registry to take the Route",
+        )
+        delete_registry(cluster, second_ns, "gw")
+        assert cluster.get(thirdparty.ROUTE, ingress_ns, route_name) is None
+    finally:
+        cluster.kubectl(
+            "delete", "modelregistries", "--all", "-n", second_ns, "--wait=true", "--timeout=60s", check=False
+        )
+        for ns in (second_ns, ingress_ns):
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        thirdparty.uninstall(cluster, *thirdparty.ISTIO)
 
 
 def test_a_hand_made_object_of_the_same_name_is_no_registry_s(
