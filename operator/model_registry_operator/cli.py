@@ -35,11 +35,11 @@ def cmd_crds(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render.offline import render_file
+    from .render.input import BadInput, render_input
 
     try:
-        objects = render_file(Path(args.file))
-    except (OSError, ValueError) as exc:
+        objects = render_input(args.file)
+    except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(_dump(objects))

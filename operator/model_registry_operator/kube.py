@@ -259,6 +259,8 @@ class Kube:
         return result
 
     async def create(self, obj: Obj) -> Obj:
+        """Create only: 409 AlreadyExists when the name is taken (under our field manager)."""
         kind = kind_of(obj)
-        result: Obj = await self.request("POST", kind.path(obj["metadata"].get("namespace")), body=obj)
+        query = [("fieldManager", self.field_manager)]
+        result: Obj = await self.request("POST", kind.path(obj["metadata"].get("namespace")), query, body=obj)
         return result

@@ -86,6 +86,9 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
         # Cluster-scoped and cross-namespace children name their registry's namespace.
         namespace = labels.get(NAMESPACE_LABEL) or namespace
         status_key = reconciler.observed.update(event_type, child)
+        if event_type == "DELETED" and child.get("kind") and child.get("metadata", {}).get("name"):
+            meta = child["metadata"]
+            reconciler.release((child["kind"], meta.get("namespace"), meta["name"]))  # a name may be free now
         if not owner or not namespace:
             return
         if event_type == "DELETED" or reconciler.drifted(namespace, owner, child):
@@ -130,7 +133,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
             if labels.get(REGISTRY_LABEL):  # one of ours (generated credentials, connection)
                 child_event(type, body, namespace)
             for registry_name in references.get((kind, namespace, name), []):
-                reconciler.schedule(namespace, registry_name)
+                reconciler.schedule(namespace, registry_name, urgent=True)  # may fix a failing one
 
         return handler
 

@@ -26,10 +26,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: UploadJobReconciler, r
     async def reconcile(namespace: str | None, name: str | None) -> None:
         assert namespace is not None  # namespaced resource
         assert name is not None
-        try:
-            await reconciler.run(namespace, name)
-        except Exception as exc:  # transient API trouble: kopf retries with a delay
-            raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=5) from exc
+        await reconciler.run(namespace, name)  # reports its failures and retries them with backoff
 
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile")
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile", field="spec")

@@ -44,6 +44,7 @@ from ..kube import (
 from ..platform.capabilities import OPTIONAL_APIS, Capabilities
 from ..render.database import DatabaseSecrets, referenced_keys
 from ..render.defaults import apply_runtime_defaults, merge_patch, postgres_names, spec_json
+from ..render.engine import RenderError
 from ..render.features import NAMESPACE_LABEL, Feature, IngressService, ModeConfigurationError
 from ..render.modelregistry import (
     REGISTRY_LABEL,
@@ -65,6 +66,8 @@ from ..status.modelregistry import (
     registry_hosts,
 )
 from ..status.security import MODE_CONDITIONS, SecurityObservation, auth_config_state, route_state
+from .claims import ClaimRace, Claims, NameConflict, Ref, ref_of
+from .errors import Backoff, Failure, classify, value_problems
 from .observed import ObservedChildren
 
 log = logging.getLogger(__name__)
@@ -115,7 +118,8 @@ DEBOUNCE_SECONDS = 0.1
 # A starting registry's children change many times a second; every status write is a
 # ModelRegistry event the operator processes again, so status-only refreshes wait longer.
 STATUS_DEBOUNCE_SECONDS = 0.5
-# A full reconcile that failed (API trouble) is tried again after this long.
+# An optional API gone, or a name held by a registry being deleted: tried again after this long.
+# (A failed reconcile is retried with backoff instead, see errors.backoff_delay.)
 RETRY_SECONDS = 5.0
 # Full reconciles under way at once. A burst of new registries otherwise renders all of them at
 # once, each waiting for the API threads with its objects in memory (the operator's peak RSS).
@@ -137,6 +141,8 @@ class ReconcileResult:
     available: bool = False
     configuration_error: str | None = None
     pruned: list[str] = field(default_factory=list)
+    conflicts: list[NameConflict] = field(default_factory=list)
+    retry_in: float | None = None  # failed: try again after this long
 
 
 @dataclass
@@ -161,6 +167,7 @@ class _Applied:
     features: Feature = field(default_factory=Feature)
     # What the rendering depended on: while it is unchanged, ``desired`` is reused as is.
     render_key: Any = None
+    conflicts: list[str] = field(default_factory=list)  # names held by other registries (messages)
 
 
 def is_subset(desired: Any, live: Any) -> bool:
@@ -226,6 +233,15 @@ class RegistryReconciler:
         # some triggers (the drift loop, API discovery) come from tasks started outside them.
         self._kopf_context: contextvars.Context | None = None
         self._slots = asyncio.Semaphore(MAX_RECONCILES)
+        # Cluster-scoped and cross-namespace objects: which of them each registry owns.
+        self._claims = Claims()
+        # Registries whose last reconcile found a name held by another registry: tried again
+        # as soon as this operator sees that object go (and at every resync anyway).
+        self._conflicts: dict[tuple[str, str], list[Ref]] = {}
+        # Failures since the last success or spec change (the backoff of the retries).
+        self._failures: dict[tuple[str, str], Backoff] = {}
+        # A retry waiting out its backoff is woken early by a change that may fix it.
+        self._wake: dict[tuple[str, str], asyncio.Event] = {}
 
     # -- scheduling ----------------------------------------------------------------------
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -237,19 +253,31 @@ class RegistryReconciler:
             return await self._reconcile(namespace, name, prune=prune, relist=relist)
 
     def schedule(
-        self, namespace: str, name: str, *, full: bool = True, relist: bool = False, delay: float | None = None
+        self,
+        namespace: str,
+        name: str,
+        *,
+        full: bool = True,
+        relist: bool = False,
+        delay: float | None = None,
+        urgent: bool = False,
     ) -> None:
         """Reconcile soon; bursts of triggers collapse into one run.
 
         ``full=False`` asks only for a fresh status (a child's status changed); a full
         reconcile is done anyway when nothing was applied yet or the spec moved on.
         ``delay`` overrides the debounce (0 for a new generation: nothing to wait for).
+        ``urgent``: a change that may fix a failing reconcile (the spec, a referenced Secret)
+        cuts short the backoff of a retry already waiting.
         """
         key = (namespace, name)
         if relist:
             self._relist.add(key)
         if key in self._queued:
             self._queued[key] = self._queued[key] or full
+            wake = self._wake.get(key)
+            if urgent and wake is not None:
+                wake.set()
             return
         self._queued[key] = full
         context = self._kopf_context.copy() if self._kopf_context is not None else None
@@ -279,14 +307,15 @@ class RegistryReconciler:
             return  # the finalizer's handler cleans up
         done = self._done.get(key)
         seen = (str(meta.get("uid")), int(meta.get("generation") or 0))
-        if seen in (done, self._reconciling.get(key)):
-            return  # our own status write, a label edit, ...
+        failing = self._failures.get(key)
+        if seen in (done, self._reconciling.get(key)) or (failing and seen == (failing.uid, failing.generation)):
+            return  # our own status write, a label edit, ... (a failing one waits for its retry)
         # Never reconciled (no status yet): it owns nothing, no pruning or relisting needed.
         # Otherwise (a spec change, or first seen after the operator started) start over.
         existing = done is not None or bool(body.get("status"))
         self._bodies[key] = body
         self._reconciling[key] = seen  # from now on until that reconcile is over
-        self.schedule(namespace, name, full=True, relist=existing, delay=0.0)
+        self.schedule(namespace, name, full=True, relist=existing, delay=0.0, urgent=True)
 
     async def _scheduled(self, namespace: str, name: str, delay: float | None = None) -> None:
         key = (namespace, name)
@@ -294,20 +323,49 @@ class RegistryReconciler:
         if delay is None:
             delay = DEBOUNCE_SECONDS if self._queued.get(key, True) else STATUS_DEBOUNCE_SECONDS
         if delay > 0:
-            await asyncio.sleep(delay)
-        full, relist = True, False
+            wake = self._wake[key] = asyncio.Event()
+            try:
+                await asyncio.wait_for(wake.wait(), delay)
+            except TimeoutError:
+                pass
+            finally:
+                if self._wake.get(key) is wake:
+                    del self._wake[key]
+        full, relist, retry_in = True, False, None
         try:
             async with self._lock(key):
                 full = self._queued.pop(key, True)
                 relist = key in self._relist
                 self._relist.discard(key)
                 if full:
-                    await self._reconcile(namespace, name, prune=relist, relist=relist)
+                    retry_in = (await self._reconcile(namespace, name, prune=relist, relist=relist)).retry_in
                 else:
                     await self._refresh(namespace, name)
-        except Exception:
-            log.exception("reconcile of %s/%s failed; retrying in %.0f s", namespace, name, RETRY_SECONDS)
-            self.schedule(namespace, name, full=full, relist=relist, delay=RETRY_SECONDS)
+        except Exception as exc:  # before the registry was read, or writing its status: no condition
+            retry_in, _failure = self._failed(key, None, exc)
+        if retry_in is not None:
+            self.schedule(namespace, name, full=full, relist=relist, delay=retry_in)
+
+    def _failed(
+        self, key: tuple[str, str], body: Obj | None, exc: Exception, secrets: set[str] | None = None
+    ) -> tuple[float, Failure]:
+        """Count a failure, log it (its traceback once, not at every retry); the delay before the retry."""
+        meta = (body or {}).get("metadata") or {}
+        uid, generation = str(meta.get("uid", "")), int(meta.get("generation") or 0)
+        backoff = self._failures.get(key)
+        if backoff is None or (body is not None and (backoff.uid, backoff.generation) != (uid, generation)):
+            backoff = self._failures[key] = Backoff(uid, generation)  # a new spec starts over
+        failure = classify(exc, secrets or ())
+        delay, new = backoff.failed(failure)
+        where = "%s/%s: reconcile failed (attempt %d); retrying in %.0f s"
+        if not new:
+            log.debug(where + ": %s", *key, backoff.attempts, delay, failure.message)
+        elif failure.transient:
+            log.warning(where + ": %s", *key, backoff.attempts, delay, failure.details)
+        else:
+            repeats = ", with backoff (repeats are logged at debug level)\n%s"
+            log.error(where + repeats, *key, backoff.attempts, delay, failure.details)
+        return delay, failure
 
     async def drift_loop(self, interval: float) -> None:
         """Re-apply every registry once per ``interval``, spread evenly over it: one task for all
@@ -320,7 +378,7 @@ class RegistryReconciler:
             pause = interval / len(keys)
             for key in keys:
                 await asyncio.sleep(pause)
-                if key in self._done:
+                if key in self._done and key not in self._failures:  # a failing one waits out its backoff
                     self.schedule(*key, full=True, relist=True)
 
     def drifted(self, namespace: str, name: str, child: Obj) -> bool:
@@ -344,6 +402,9 @@ class RegistryReconciler:
         self._done.pop(key, None)
         self._reconciling.pop(key, None)
         self._bodies.pop(key, None)
+        self._conflicts.pop(key, None)
+        self._failures.pop(key, None)
+        self._claims.forget(key)
         self._unhold(key)
         self.observed.forget(key)
         lock = self._locks.get(key)
@@ -368,6 +429,7 @@ class RegistryReconciler:
             applied.probe_target,
             relist=False,
             features=applied.features,
+            conflicts=applied.conflicts,
         )
         body = {
             "apiVersion": f"{MODEL_REGISTRY.api_version}",
@@ -401,18 +463,19 @@ class RegistryReconciler:
         result = ReconcileResult()
         registry = RegistryRef(name, namespace, meta["uid"], dict(meta.get("annotations") or {}))
         spec_defaults = ""
+        read_secrets: set[str] = set()  # kept out of any message and log line of a failure
         try:
             spec = self._validated_spec(body)
             effective = apply_runtime_defaults(spec, self.settings, name, self.capabilities())
             spec_defaults = _json_text(merge_patch(spec_json(spec), spec_json(effective)))
-            inputs, probe_target = await self._resolve(namespace, name, effective)
-            desired, features, render_key = self._render(key, registry, effective, inputs)
+            inputs, probe_target = await self._resolve(namespace, name, effective, read_secrets)
+            desired, features, render_key = self._render(key, registry, effective, inputs, body.get("spec"))
             if FINALIZER not in (meta.get("finalizers") or []) and any(_unowned(o, namespace) for o in desired):
                 # Nothing would clean these up after a deletion: wait for kopf's finalizer first.
                 # (Registries that own all they render start at once, in parallel with kopf.)
                 self.schedule(namespace, name, full=True, relist=relist, delay=FINALIZER_WAIT_SECONDS)
                 return ReconcileResult()
-            applied = await self._apply(desired, result)
+            applied = await self._apply(key, desired, result)
             previous = self._applied.get(key)
             # Pruning lists every kind we may own: do it only when something may be stale.
             # (A registry just created owns nothing yet: no listing needed then.)
@@ -428,6 +491,7 @@ class RegistryReconciler:
                 probe_target,
                 relist=relist,
                 features=features,
+                conflicts=[str(c) for c in result.conflicts],
             )
             self._applied[key] = _Applied(
                 meta["uid"],
@@ -438,6 +502,7 @@ class RegistryReconciler:
                 probe_target,
                 features.for_status(),
                 render_key,
+                [str(c) for c in result.conflicts],
             )
         except ConfigurationError as exc:
             self._applied.pop(key, None)
@@ -455,21 +520,47 @@ class RegistryReconciler:
                 self.schedule(namespace, name, full=True, relist=True, delay=RETRY_SECONDS)
                 return ReconcileResult()
             else:
-                if await self.kube.get(MODEL_REGISTRY, namespace, name) is None:
-                    self.forget(namespace, name)  # deleted while we worked: nothing to report
-                    return ReconcileResult()
-                await self._write_status(body, Observation(generation=generation, reconcile_error=str(exc)), "")
-                raise
+                return await self._reconcile_failed(key, body, exc, read_secrets)
+        except (ClaimRace, Exception) as exc:  # API trouble, a bug or an input nobody foresaw
+            return await self._reconcile_failed(key, body, exc, read_secrets)
         available = await self._write_status(body, observation, spec_defaults, result)
         if key in self._status:  # not forgotten meanwhile (deleted)
             self._done[key] = (meta["uid"], generation)
+        self._failures.pop(key, None)  # reconciled: the next failure starts the backoff over
+        self._note_conflicts(key, result.conflicts)
         result.available = available
         return result
 
+    async def _reconcile_failed(
+        self, key: tuple[str, str], body: Obj, exc: Exception, read_secrets: set[str]
+    ) -> ReconcileResult:
+        """A condition saying what went wrong (``ReconcileError``), and a retry with backoff."""
+        self._applied.pop(key, None)  # what was applied is unknown now: the retry renders anew
+        if await self.kube.get(MODEL_REGISTRY, *key) is None:
+            self.forget(*key)  # deleted while we worked: nothing to report
+            return ReconcileResult()
+        delay, failure = self._failed(key, body, exc, read_secrets)
+        generation = int(body["metadata"].get("generation") or 0)
+        message = f"{failure.message} (retrying in {delay:.0f} s)"
+        try:
+            await self._write_status(body, Observation(generation=generation, reconcile_error=message), "")
+        except Exception as write_exc:  # the API server is in trouble too: the retry reports it
+            log.debug("%s/%s: the failure could not be reported in the status: %s", *key, write_exc)
+        return ReconcileResult(retry_in=delay)
+
     def _render(
-        self, key: tuple[str, str], registry: RegistryRef, spec: ModelRegistrySpec, inputs: RenderInputs
+        self,
+        key: tuple[str, str],
+        registry: RegistryRef,
+        spec: ModelRegistrySpec,
+        inputs: RenderInputs,
+        raw_spec: Any,
     ) -> tuple[list[Obj], Feature, Any]:
-        """Render, or reuse what was applied last when nothing the rendering depends on changed."""
+        """Render, or reuse what was applied last when nothing the rendering depends on changed.
+
+        A template that cannot hold a value of the spec (one the schema should have refused) is a
+        configuration error naming that field; any other render failure is a bug (ReconcileError).
+        """
         capabilities = self.capabilities()
         render_key = (registry, spec, inputs, capabilities)
         applied = self._applied.get(key)
@@ -477,9 +568,14 @@ class RegistryReconciler:
             return [_unpack(packed) for packed in applied.desired.values()], applied.features, render_key
         try:
             features = render_features(registry, spec, self.settings, capabilities, inputs)
+            desired = render_model_registry(registry, spec, self.settings, capabilities, inputs, features)
         except ModeConfigurationError as exc:
             raise ConfigurationError(str(exc)) from None
-        desired = render_model_registry(registry, spec, self.settings, capabilities, inputs, features)
+        except RenderError:
+            problems = value_problems(raw_spec)
+            if problems:
+                raise ConfigurationError("; ".join(problems)) from None
+            raise
         return desired, features, render_key
 
     def _validated_spec(self, body: Obj) -> ModelRegistrySpec:
@@ -493,15 +589,19 @@ class RegistryReconciler:
         return spec
 
     async def _resolve(
-        self, namespace: str, name: str, spec: ModelRegistrySpec
+        self, namespace: str, name: str, spec: ModelRegistrySpec, read_secrets: set[str]
     ) -> tuple[RenderInputs, db_probe.PostgresTarget | db_probe.MySQLTarget | None]:
-        """Read what the spec references; a missing Secret / key is a configuration error."""
+        """Read what the spec references; a missing Secret / key is a configuration error.
+
+        Every secret value read (and generated) is added to ``read_secrets``.
+        """
         generated_password = ""
         pg = spec.postgres
         if pg is not None and pg.generate_deployment:
             names = postgres_names(name)
             existing = await self.kube.get(SECRET, namespace, names["secret_name"])
             generated_password = (_decode(existing, "password") if existing else None) or secrets.token_urlsafe(16)
+            read_secrets.add(generated_password)
         refs = referenced_keys(spec)
         objects = await asyncio.gather(
             *(
@@ -528,6 +628,8 @@ class RegistryReconciler:
                 value = _decode(obj, ref.key)
                 if value is None:
                     raise ConfigurationError(f"{label} {obj_name!r} has no key {ref.key!r}")
+                if kind == "secret":
+                    read_secrets.add(value)
                 values[(obj_name, ref.key)] = value
         db_secrets = DatabaseSecrets(
             password=_lookup(values, _db_field(spec, "password_secret")),
@@ -537,6 +639,7 @@ class RegistryReconciler:
         if spec.oauth_proxy is not None:  # generated once, then kept
             existing = await self.kube.get(SECRET, namespace, cookie_secret_name(name))
             cookie = (_decode(existing, "cookie-secret.txt") if existing else None) or secrets.token_hex(16)
+            read_secrets.add(cookie)
         ingress = await self._istio_ingress(spec)
         inputs = RenderInputs(db_secrets, generated_password, digest_of(digest_parts), cookie, ingress)
         return inputs, self._probe_target(spec, values, db_secrets)
@@ -591,18 +694,43 @@ class RegistryReconciler:
             )
         return None
 
-    async def _apply(self, desired: list[Obj], result: ReconcileResult) -> dict[tuple[str, str], Obj]:
+    async def _apply(
+        self, key: tuple[str, str], desired: list[Obj], result: ReconcileResult
+    ) -> dict[tuple[str, str], Obj]:
+        """Apply every object; one whose name another registry holds is skipped (``result.conflicts``)."""
         applied: dict[tuple[str, str], Obj] = {}
         waves = [[o for o in desired if o["kind"] in FIRST_WAVE], [o for o in desired if o["kind"] not in FIRST_WAVE]]
         for wave in waves:
             # Every apply ends before an error is raised: one still under way after this
             # reconcile gave up could re-create an object the finalizer has just deleted.
-            live = await asyncio.gather(*(self.kube.apply(obj) for obj in wave), return_exceptions=True)
+            live = await asyncio.gather(*(self._apply_one(key, obj) for obj in wave), return_exceptions=True)
             for obj, answer in zip(wave, live, strict=True):
-                if isinstance(answer, BaseException):
+                if isinstance(answer, NameConflict):
+                    result.conflicts.append(answer)
+                elif isinstance(answer, BaseException):
                     raise answer
-                applied[(obj["kind"], obj["metadata"]["name"])] = answer
+                else:
+                    applied[(obj["kind"], obj["metadata"]["name"])] = answer
         return applied
+
+    async def _apply_one(self, key: tuple[str, str], obj: Obj) -> Obj:
+        if _outside(obj, key[0]):  # another registry of the same name may want it: claimed
+            return await self._claims.apply(self.kube, obj, key)
+        return await self.kube.apply(obj)
+
+    def _note_conflicts(self, key: tuple[str, str], conflicts: list[NameConflict]) -> None:
+        if not conflicts:
+            self._conflicts.pop(key, None)
+            return
+        self._conflicts[key] = [c.ref for c in conflicts]
+        if any(c.deleting for c in conflicts):  # the holder is going: its name is free soon
+            self.schedule(*key, full=True, delay=RETRY_SECONDS)
+
+    def release(self, ref: Ref) -> None:
+        """An unowned object is gone: the registries that wanted its name try to take it now."""
+        for key, refs in list(self._conflicts.items()):
+            if ref in refs:
+                self.schedule(*key, full=True, delay=DEBOUNCE_SECONDS)
 
     async def _prune(self, namespace: str, name: str, uid: str, desired: list[Obj]) -> list[str]:
         wanted = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in desired}
@@ -638,6 +766,8 @@ class RegistryReconciler:
                 for o, m in zip(doomed, metas, strict=True)
             )
         )
+        for obj in doomed:
+            self.release(ref_of(obj))
         return [f"{o['kind']}/{m['name']}" for o, m in zip(doomed, metas, strict=True)]
 
     async def _list_unowned(self, namespace: str, name: str) -> list[Obj]:
@@ -690,6 +820,7 @@ class RegistryReconciler:
         *,
         relist: bool,
         features: Feature,
+        conflicts: list[str] | None = None,
     ) -> Observation:
         key = (namespace, name)
         if relist:  # start over from the API server, in case a watch missed something
@@ -709,6 +840,7 @@ class RegistryReconciler:
             database=database,
             security=security,
             exposed_hosts=features.hosts,
+            name_conflicts=conflicts or [],
         )
 
     async def _observe_security(self, namespace: str, istio_gateway: bool, features: Feature) -> SecurityObservation:
@@ -837,9 +969,10 @@ class RegistryReconciler:
     ) -> None:
         before = next((c for c in previous if c.get("type") == AVAILABLE), None)
         old_generation = (body.get("status") or {}).get("observedGeneration")
-        if before is None and not obs.configuration_error:
+        failed = obs.configuration_error or obs.reconcile_error
+        if before is None and not failed:
             self.emit(body, "Normal", "Created", "Created the registry's objects")
-        elif old_generation is not None and old_generation != obs.generation and not obs.configuration_error:
+        elif old_generation is not None and old_generation != obs.generation and not failed:
             self.emit(body, "Normal", "Updated", f"Applied generation {obs.generation}")
         if result and result.pruned:
             self.emit(body, "Normal", "Pruned", "Removed " + ", ".join(result.pruned))
@@ -850,7 +983,7 @@ class RegistryReconciler:
             return
         if available["status"] == TRUE:
             self.emit(body, "Normal", "Available", available["message"])
-        elif available["reason"] in ("ConfigurationError", "ReconcileError", "DeploymentUnavailable"):
+        elif available["reason"] in ("ConfigurationError", "ReconcileError", "NameConflict", "DeploymentUnavailable"):
             self.emit(body, "Warning", available["reason"], available["message"])
 
 
@@ -881,6 +1014,12 @@ def _unowned(obj: Obj, namespace: str) -> bool:
     """Whether no owner reference can collect ``obj`` (cluster-scoped, or in another namespace)."""
     kind = kind_of(obj)
     return not kind.namespaced or kind in UNOWNED or obj["metadata"].get("namespace", namespace) != namespace
+
+
+def _outside(obj: Obj, namespace: str) -> bool:
+    """Whether ``obj`` is cluster-scoped or in another namespace: its name is not unique to the
+    registry's namespace (in its own namespace, the API server keeps two registries' names apart)."""
+    return not kind_of(obj).namespaced or obj["metadata"].get("namespace", namespace) != namespace
 
 
 def _ref(obj: Obj) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ..api.modeluploadjob import ModelUploadJobSpec
 from ..kube import CONFIG_MAP, JOB, MODEL_REGISTRY, MODEL_UPLOAD_JOB, POD, PVC, SECRET, ApiError, Kube, Obj
+from ..render.engine import RenderError
 from ..render.modeluploadjob import (
     SPEC_HASH_ANNOTATION,
     RegistryEndpoint,
@@ -35,6 +36,7 @@ from ..status.conditions import TRUE, find, set_conditions
 from ..status.modeluploadjob import (
     CONFIGURATION_ERROR,
     FAILED,
+    RECONCILE_ERROR,
     REGISTRY_NOT_AVAILABLE,
     REGISTRY_NOT_FOUND,
     SUCCEEDED,
@@ -44,6 +46,7 @@ from ..status.modeluploadjob import (
     UploadStatus,
     upload_status,
 )
+from .errors import Backoff, classify, value_problems
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +112,80 @@ class UploadJobReconciler:
         # event retries just these, without listing the namespace's uploads each time.
         self._waiting: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Failures since the last success or spec change (the backoff of the retries).
+        self._failures: dict[tuple[str, str], Backoff] = {}
+        self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
 
     # -- scheduling ----------------------------------------------------------------------
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
     async def run(self, namespace: str, name: str) -> UploadStatus | None:
-        """Reconcile now; returns the status written (None when the object is gone)."""
-        async with self._lock((namespace, name)):
-            return await self._reconcile(namespace, name)
+        """Reconcile now; returns the status written (None when the object is gone or it failed).
+
+        A failure never escapes: it is reported (a condition while no Job exists, the log once)
+        and retried with backoff.
+        """
+        key = (namespace, name)
+        async with self._lock(key):
+            try:
+                status = await self._reconcile(namespace, name)
+            except Exception as exc:  # API trouble, a bug or an input nobody foresaw
+                try:
+                    await self._reconcile_failed(key, exc)
+                except Exception as report_exc:  # the API server is in trouble: retried anyway
+                    log.debug("upload %s/%s: the failure could not be reported: %s", *key, report_exc)
+                    self._retry_later(key, self._note_failure(key, None, exc)[0])
+                return None
+        self._failures.pop(key, None)
+        return status
+
+    def _note_failure(self, key: tuple[str, str], body: Obj | None, exc: Exception) -> tuple[float, str]:
+        """Count a failure and log it (its traceback once): the delay and the condition's message."""
+        meta = (body or {}).get("metadata") or {}
+        uid, generation = str(meta.get("uid", "")), int(meta.get("generation") or 0)
+        backoff = self._failures.get(key)
+        if backoff is None or (body is not None and (backoff.uid, backoff.generation) != (uid, generation)):
+            backoff = self._failures[key] = Backoff(uid, generation)
+        failure = classify(exc)
+        delay, new = backoff.failed(failure)
+        where = "upload %s/%s: reconcile failed (attempt %d); retrying in %.0f s"
+        if not new:
+            log.debug(where + ": %s", *key, backoff.attempts, delay, failure.message)
+        elif failure.transient:
+            log.warning(where + ": %s", *key, backoff.attempts, delay, failure.details)
+        else:
+            repeats = ", with backoff (repeats are logged at debug level)\n%s"
+            log.error(where + repeats, *key, backoff.attempts, delay, failure.details)
+        return delay, f"{failure.message} (retrying in {delay:.0f} s)"
+
+    async def _reconcile_failed(self, key: tuple[str, str], exc: Exception) -> None:
+        body = await self.kube.get(MODEL_UPLOAD_JOB, *key)
+        if body is None:
+            self.forget(*key)
+            return
+        delay, message = self._note_failure(key, body, exc)
+        self._retry_later(key, delay)
+        previous: Obj = body.get("status") or {}
+        if previous.get("phase") in TERMINAL or await self.kube.get(JOB, key[0], job_name(key[1])) is not None:
+            return  # the Job's own status stays what the status says; the log has the failure
+        observation = UploadObservation(
+            generation=int(body["metadata"].get("generation", 0)),
+            job_name=job_name(key[1]),
+            config_map_name=config_map_name(key[1]),
+            problem=Problem(RECONCILE_ERROR, message),
+        )
+        await self._write_status(body, upload_status(observation, previous))
+
+    def _retry_later(self, key: tuple[str, str], delay: float) -> None:
+        old = self._retries.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _retry(self, key: tuple[str, str]) -> None:
+        self._retries.pop(key, None)
+        self.schedule(*key)
 
     def schedule(self, namespace: str, name: str) -> None:
         """Reconcile soon; bursts of child events collapse into one run."""
@@ -132,10 +200,7 @@ class UploadJobReconciler:
     async def _scheduled(self, namespace: str, name: str) -> None:
         await asyncio.sleep(DEBOUNCE_SECONDS)
         self._queued.discard((namespace, name))
-        try:
-            await self.run(namespace, name)
-        except Exception:
-            log.exception("reconcile of upload %s/%s failed; the next trigger retries", namespace, name)
+        await self.run(namespace, name)  # reports and retries its own failures
 
     def schedule_waiting(self, namespace: str) -> None:
         """A ModelRegistry changed: retry the uploads of its namespace that wait for one."""
@@ -152,6 +217,10 @@ class UploadJobReconciler:
 
     def forget(self, namespace: str, name: str) -> None:
         self._note_waiting(namespace, name, False)
+        self._failures.pop((namespace, name), None)
+        retry = self._retries.pop((namespace, name), None)
+        if retry is not None:
+            retry.cancel()
         lock = self._locks.get((namespace, name))
         if lock is not None and not lock.locked():
             self._locks.pop((namespace, name), None)
@@ -213,7 +282,13 @@ class UploadJobReconciler:
         problem = await self._check_references(ref.namespace, spec)
         if problem is not None:
             return None, problem, None
-        objects = render_model_upload_job(ref, spec, raw_spec, endpoint, self.settings.upload_job_image)
+        try:
+            objects = render_model_upload_job(ref, spec, raw_spec, endpoint, self.settings.upload_job_image)
+        except RenderError:
+            problems = value_problems(raw_spec)  # a value no template can hold: name its field
+            if problems:
+                return None, Problem(CONFIGURATION_ERROR, "; ".join(problems)), None
+            raise
         applied: Obj | None = None
         try:
             for obj in objects:  # the ConfigMap first: the Pod mounts it
@@ -281,7 +356,7 @@ class UploadJobReconciler:
             self.emit(body, "Warning", problem_reason, str(status.fields.get("message") or ""))
 
 
-_WAIT_REASONS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE, CONFIGURATION_ERROR})
+_WAIT_REASONS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE, CONFIGURATION_ERROR, RECONCILE_ERROR})
 _REGISTRY_WAITS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE})
 
 

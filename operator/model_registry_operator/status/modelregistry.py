@@ -19,6 +19,7 @@ DEPLOYMENT_AVAILABLE = "DeploymentAvailable"
 DEPLOYMENT_UNAVAILABLE = "DeploymentUnavailable"
 CONFIGURATION_ERROR = "ConfigurationError"
 RECONCILE_ERROR = "ReconcileError"
+NAME_CONFLICT = "NameConflict"
 ROLLING_OUT = "RollingOut"
 ROLLOUT_COMPLETE = "RolloutComplete"
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
@@ -65,6 +66,8 @@ class Observation:
     database: DatabaseState | None = None
     security: SecurityObservation = field(default_factory=SecurityObservation)
     exposed_hosts: list[str] = field(default_factory=list)
+    # Cluster-scoped / cross-namespace objects whose names another registry holds (messages).
+    name_conflicts: list[str] = field(default_factory=list)
 
 
 def pod_failure(pods: list[Obj]) -> str | None:
@@ -122,6 +125,8 @@ def _available(obs: Observation, previous: Obj | None) -> Cond:
         return Cond(AVAILABLE, FALSE, CONFIGURATION_ERROR, obs.configuration_error)
     if obs.reconcile_error:
         return Cond(AVAILABLE, FALSE, RECONCILE_ERROR, obs.reconcile_error)
+    if obs.name_conflicts:
+        return Cond(AVAILABLE, FALSE, NAME_CONFLICT, "; ".join(obs.name_conflicts))
     failure = pod_failure(obs.pods)
     if failure:
         return Cond(AVAILABLE, FALSE, DEPLOYMENT_UNAVAILABLE, f"Deployment is unavailable: {failure}")
@@ -154,6 +159,8 @@ def _available(obs: Observation, previous: Obj | None) -> Cond:
 def _progressing(obs: Observation) -> Cond:
     if obs.configuration_error:
         return Cond(PROGRESSING, FALSE, CONFIGURATION_ERROR, obs.configuration_error)
+    if obs.reconcile_error:
+        return Cond(PROGRESSING, FALSE, RECONCILE_ERROR, obs.reconcile_error)
     if obs.deployment is None:
         return Cond(PROGRESSING, TRUE, ROLLING_OUT, "Creating deployment")
     progressing = _deployment_condition(obs.deployment, "Progressing")
@@ -175,6 +182,8 @@ def _degraded(obs: Observation) -> Cond:
         return Cond(DEGRADED, TRUE, CONFIGURATION_ERROR, obs.configuration_error)
     if obs.reconcile_error:
         return Cond(DEGRADED, TRUE, RECONCILE_ERROR, obs.reconcile_error)
+    if obs.name_conflicts:
+        return Cond(DEGRADED, TRUE, NAME_CONFLICT, "; ".join(obs.name_conflicts))
     failure = pod_failure(obs.pods)
     if failure:
         return Cond(DEGRADED, TRUE, POD_FAILING, failure)
@@ -194,6 +203,8 @@ def _degraded(obs: Observation) -> Cond:
 def _database(obs: Observation) -> Cond:
     if obs.configuration_error:
         return Cond(DATABASE_AVAILABLE, UNKNOWN, CONFIGURATION_ERROR, "database settings are incomplete")
+    if obs.reconcile_error:
+        return Cond(DATABASE_AVAILABLE, UNKNOWN, RECONCILE_ERROR, "not probed: the reconcile failed")
     if obs.database is None:
         return Cond(DATABASE_AVAILABLE, UNKNOWN, PROBE_DISABLED, "the operator does not probe the database")
     return Cond(DATABASE_AVAILABLE, obs.database.status, obs.database.reason, obs.database.message)
