@@ -29,6 +29,7 @@ from ..render.modeluploadjob import (
     registry_endpoint,
     render_model_upload_job,
     spec_hash,
+    without_userinfo,
 )
 from ..settings import OperatorSettings
 from ..status.conditions import TRUE, find, set_conditions
@@ -44,6 +45,7 @@ from ..status.modeluploadjob import (
     UploadStatus,
     upload_status,
 )
+from ..upload.config import ascii_digits
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,12 @@ def _problems(exc: ValidationError) -> str:
 
 
 def registry_url(endpoint: RegistryEndpoint) -> str:
-    """The URL the upload program will use (``address`` keeps its own port when it has one)."""
+    """The URL the upload program will use (``address`` keeps its own port when it has one),
+    without the credentials an address may carry (it goes into the status)."""
     hostport = endpoint.address.split("://", 1)[-1].split("/", 1)[0]
-    has_port = hostport.rsplit(":", 1)[-1].isdigit() and not hostport.endswith("]")
-    return endpoint.address.rstrip("/") if has_port else f"{endpoint.address.rstrip('/')}:{endpoint.port}"
+    has_port = ascii_digits(hostport.rsplit(":", 1)[-1]) and not hostport.endswith("]")
+    url = endpoint.address.rstrip("/") if has_port else f"{endpoint.address.rstrip('/')}:{endpoint.port}"
+    return without_userinfo(url)
 
 
 def referenced_objects(spec: ModelUploadJobSpec) -> list[tuple[str, str, str]]:
@@ -99,9 +103,17 @@ def referenced_objects(spec: ModelUploadJobSpec) -> list[tuple[str, str, str]]:
 class UploadJobReconciler:
     """Per-object serialisation and the reconcile of ModelUploadJobs."""
 
-    def __init__(self, kube: Kube, settings: OperatorSettings, emit: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        emit: EventSink | None = None,
+        openshift: Callable[[], bool] | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
+        self.openshift = openshift or (lambda: False)
+        """Whether the cluster is OpenShift (its SCCs assign the Pods' fsGroup)."""
         self.emit = emit or (lambda body, type_, reason, message: None)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._queued: set[tuple[str, str]] = set()
@@ -213,7 +225,9 @@ class UploadJobReconciler:
         problem = await self._check_references(ref.namespace, spec)
         if problem is not None:
             return None, problem, None
-        objects = render_model_upload_job(ref, spec, raw_spec, endpoint, self.settings.upload_job_image)
+        objects = render_model_upload_job(
+            ref, spec, raw_spec, endpoint, self.settings.upload_job_image, openshift=self.openshift()
+        )
         applied: Obj | None = None
         try:
             for obj in objects:  # the ConfigMap first: the Pod mounts it
