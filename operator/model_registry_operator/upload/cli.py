@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from . import redact
-from .config import OciDestination, S3Destination, UploadConfig, label, load_config, log_level
+from .config import (
+    OciDestination,
+    S3Destination,
+    UploadConfig,
+    label,
+    load_config,
+    log_level,
+    register_given_secrets,
+)
 from .destinations.oci import OciModelcar
 from .destinations.s3 import S3Upload
 from .errors import EXIT_CONFIG, EXIT_OK, EXIT_TRANSFER, ConfigError, UploadError
@@ -159,6 +167,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
         build_parser().print_help()
         return EXIT_OK
+    register_given_secrets(args, env)
     try:
         setup_logging(log_level(args, env))
     except ConfigError as exc:

@@ -548,6 +548,33 @@ def parse_log_level(value: str) -> int:
     )
 
 
+URL_PARAMS = ("registry_server_address", "source_aws_endpoint", "destination_aws_endpoint")
+
+
+def register_given_secrets(argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Register the secrets given as parameters (and the user info of URL parameters) before any
+    other step, so that even the first error message masks them. Never raises."""
+    try:
+        given = {**_from_env(environ), **_from_args(argv)}
+    except ConfigError:
+        given = _from_env(environ)
+    for name, value in given.items():
+        if PARAMS_BY_NAME[name].secret:
+            register_secret(value)
+        elif name == "source_uri":
+            _register_uri_secrets(value)
+        elif name in URL_PARAMS:
+            try:
+                parts = urlsplit(value)
+                user, password = parts.username, parts.password
+            except ValueError:
+                continue
+            if password:
+                register_basic_auth(user, password)
+            if user:
+                register_secret(user)
+
+
 def log_level(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """The program's log level: the parameter, else the legacy ``LOGLEVEL`` variable, else INFO.
 
