@@ -120,7 +120,7 @@ def test_render_every_combination(source: str, destination: str, intent: str) ->
         if name.endswith(("_CREDENTIALS_PATH", "_CONFIGMAP_PATH", "CUSTOM_CA", "TOKEN_PATH", "SOURCE_PATH")):
             assert any(value == path or value.startswith(path + "/") for path in mounts), (name, value)
     for path, mount in mounts.items():
-        if path not in ("/var/run/model-upload/scratch", "/tmp"):
+        if path not in ("/var/run/model-upload/scratch", "/var/run/model-upload/tmp"):
             assert mount["readOnly"] is True, path
 
     # The ConfigMap carries the metadata keys the upload program reads.
@@ -467,6 +467,7 @@ def test_scratch_volume_is_bounded_by_default_and_by_scratch_size() -> None:
         "spec"]["volumes"]}
     assert volumes["scratch"]["emptyDir"] == {"sizeLimit": DEFAULT_SCRATCH_SIZE}
     assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "64Mi"}
+    assert env_of(objects_of(spec_raw("s3", "oci", "create_model"))["Job"])["TMPDIR"] == "/var/run/model-upload/tmp"
     sized = objects_of(spec_raw("s3", "oci", "create_model", job={"scratchSize": "50Gi"}))["Job"]
     assert {"name": "scratch", "emptyDir": {"sizeLimit": "50Gi"}} in sized["spec"]["template"]["spec"]["volumes"]
 

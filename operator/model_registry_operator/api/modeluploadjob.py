@@ -34,7 +34,6 @@ NAME_RULES = [
         f"self.metadata.name.size() <= {MAX_NAME_LENGTH} && self.metadata.name.matches('{_NAME_PATTERN}')",
         f"metadata.name must be an RFC 1123 label of at most {MAX_NAME_LENGTH} characters (lower-case letters, "
         "digits and '-'; it labels the upload's Job and Pods)",
-        ".metadata.name",
     )
 ]
 

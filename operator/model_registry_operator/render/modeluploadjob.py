@@ -10,7 +10,7 @@ has its ``$`` doubled so that the kubelet expands nothing in it.
 
 Hardening: a ServiceAccount of its own per upload (unless ``job.serviceAccountName`` names one)
 holding only the right to report progress, Secret volumes at 0400 (0440 through ``fsGroup``),
-a read-only root filesystem with size-limited ``emptyDir`` volumes for scratch and ``/tmp``, and
+a read-only root filesystem with size-limited ``emptyDir`` volumes for scratch and ``TMPDIR``, and
 default requests and limits whatever ``resources`` leaves out.
 """
 
@@ -44,7 +44,8 @@ METADATA_PATH = f"{MOUNT_ROOT}/metadata"
 SCRATCH_PATH = f"{MOUNT_ROOT}/scratch"
 TOKEN_DIR = f"{MOUNT_ROOT}/registry-token"
 CA_DIR = f"{MOUNT_ROOT}/registry-ca"
-TMP_PATH = "/tmp"  # noqa: S108 - an emptyDir of the Pod
+TMP_PATH = f"{MOUNT_ROOT}/tmp"  # noqa: S108 - an emptyDir of the Pod, not the host's /tmp
+"""An emptyDir, the program's TMPDIR (the root filesystem is read-only)."""
 TOKEN_PATH_ENV = "MODEL_REGISTRY_TOKEN_PATH"  # noqa: S105 - a variable name
 REFUSE, MESH, ALLOW = "refuse", "mesh", "allow"
 """MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP values."""
@@ -414,9 +415,10 @@ def container_wiring(job: UploadJobRef, spec: ModelUploadJobSpec, endpoint: Regi
     w.volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": scratch_size}})
     w.mounts.append({"name": "scratch", "mountPath": SCRATCH_PATH})
     w.set("MODEL_SYNC_STORAGE_PATH", SCRATCH_PATH)
-    # The root filesystem is read-only: whatever a library writes to /tmp goes here.
+    # The root filesystem is read-only: whatever a library writes to a temporary file goes here.
     w.volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}})
     w.mounts.append({"name": "tmp", "mountPath": TMP_PATH})
+    w.set("TMPDIR", TMP_PATH)
     # Where the upload program reports its progress (upload/status_report.py).
     w.set(PROGRESS_NAME_ENV, job.name)
     w.set(PROGRESS_NAMESPACE_ENV, job.namespace)
