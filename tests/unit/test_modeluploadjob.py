@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from model_registry_operator.api.common import QUANTITY_SCHEMA
 from model_registry_operator.api.crd import model_upload_job_crd
-from model_registry_operator.api.modeluploadjob import IMAGE_PATTERN, ModelUploadJobSpec
-from model_registry_operator.reconcile.modeluploadjob import _problems, referenced_objects, registry_url
+from model_registry_operator.api.modeluploadjob import IMAGE_PATTERN, JobOptions, ModelUploadJobSpec
+from model_registry_operator.reconcile.modeluploadjob import _problems, image_problem, referenced_objects, registry_url
 from model_registry_operator.render.modeluploadjob import (
     DEFAULT_SCRATCH_SIZE,
     NAME_ANNOTATION,
@@ -650,3 +650,18 @@ def test_resources_empty_keeps_sane_limits(resources: dict[str, Any], expected: 
     """``resources: {}`` removed every limit: the defaults now stay for what is left out."""
     job = objects_of(spec_raw("s3", "oci", "create_model", job={"resources": resources}))["Job"]
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == expected
+
+
+def test_a_bad_image_that_got_in_is_a_condition_naming_the_field() -> None:
+    """An image the CRD would refuse (an older CRD, or the operator's own default) is reported as
+    ConfigurationError naming the field or the variable, not a render error retried in a loop."""
+    spec = ModelUploadJobSpec.model_construct(job=JobOptions.model_construct(image="quay.io/x:🚀"))
+    problem = image_problem(spec, "quay.io/ok/operator:1")
+    assert problem is not None
+    assert problem.reason == CONFIGURATION_ERROR
+    assert problem.message.startswith("spec.job.image: 'quay.io/x:🚀' is not an image reference")
+    plain = ModelUploadJobSpec.model_validate(spec_raw("s3", "oci", "create_model"))
+    default = image_problem(plain, "x:🚀")
+    assert default is not None
+    assert default.message.startswith("RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE: ")
+    assert image_problem(plain, "quay.io/a:1") is None

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.modeluploadjob import ModelUploadJobSpec
+from ..api.modeluploadjob import IMAGE_PATTERN, ModelUploadJobSpec
 from ..kube import CONFIG_MAP, JOB, MODEL_REGISTRY, MODEL_UPLOAD_JOB, POD, PVC, SECRET, ApiError, Kube, Obj
 from ..render.modeluploadjob import (
     SPEC_HASH_ANNOTATION,
@@ -73,6 +74,23 @@ def registry_url(endpoint: RegistryEndpoint) -> str:
     has_port = ascii_digits(hostport.rsplit(":", 1)[-1]) and not hostport.endswith("]")
     url = endpoint.address.rstrip("/") if has_port else f"{endpoint.address.rstrip('/')}:{endpoint.port}"
     return without_userinfo(url)
+
+
+IMAGE_SETTING = "RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE"
+
+
+def image_problem(spec: ModelUploadJobSpec, default_image: str) -> Problem | None:
+    """The Job's image must be an OCI reference: ``spec.job.image`` (which the CRD checks too) or
+    the operator's default, named by its variable when that is the bad one."""
+    given = spec.job.image if spec.job is not None and spec.job.image else None
+    image, field = (given, "spec.job.image") if given else (default_image, IMAGE_SETTING)
+    if re.fullmatch(IMAGE_PATTERN, image):
+        return None
+    shown = repr(image[:80])
+    return Problem(
+        CONFIGURATION_ERROR,
+        f"{field}: {shown} is not an image reference ([host[:port]/]repository[:tag][@digest], ASCII)",
+    )
 
 
 def referenced_objects(spec: ModelUploadJobSpec) -> list[tuple[str, str, str]]:
@@ -219,6 +237,9 @@ class UploadJobReconciler:
             spec = ModelUploadJobSpec.model_validate(raw_spec)
         except ValidationError as exc:
             return None, Problem(CONFIGURATION_ERROR, _problems(exc)), None
+        problem = image_problem(spec, self.settings.upload_job_image)
+        if problem is not None:
+            return None, problem, None
         endpoint, problem = await self._resolve_registry(ref.namespace, spec)
         if problem is not None or endpoint is None:
             return None, problem, None
