@@ -172,7 +172,9 @@ def build_registry(
     if watcher is not None:
         platform_handlers.register(registry, watcher)
     modelregistry_handlers.register(registry, reconciler, settings.resync_seconds)
-    uploads = UploadJobReconciler(reconciler.kube, settings, reconciler.emit)
+    uploads = UploadJobReconciler(
+        reconciler.kube, settings, reconciler.emit, openshift=lambda: reconciler.capabilities().openshift
+    )
     modeluploadjob_handlers.register(registry, uploads, settings.resync_seconds)
     return registry
 

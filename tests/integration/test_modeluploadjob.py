@@ -26,7 +26,7 @@ from model_registry_operator.api.modeluploadjob import ModelUploadJobSpec
 from model_registry_operator.devcluster.process_runner import HOST_PATH_ANNOTATION
 from model_registry_operator.devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
-from model_registry_operator.render.modeluploadjob import UploadJobRef, render_model_upload_job
+from model_registry_operator.render.modeluploadjob import RegistryEndpoint, UploadJobRef, render_model_upload_job
 from model_registry_operator.upload.registration import UPLOADED_LAYERS
 from tests.backends.faults import Fault, FaultProxy
 from tests.backends.oci import DistributionRegistry
@@ -328,9 +328,24 @@ def test_every_rendered_upload_object_is_accepted_by_the_api_server(cluster: Clu
         ref = UploadJobRef(f"u{i}", namespace, "00000000-0000-0000-0000-000000000000")
         objects += render_model_upload_job(ref, spec, raw, ENDPOINT, UPLOAD_IMAGE)
 
+    assert len(objects) == 4 * len(SOURCES) * len(DESTINATIONS) * len(INTENTS)  # ConfigMap, Role, RoleBinding, Job
+    # The operator's own ServiceAccount, the Secret of credential URLs, an Istio registry's mesh
+    # sidecar, a 63-character name, the defaults of resources: {}, with and without fsGroup.
+    creds = "user:pa$$(word)@"
+    raw = spec_raw("uri", "s3", "create_model", job={"resources": {}, "scratchSize": 1073741824})
+    raw["source"] = {"uri": {"uri": f"https://{creds}files.example.com/m.tar"}}
+    raw["destination"] = {"s3": {**DESTINATIONS["s3"]["s3"], "endpoint": f"http://{creds}s3.local:9000"}}
+    raw["registry"] = {"name": "mr", "author": "$(MODEL_SYNC_REGISTRY_USER_TOKEN)"}
+    spec = ModelUploadJobSpec.model_validate(raw)
+    mesh = RegistryEndpoint("http://mr.ns.svc.cluster.local", 8080, True, "mesh")
+    for i, openshift in enumerate((False, True)):
+        ref = UploadJobRef(f"{'x' * 61}-{i}", namespace, "00000000-0000-0000-0000-000000000000")
+        extra = render_model_upload_job(ref, spec, raw, mesh, UPLOAD_IMAGE, openshift=openshift)
+        assert [o["kind"] for o in extra] == ["ConfigMap", "Secret", "ServiceAccount", "Role", "RoleBinding", "Job"]
+        objects += extra
+
     failures = cluster.rejected_by_dry_run(objects)
     assert not failures, "\n".join(failures)
-    assert len(objects) == 4 * len(SOURCES) * len(DESTINATIONS) * len(INTENTS)  # ConfigMap, Role, RoleBinding, Job
 
 
 def test_pvc_to_s3_update_artifact(
@@ -483,3 +498,120 @@ def test_a_killed_upload_is_reported_and_its_retry_does_not_read_the_pushed_file
     assert UPLOADED_LAYERS not in (got.get("customProperties") or {})
     pulled, _, _ = pull_model_layers(oci, f"{namespace}/killed", "v1")
     assert pulled == {rel: sha(data) for rel, data in files.items()}
+
+
+# -------------------------------------------------------------------- security and bad input
+
+
+def _rejected(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> str:
+    result = cluster.apply_yaml(upload(name, spec), namespace, check=False)
+    assert result.returncode != 0, f"{name} was accepted"
+    return result.stderr
+
+
+def test_the_api_server_rejects_bad_upload_specs(
+    cluster: Cluster, namespace: str, mr: RealRegistryServer, oci: DistributionRegistry, base_image: str
+) -> None:
+    """The real API server's CRD validation, for the examples of the issue: ``scratchSize: lots``,
+    a name past 63 characters, ``quay.io/x:🚀`` as job or base image, a token for a plain http://
+    address without ``allowTokenOverHTTP``; each message names the field. A 63-character name is
+    accepted and its Job, Pods' labels and ServiceAccount are created."""
+    spec = s3_to_oci(mr, oci, base_image, "k", "r/bad")
+    lots = {**spec, "job": {**spec["job"], "scratchSize": "lots"}}
+    assert "spec.job.scratchSize" in _rejected(cluster, namespace, "lots", lots)
+    rocket = {**spec, "job": {**spec["job"], "image": "quay.io/x:🚀"}}
+    assert "spec.job.image" in _rejected(cluster, namespace, "rocket", rocket)
+    base = {**spec, "destination": {"oci": {**spec["destination"]["oci"], "baseImage": "quay.io/x:🚀"}}}
+    assert "spec.destination.oci.baseImage" in _rejected(cluster, namespace, "rocket-base", base)
+    token = {**spec, "registry": {**spec["registry"], "tokenSecret": {"name": "t", "key": "token"}}}
+    message = _rejected(cluster, namespace, "token-http", token)
+    assert "spec.registry.address" in message
+    assert "allowTokenOverHTTP" in message
+    long_name = "a" * 64
+    assert "metadata.name" in _rejected(cluster, namespace, long_name, spec)
+    dotted = _rejected(cluster, namespace, "with.dot", spec)
+    assert "RFC 1123 label" in dotted
+
+    name = "a" * 46 + "-" + "b" * 16  # 63 characters
+    plain = {**spec, "job": {"image": "example.com/upload:v1", "backoffLimit": 0}}
+    cluster.apply_yaml(secrets(namespace, "http://127.0.0.1:9", oci.host), namespace)
+    cluster.apply_yaml(upload(name, plain), namespace)
+    allowed = {**token, "registry": {**token["registry"], "allowTokenOverHTTP": True}, "job": plain["job"]}
+    docs = [*secret_doc("t", namespace, {"token": "unused"}), yaml.safe_load(upload("opt-out", allowed))]
+    cluster.apply_yaml(yaml.safe_dump_all(docs), namespace)
+
+    def job_of(muj: str) -> dict[str, Any] | None:
+        status = upload_status(cluster, namespace, muj)
+        return cluster.get(JOB, namespace, status["jobName"]) if status.get("jobName") else None
+
+    job = wait_for(lambda: job_of(name), what="the Job of the 63-character upload")
+    assert len(job["metadata"]["name"]) <= 63
+    pod_spec = job["spec"]["template"]["spec"]
+    account = cluster.get(lookup("v1", "ServiceAccount"), namespace, pod_spec["serviceAccountName"])
+    assert account is not None
+    binding = next(b for b in cluster.list(ROLE_BINDING, namespace)
+                   if b["metadata"]["labels"].get("modelregistry.opendatahub.io/upload-job") == name)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": namespace}]
+    pods = wait_for(lambda: cluster.list(POD, namespace, f"batch.kubernetes.io/job-name={job['metadata']['name']}"),
+                    what="its Pod")
+    assert pods[0]["metadata"]["labels"]["modelregistry.opendatahub.io/upload-job"] == name
+    opt_out = wait_for(lambda: job_of("opt-out"), what="the Job of the upload that opted out")
+    env = {e["name"]: e.get("value") for e in opt_out["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP"] == "allow"
+
+
+def secret_doc(name: str, namespace: str, data: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+             "stringData": data}]
+
+
+URL_PASSWORD = "url-pass-Zq81x"  # noqa: S105 - test value
+
+
+def test_url_credentials_stay_out_of_the_pod_spec_logs_and_status(
+    cluster: Cluster,
+    namespace: str,
+    sim_node: SimulatedNode,
+    s3: SeaweedS3,
+    oci: DistributionRegistry,
+    base_image: str,
+    mr: RealRegistryServer,
+) -> None:
+    """``user:password@`` in the spec's S3 endpoint and registry address: the real upload program
+    succeeds with them, the Job reads them from the Secret ``<name>-upload-urls`` (secretKeyRef),
+    and the password is in no Job, Pod or status; a failing upload (the registry address pointing
+    at a closed port) reports the URL masked."""
+    files = {"w.bin": os.urandom(2048)}
+    s3_upload(s3, BUCKET, f"{namespace}/creds", files)
+    cluster.apply_yaml(secrets(namespace, s3.endpoint, oci.host), namespace)
+    userinfo = f"url-user:{URL_PASSWORD}@"
+    spec = s3_to_oci(mr, oci, base_image, f"{namespace}/creds", f"{namespace}/creds")
+    spec["registry"]["address"] = f"http://{userinfo}{LOOPBACK}"
+    spec["source"]["s3"]["endpoint"] = s3.endpoint.replace("://", f"://{userinfo}")
+    failing = {**spec, "registry": {**spec["registry"], "port": 9}}
+    cluster.apply_yaml(upload("creds", spec), namespace)
+    cluster.apply_yaml(upload("creds-fail", failing), namespace)
+    ok = wait_phase(cluster, namespace, "creds", "Succeeded", timeout=180)
+    bad = wait_phase(cluster, namespace, "creds-fail", "Failed", timeout=180)
+    assert ok["registryURL"] == f"http://***@{LOOPBACK}:{mr.port}"
+    assert f"http://***@{LOOPBACK}:9" in bad["message"], bad["message"]
+    assert condition(bad, "Failed")["reason"] == "RegistryError"
+
+    secret = cluster.get(lookup("v1", "Secret"), namespace, "creds-upload-urls")
+    assert secret is not None
+    assert set(secret["data"]) == {"MODEL_SYNC_REGISTRY_SERVER_ADDRESS", "MODEL_SYNC_SOURCE_AWS_ENDPOINT"}
+    job = cluster.get(JOB, namespace, "creds-upload")
+    assert job is not None
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+    assert refs == dict.fromkeys(secret["data"], "creds-upload-urls")
+    for name in ("creds", "creds-fail"):
+        muj = cluster.get(MUJ, namespace, name)
+        assert muj is not None
+        assert URL_PASSWORD not in json.dumps(muj.get("status"))
+        for obj in (cluster.get(JOB, namespace, f"{name}-upload"),
+                    *cluster.list(POD, namespace, f"batch.kubernetes.io/job-name={name}-upload")):
+            assert URL_PASSWORD not in json.dumps(obj), obj["metadata"]["name"] if obj else name
+    events = [e.get("message", "") for e in cluster.list(EVENT, namespace)]
+    assert not [m for m in events if URL_PASSWORD in m]

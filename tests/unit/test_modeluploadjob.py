@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from model_registry_operator.api.common import QUANTITY_SCHEMA
 from model_registry_operator.api.crd import model_upload_job_crd
-from model_registry_operator.api.modeluploadjob import ModelUploadJobSpec
-from model_registry_operator.reconcile.modeluploadjob import referenced_objects, registry_url
+from model_registry_operator.api.modeluploadjob import IMAGE_PATTERN, JobOptions, ModelUploadJobSpec
+from model_registry_operator.reconcile.modeluploadjob import _problems, image_problem, referenced_objects, registry_url
 from model_registry_operator.render.modeluploadjob import (
+    DEFAULT_SCRATCH_SIZE,
     NAME_ANNOTATION,
     SPEC_HASH_ANNOTATION,
     RegistryEndpoint,
     UploadJobRef,
+    address_endpoint,
     child_name,
     registry_endpoint,
     render_model_upload_job,
@@ -43,16 +47,22 @@ REF = UploadJobRef("up", "ns1", "uid-1")
 def render(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = ModelUploadJobSpec.model_validate(raw)
     objects = render_model_upload_job(REF, spec, raw, ENDPOINT, "quay.io/x/operator:1")
-    assert [o["kind"] for o in objects] == ["ConfigMap", "Role", "RoleBinding", "Job"]
+    kinds = ["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Job"]
+    if (spec.job and spec.job.service_account_name):
+        kinds.remove("ServiceAccount")
+    assert [o["kind"] for o in objects] == kinds
     return objects[0], objects[-1]
 
 
 def test_the_upload_pod_may_write_only_its_own_progress() -> None:
-    for options, account in (({}, "default"), ({"job": {"serviceAccountName": "uploader"}}, "uploader")):
+    """The dedicated ServiceAccount (or the one the spec names, never the namespace's ``default``)
+    is the RoleBinding's only subject."""
+    for options, account in (({}, "up-upload"), ({"job": {"serviceAccountName": "uploader"}}, "uploader")):
         raw = spec_raw("s3", "oci", "create_model", **options)
-        _, role, binding, job = render_model_upload_job(
+        *_, role, binding, job = render_model_upload_job(
             REF, ModelUploadJobSpec.model_validate(raw), raw, ENDPOINT, "quay.io/x/operator:1"
         )
+        assert job["spec"]["template"]["spec"]["serviceAccountName"] == account
         assert role["metadata"]["name"] == binding["metadata"]["name"] == "up-upload-progress"
         assert role["rules"] == [{"apiGroups": ["modelregistry.opendatahub.io"],
                                   "resources": ["modeluploadjobs/status"], "resourceNames": ["up"],
@@ -88,7 +98,8 @@ def test_render_every_combination(source: str, destination: str, intent: str) ->
     assert container["image"] == "quay.io/x/operator:1"
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}
     assert job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [2]
     assert job["metadata"]["annotations"][NAME_ANNOTATION] == "up"
 
@@ -109,7 +120,7 @@ def test_render_every_combination(source: str, destination: str, intent: str) ->
         if name.endswith(("_CREDENTIALS_PATH", "_CONFIGMAP_PATH", "CUSTOM_CA", "TOKEN_PATH", "SOURCE_PATH")):
             assert any(value == path or value.startswith(path + "/") for path in mounts), (name, value)
     for path, mount in mounts.items():
-        if path != "/var/run/model-upload/scratch":
+        if path not in ("/var/run/model-upload/scratch", "/var/run/model-upload/tmp"):
             assert mount["readOnly"] is True, path
 
     # The ConfigMap carries the metadata keys the upload program reads.
@@ -184,11 +195,12 @@ def test_job_options_and_defaults() -> None:
     assert job["spec"]["ttlSecondsAfterFinished"] == 60
     assert pod["serviceAccountName"] == "uploader"
     assert pod["containers"][0]["image"] == "example.com/up:2"
-    assert pod["containers"][0]["resources"] == {"limits": {"memory": "2Gi"}}
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                                 "limits": {"memory": "2Gi"}}
     assert {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}} in pod["volumes"]
     _, default = render(spec_raw("s3", "oci", "create_model"))
     assert default["spec"]["backoffLimit"] == 3
-    assert "serviceAccountName" not in default["spec"]["template"]["spec"]
+    assert default["spec"]["template"]["spec"]["serviceAccountName"] == "up-upload"
     assert default["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] == "256Mi"
 
 
@@ -265,7 +277,7 @@ def test_references_and_registry_url() -> None:
         ({"rest": {"port": 9000}}, RegistryEndpoint("http://mr.ns.svc.cluster.local", 9000, False)),
         ({"rest": {}, "kubeRBACProxy": {}}, RegistryEndpoint("https://mr.ns.svc.cluster.local", 8443, True)),
         ({"rest": {}, "oauthProxy": {"port": 9443}}, RegistryEndpoint("https://mr.ns.svc.cluster.local", 9443, True)),
-        ({"rest": {}, "istio": {}}, RegistryEndpoint("http://mr.ns.svc.cluster.local", 8080, True)),
+        ({"rest": {}, "istio": {}}, RegistryEndpoint("http://mr.ns.svc.cluster.local", 8080, True, "mesh")),
     ],
 )
 def test_registry_endpoint_follows_the_security_mode(registry_spec: dict[str, Any], expected: RegistryEndpoint) -> None:
@@ -425,3 +437,231 @@ def test_offline_render_resolves_the_registry_from_the_same_file() -> None:
         "http://mr.ns.svc.cluster.local", "9000")
     with pytest.raises(ValueError, match="ModelUploadJob up"):
         render_documents([{**docs[1], "spec": {"intent": "create_model"}}])
+
+
+# ------------------------------------------------------------- security and bad input (issue 12)
+
+
+def objects_of(raw: dict[str, Any], endpoint: RegistryEndpoint = ENDPOINT, **kw: Any) -> dict[str, dict[str, Any]]:
+    """The rendered objects by kind."""
+    spec = ModelUploadJobSpec.model_validate(raw)
+    return {o["kind"]: o for o in render_model_upload_job(REF, spec, raw, endpoint, "quay.io/x/operator:1", **kw)}
+
+
+def test_scratch_size_lots_is_rejected_by_the_schema_and_the_reconcile() -> None:
+    """``scratchSize: lots`` was accepted: the CRD has the Kubernetes quantity pattern and the model
+    (the reconcile's check) rejects it naming the field."""
+    schema = model_upload_job_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    scratch = schema["properties"]["spec"]["properties"]["job"]["properties"]["scratchSize"]
+    assert scratch["pattern"] == QUANTITY_SCHEMA["pattern"]
+    assert scratch["x-kubernetes-int-or-string"] is True
+    with pytest.raises(ValidationError) as info:
+        ModelUploadJobSpec.model_validate(spec_raw("s3", "oci", "create_model", job={"scratchSize": "lots"}))
+    assert "spec.job.scratchSize" in _problems(info.value)
+    for good in ("20Gi", "500M", 1073741824, "1.5Ti"):
+        ModelUploadJobSpec.model_validate(spec_raw("s3", "oci", "create_model", job={"scratchSize": good}))
+
+
+def test_scratch_volume_is_bounded_by_default_and_by_scratch_size() -> None:
+    volumes = {v["name"]: v for v in objects_of(spec_raw("s3", "oci", "create_model"))["Job"]["spec"]["template"][
+        "spec"]["volumes"]}
+    assert volumes["scratch"]["emptyDir"] == {"sizeLimit": DEFAULT_SCRATCH_SIZE}
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "64Mi"}
+    assert env_of(objects_of(spec_raw("s3", "oci", "create_model"))["Job"])["TMPDIR"] == "/var/run/model-upload/tmp"
+    sized = objects_of(spec_raw("s3", "oci", "create_model", job={"scratchSize": "50Gi"}))["Job"]
+    assert {"name": "scratch", "emptyDir": {"sizeLimit": "50Gi"}} in sized["spec"]["template"]["spec"]["volumes"]
+
+
+NAME_63 = "a" * 46 + "-" + "b" * 16  # 63 characters, a '-' where truncation to 47 would end
+
+
+def test_a_63_character_name_gives_valid_labels_and_names() -> None:
+    """A ModelUploadJob of 63 characters got a label ending in '-': every label value and every
+    derived name is now valid (RFC 1123, at most 63), and the CRD rejects longer names."""
+    ref = UploadJobRef(NAME_63, "ns1", "uid-1")
+    raw = spec_raw("s3", "oci", "create_model")
+    objects = render_model_upload_job(ref, ModelUploadJobSpec.model_validate(raw), raw, ENDPOINT, "quay.io/x/o:1")
+    label_value = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+    dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        assert len(name) <= 63
+        assert dns_label.match(name), name
+        labels = {**obj["metadata"]["labels"]}
+        if obj["kind"] == "Job":
+            labels.update(obj["spec"]["template"]["metadata"]["labels"])
+        for value in labels.values():
+            assert len(value) <= 63
+            assert label_value.match(value), value
+    rule = model_upload_job_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
+    assert "self.metadata.name.size() <= 63" in rule[0]["rule"]
+    assert "metadata.name" in rule[0]["message"]
+
+
+@pytest.mark.parametrize("field", ["job.image", "destination.oci.baseImage", "destination.oci.uri", "source.oci.uri"])
+def test_rocket_image_is_rejected_naming_the_field(field: str) -> None:
+    """``quay.io/x:🚀`` as an image: the CRD carries the OCI reference grammar and the reconcile's
+    check names the field (a condition, never a render traceback)."""
+    raw = spec_raw("oci", "oci", "create_model")
+    section, *path = field.split(".")
+    if section == "job":
+        raw["job"] = {"image": "quay.io/x:🚀"}
+    else:
+        raw[section] = {path[0]: {**raw[section][path[0]], path[1]: "quay.io/x:🚀"}}
+    with pytest.raises(ValidationError) as info:
+        ModelUploadJobSpec.model_validate(raw)
+    assert f"spec.{field}" in _problems(info.value)
+    crd = json.dumps(model_upload_job_crd())
+    assert json.dumps(IMAGE_PATTERN)[1:-1] in crd
+    assert re.match(IMAGE_PATTERN, "quay.io/opendatahub/model-registry-operator:latest")
+    assert re.match(IMAGE_PATTERN, "registry.local:5000/org/img@sha256:" + "0" * 64)
+    assert not re.match(IMAGE_PATTERN, "quay.io/x:🚀")
+    assert not re.match(IMAGE_PATTERN, "quay.io/x:1\n  - --evil")
+
+
+def test_superscript_two_is_no_port_in_the_registry_url() -> None:
+    """``str.isdigit()`` took '²' for a digit: the reconcile checks ASCII digits."""
+    assert registry_url(RegistryEndpoint("https://mr:²", 8443, True)) == "https://mr:²:8443"
+    assert registry_url(RegistryEndpoint("https://mr:9443", 8443, True)) == "https://mr:9443"
+
+
+def test_istio_registry_gets_the_mesh_sidecar_and_no_token_over_plain_http() -> None:
+    """An Istio registry got an http:// address and the token in clear: the upload Pod now joins
+    the mesh (sidecar injected, native so the Job completes) and the program is told the hop is
+    encrypted by it; without any security mode there is no token at all."""
+    endpoint = registry_endpoint("mr", "ns1", {"rest": {}, "istio": {}})
+    assert endpoint == RegistryEndpoint("http://mr.ns1.svc.cluster.local", 8080, True, "mesh")
+    raw = spec_raw("s3", "oci", "create_model", registry={"name": "mr"})
+    job = objects_of(raw, endpoint)["Job"]
+    template = job["spec"]["template"]
+    assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    assert template["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
+    env = env_of(job)
+    assert env["MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP"] == "mesh"
+    plain = objects_of(raw, registry_endpoint("mr", "ns1", {"rest": {}}))["Job"]
+    assert "sidecar.istio.io/inject" not in plain["spec"]["template"]["metadata"]["labels"]
+    assert env_of(plain)["MODEL_SYNC_REGISTRY_IS_SECURE"] == "false"
+    assert "MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP" not in env_of(plain)
+    for mode in ("kubeRBACProxy", "oauthProxy"):
+        assert registry_endpoint("mr", "ns1", {"rest": {}, mode: {}}).address.startswith("https://")
+
+
+@pytest.mark.parametrize(
+    "registry",
+    [
+        {"address": "http://mr.example.com", "tokenSecret": {"name": "t", "key": "token"}},
+        {"address": "http://mr.example.com", "isSecure": True},
+    ],
+    ids=["token-secret", "is-secure"],
+)
+def test_a_token_for_a_plain_http_address_needs_the_explicit_opt_out(registry: dict[str, Any]) -> None:
+    """A token to an ``http://`` address is rejected (CRD rule and model) unless
+    ``allowTokenOverHTTP: true``, which the Job passes on as ``allow``."""
+    raw = spec_raw("s3", "oci", "create_model", registry=registry)
+    with pytest.raises(ValidationError, match="allowTokenOverHTTP"):
+        ModelUploadJobSpec.model_validate(raw)
+    assert "allowTokenOverHTTP" in json.dumps(model_upload_job_crd())
+    allowed = {**raw, "registry": {**registry, "allowTokenOverHTTP": True}}
+    spec = ModelUploadJobSpec.model_validate(allowed)
+    endpoint = address_endpoint(spec.registry)
+    assert env_of(objects_of(allowed, endpoint)["Job"])["MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP"] == "allow"
+
+
+def test_a_plain_http_address_without_a_token_is_insecure() -> None:
+    raw = spec_raw("s3", "oci", "create_model", registry={"address": "http://mr.example.com"})
+    spec = ModelUploadJobSpec.model_validate(raw)
+    endpoint = address_endpoint(spec.registry)
+    assert (endpoint.is_secure, endpoint.token_over_http) == (False, "refuse")
+    assert address_endpoint(ModelUploadJobSpec.model_validate(spec_raw("s3", "oci", "create_model")).registry).is_secure
+
+
+PASSWORD = "url-pass-Zq81x"  # noqa: S105 - test value
+
+
+def test_url_credentials_go_into_the_jobs_secret_not_plain_env() -> None:
+    """``user:password@`` in the source URI, an S3 endpoint and the registry address: the Job's env
+    references the Secret ``<name>-upload-urls``; no plain env value, no other object and the
+    status URL carry the password."""
+    creds = f"user:{PASSWORD}@"
+    raw = spec_raw("uri", "s3", "create_model",
+                   registry={"address": f"https://{creds}mr.example.com", "tokenSecret": {"name": "t", "key": "k"}})
+    raw["source"] = {"uri": {"uri": f"https://{creds}files.example.com/m.tar"}}
+    raw["destination"] = {"s3": {**DESTINATIONS["s3"]["s3"], "endpoint": f"http://{creds}s3.local:9000"}}
+    spec = ModelUploadJobSpec.model_validate(raw)
+    endpoint = address_endpoint(spec.registry)
+    objs = objects_of(raw, endpoint)
+    secret = objs["Secret"]
+    assert secret["metadata"]["name"] == "up-upload-urls"
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert secret["stringData"] == {
+        "MODEL_SYNC_SOURCE_URI": f"https://{creds}files.example.com/m.tar",
+        "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": f"http://{creds}s3.local:9000",
+        "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": f"https://{creds}mr.example.com",
+    }
+    container = objs["Job"]["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs == {name: {"name": "up-upload-urls", "key": name} for name in secret["stringData"]}
+    for kind, obj in objs.items():
+        if kind != "Secret":
+            assert PASSWORD not in json.dumps(obj), kind
+    assert registry_url(endpoint) == "https://***@mr.example.com:443"
+    assert "Secret" not in objects_of(spec_raw("uri", "s3", "create_model"))  # none without credentials
+
+
+def test_dollar_in_user_values_is_doubled_in_env() -> None:
+    """``$(VAR)`` in a user value was expanded by the kubelet: every env value has its ``$`` doubled
+    (``$$`` is the kubelet's escape for a literal ``$``)."""
+    raw = spec_raw("s3", "oci", "create_model",
+                   registry={"address": "https://mr.example.com", "author": "$(MODEL_SYNC_REGISTRY_USER_TOKEN)"})
+    raw["source"] = {"s3": {**SOURCES["s3"]["s3"], "key": "models/$(HOME)/$$x"}}
+    env = env_of(objects_of(raw, ENDPOINT)["Job"])
+    assert env["MODEL_SYNC_REGISTRY_AUTHOR"] == "$$(MODEL_SYNC_REGISTRY_USER_TOKEN)"
+    assert env["MODEL_SYNC_SOURCE_AWS_KEY"] == "models/$$(HOME)/$$$$x"
+    for value in env.values():
+        assert "$" not in value.replace("$$", "")
+
+
+def test_hardened_pod_secret_modes_read_only_root_own_account() -> None:
+    """Secret volumes at 0400 (0440 through fsGroup), read-only root filesystem, a ServiceAccount
+    of its own bound to the progress Role (not ``default``), no fsGroup where OpenShift assigns it."""
+    objs = objects_of(spec_raw("s3", "oci", "create_model"))
+    pod = objs["Job"]["spec"]["template"]["spec"]
+    secrets = [v for v in pod["volumes"] if "secret" in v]
+    assert secrets
+    assert all(v["secret"]["defaultMode"] == 0o400 for v in secrets)
+    assert pod["securityContext"]["fsGroup"] == 65532
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert objs["ServiceAccount"]["metadata"]["name"] == pod["serviceAccountName"] == "up-upload"
+    assert objs["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "up-upload", "namespace": "ns1"}]
+    openshift = objects_of(spec_raw("s3", "oci", "create_model"), openshift=True)["Job"]
+    assert "fsGroup" not in openshift["spec"]["template"]["spec"]["securityContext"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({}, {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}),
+        ({"requests": {"memory": "4Gi"}}, {"requests": {"cpu": "100m", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}),
+        ({"limits": {"cpu": "2"}}, {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "2"}}),
+    ],
+    ids=["empty-keeps-the-defaults", "big-request-raises-the-limit", "limits-given"],
+)
+def test_resources_empty_keeps_sane_limits(resources: dict[str, Any], expected: dict[str, Any]) -> None:
+    """``resources: {}`` removed every limit: the defaults now stay for what is left out."""
+    job = objects_of(spec_raw("s3", "oci", "create_model", job={"resources": resources}))["Job"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == expected
+
+
+def test_a_bad_image_that_got_in_is_a_condition_naming_the_field() -> None:
+    """An image the CRD would refuse (an older CRD, or the operator's own default) is reported as
+    ConfigurationError naming the field or the variable, not a render error retried in a loop."""
+    spec = ModelUploadJobSpec.model_construct(job=JobOptions.model_construct(image="quay.io/x:🚀"))
+    problem = image_problem(spec, "quay.io/ok/operator:1")
+    assert problem is not None
+    assert problem.reason == CONFIGURATION_ERROR
+    assert problem.message.startswith("spec.job.image: 'quay.io/x:🚀' is not an image reference")
+    plain = ModelUploadJobSpec.model_validate(spec_raw("s3", "oci", "create_model"))
+    default = image_problem(plain, "x:🚀")
+    assert default is not None
+    assert default.message.startswith("RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE: ")
+    assert image_problem(plain, "quay.io/a:1") is None

@@ -53,7 +53,8 @@ def test_defaults_match_upstream() -> None:
     assert raw["storage_path"] == "/tmp/model-sync"
     assert raw["registry_port"] == "443"
     assert raw["registry_is_secure"] == "true"
-    assert raw["registry_log_level"] == "30"
+    assert "registry_log_level" not in raw  # INFO, or the legacy LOGLEVEL variable
+    assert raw["registry_token_over_http"] == "refuse"
 
 
 def test_every_param_has_flag_and_env() -> None:
@@ -247,7 +248,7 @@ def test_dockerconfigjson_username_password_fields(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "is not valid JSON"),
+        ("{not json", "not valid JSON"),
         ('{"credsStore": "x"}', 'no "auths" object'),
         ('{"auths": {"127.0.0.1:5001": {"auth": "bm9jb2xvbg=="}}}', "is not base64 of user:password"),
         ('{"auths": {"other:1": {"auth": "dTpw"}}}', "no credentials for registry '127.0.0.1:5001'"),
@@ -284,14 +285,14 @@ def test_invalid_values() -> None:
         load_config(["--source-type", "ftp"], BASE_ENV)
     with pytest.raises(ConfigError, match="invalid boolean value 'maybe'"):
         load_config(["--destination-oci-enable-tls-verify", "maybe"], BASE_ENV)
-    with pytest.raises(ConfigError, match="is not an integer"):
+    with pytest.raises(ConfigError, match="is not a whole number"):
         load_config(["--registry-port", "http"], BASE_ENV)
     with pytest.raises(ConfigError, match="invalid command line"):
         load_config(["--no-such-flag", "1"], BASE_ENV)
     with pytest.raises(ConfigError, match="must be set together"):
         load_config(["--destination-oci-username", "u"], BASE_ENV)
     with pytest.raises(ConfigError, match="a token is required"):
-        load_config(["--registry-is-secure", "true"], BASE_ENV)
+        load_config(["--registry-is-secure", "true", "--registry-server-address", "https://127.0.0.1"], BASE_ENV)
     with pytest.raises(ConfigError, match="create_version.*--model-id"):
         load_config(["--model-upload-intent", "create_version"], BASE_ENV)
     with pytest.raises(ConfigError, match="--source-oci-uri"):
@@ -320,7 +321,7 @@ def test_token_from_envvar_file(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("file-token-value\n")
     env = {**BASE_ENV, "MODEL_SYNC_REGISTRY_IS_SECURE": "true", "MODEL_SYNC_REGISTRY_USER_TOKEN_ENVVAR": "MY_TOKEN",
-           "MY_TOKEN": str(token)}
+           "MY_TOKEN": str(token), "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://127.0.0.1:8443"}
     cfg = load_config([], env)
     assert cfg.registry.token is not None
     assert cfg.registry.token.get_secret_value() == "file-token-value"
@@ -333,7 +334,8 @@ def test_registry_custom_ca_and_its_envvar(tmp_path: Path) -> None:
     ca.write_text("ca")
     other.write_text("other")
     env = {**BASE_ENV, "MODEL_SYNC_REGISTRY_IS_SECURE": "true", "MODEL_SYNC_REGISTRY_USER_TOKEN": "tok-123",
-           "MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR": "MR_CA", "MR_CA": str(other)}
+           "MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR": "MR_CA", "MR_CA": str(other),
+           "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://127.0.0.1:8443"}
     assert load_config([], env).registry.custom_ca == other
     assert load_config(["--registry-custom-ca", str(ca)], env).registry.custom_ca == ca
     assert load_config([], {**env, "MODEL_SYNC_REGISTRY_IS_SECURE": "false"}).registry.custom_ca is None

@@ -68,7 +68,7 @@ def test_metadata_snake_and_camel_case(tmp_path: Path) -> None:
 
 def test_metadata_errors(tmp_path: Path) -> None:
     (tmp_path / "ModelVersion.custom_properties").write_text("{not json")
-    with pytest.raises(ConfigError, match="ModelVersion.custom_properties: invalid JSON"):
+    with pytest.raises(ConfigError, match="metadata key 'ModelVersion.custom_properties': not valid JSON"):
         load_metadata(tmp_path)
     (tmp_path / "ModelVersion.custom_properties").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="must be a JSON object"):

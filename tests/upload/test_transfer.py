@@ -152,6 +152,7 @@ def test_uri_nginx_to_oci_with_auth_and_secrets_redacted(
            **oci_env(oci_registry_auth, "models/uri-model:v1", "scratch"),
            "MODEL_SYNC_DESTINATION_OCI_CREDENTIALS_PATH": str(dockercfg),
            **registry_env(mr_server.url), "MODEL_SYNC_REGISTRY_USER_TOKEN": token,
+           "MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP": "allow",  # a token to plain http only when told so
            "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
     result = run_upload(tmp_path, env, caplog, capsys)
     assert result.code == EXIT_OK, result.termination

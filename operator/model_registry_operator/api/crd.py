@@ -208,6 +208,7 @@ def model_upload_job_crd() -> dict[str, Any]:
         spec_schema,
         _status_schema(modeluploadjob.ModelUploadJobStatus),
     )
+    schema["x-kubernetes-validations"] = list(modeluploadjob.NAME_RULES)
     columns: list[dict[str, Any]] = [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Model", "type": "string", "jsonPath": ".spec.model.registeredModel.name"},

@@ -8,11 +8,12 @@ an upload is a one-shot action; create a new ModelUploadJob to upload again.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import ApiModel, Condition, ResourceRequirements, SecretKeyValue, cel, with_rules
+from .common import QUANTITY_SCHEMA, ApiModel, Condition, ResourceRequirements, SecretKeyValue, cel, with_rules
 
 KIND = "ModelUploadJob"
 PLURAL = "modeluploadjobs"
@@ -24,6 +25,34 @@ Intent = Literal["create_model", "create_version", "update_artifact"]
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 
 _NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_NAME_LENGTH = 63
+"""The name is a label value of every child (``modelregistry.opendatahub.io/upload-job``) and the
+prefix of the Job's Pods' host names: an RFC 1123 label, at most 63 characters (longer child names
+are shortened with a hash)."""
+NAME_RULES = [
+    cel(
+        f"self.metadata.name.size() <= {MAX_NAME_LENGTH} && self.metadata.name.matches('{_NAME_PATTERN}')",
+        f"metadata.name must be an RFC 1123 label of at most {MAX_NAME_LENGTH} characters (lower-case letters, "
+        "digits and '-'; it labels the upload's Job and Pods)",
+    )
+]
+
+# The OCI distribution reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest].
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+_TAG_DIGEST = (
+    r"(?::[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?"
+    r"(?:@[a-zA-Z][a-zA-Z0-9]*(?:[-_+.][a-zA-Z][a-zA-Z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_PATH}{_TAG_DIGEST}$"
+"""An image reference: ``[host[:port]/]repository[:tag][@digest]``, ASCII, lower-case repository."""
+PUSH_IMAGE_PATTERN = rf"^(?:oci://)?{_DOMAIN}/{_PATH}{_TAG_DIGEST}$"
+"""An image reference with its registry host (where to push), optionally prefixed ``oci://``."""
+SOURCE_IMAGE_PATTERN = rf"^(?:(?:oci|docker)://)?(?:{_DOMAIN}/)?{_PATH}{_TAG_DIGEST}$"
+MAX_IMAGE_LENGTH = 512
+_QUANTITY = re.compile(QUANTITY_SCHEMA["pattern"])
+
 # Custom property values: string, number or boolean (lists and objects are stored as JSON strings).
 _FREE_FORM: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
 
@@ -48,6 +77,14 @@ REGISTRY_RULES = [
         "port and isSecure are only used with address (the operator resolves them for a ModelRegistry)",
     ),
     cel("!(has(self.caSecret) && has(self.caConfigMap))", "at most one of caSecret and caConfigMap may be set"),
+    cel(
+        "!has(self.address) || !self.address.startsWith('http://') || "
+        "!(has(self.tokenSecret) || (has(self.isSecure) && self.isSecure)) || "
+        "(has(self.allowTokenOverHTTP) && self.allowTokenOverHTTP)",
+        "a token (tokenSecret or isSecure) is only sent over https://: use the registry's https:// address, or set "
+        "allowTokenOverHTTP to send it unencrypted",
+        ".address",
+    ),
 ]
 
 
@@ -96,6 +133,15 @@ class RegistryTarget(ApiModel):
     author: str | None = Field(
         default=None, description="Default author of created model versions (ModelVersion.author wins)."
     )
+    allow_token_over_http: bool | None = Field(
+        default=None,
+        alias="allowTokenOverHTTP",
+        description=(
+            "Send the bearer token (tokenSecret, or the service account token with isSecure) to a plain http:// "
+            "address, unencrypted. Default false: such a spec is rejected, and the upload program refuses to send "
+            "a token without TLS. Only for test setups or a network secured otherwise; prefer an https:// address."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RegistryTarget:
@@ -105,6 +151,13 @@ class RegistryTarget(ApiModel):
             raise ValueError(REGISTRY_RULES[1]["message"])
         if self.ca_secret is not None and self.ca_config_map is not None:
             raise ValueError(REGISTRY_RULES[2]["message"])
+        if (
+            self.address is not None
+            and self.address.startswith("http://")
+            and (self.token_secret is not None or self.is_secure)
+            and not self.allow_token_over_http
+        ):
+            raise ValueError(REGISTRY_RULES[3]["message"])
         return self
 
 
@@ -166,7 +219,12 @@ class UriSource(ApiModel):
 class OciSource(ApiModel):
     """An OCI image (e.g. a modelcar) whose /models files are the model."""
 
-    uri: str = Field(min_length=1, description="Image reference, host[:port]/repository:tag or @digest.")
+    uri: str = Field(
+        min_length=1,
+        max_length=MAX_IMAGE_LENGTH,
+        pattern=SOURCE_IMAGE_PATTERN,
+        description="Image reference, host[:port]/repository:tag or @digest.",
+    )
     registry: str | None = Field(
         default=None, description="Registry host used to look up credentials. Default: the host of uri."
     )
@@ -241,7 +299,8 @@ class OciDestination(ApiModel):
 
     uri: str = Field(
         min_length=1,
-        pattern=r"^(oci://)?[^\s/:]+(:[0-9]+)?/[^\s]+$",
+        max_length=MAX_IMAGE_LENGTH,
+        pattern=PUSH_IMAGE_PATTERN,
         description="Image reference to push, host[:port]/repository:tag (no http scheme).",
     )
     registry: str | None = Field(
@@ -250,6 +309,8 @@ class OciDestination(ApiModel):
     base_image: str | None = Field(
         default=None,
         alias="baseImage",
+        max_length=MAX_IMAGE_LENGTH,
+        pattern=IMAGE_PATTERN,
         description="Base image of the modelcar. Default: public.ecr.aws/docker/library/busybox:latest.",
     )
     enable_tls_verify: bool = Field(
@@ -360,17 +421,28 @@ class JobOptions(ApiModel):
     image: str | None = Field(
         default=None,
         min_length=1,
+        max_length=MAX_IMAGE_LENGTH,
+        pattern=IMAGE_PATTERN,
         description="Image with the upload program. Default: the operator's RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE.",
     )
     resources: ResourceRequirements | None = Field(
         default=None,
-        description="Resources of the upload container. Default: requests cpu 100m and memory 256Mi, limit 1Gi.",
+        description=(
+            "Resources of the upload container. Defaults: requests cpu 100m and memory 256Mi, limit memory 1Gi, "
+            "each kept when left out (resources: {} keeps them all; a memory request without limits raises the "
+            "memory limit to it)."
+        ),
     )
     service_account_name: str | None = Field(
         default=None,
         alias="serviceAccountName",
         min_length=1,
-        description="Service account of the Job's Pod (its token authenticates to a secure registry by default).",
+        max_length=253,
+        description=(
+            "Service account of the Job's Pod (its token authenticates to a secure registry by default). Default: "
+            "the ServiceAccount <name>-upload that the operator creates for this upload, allowed only to report "
+            "its progress."
+        ),
     )
     backoff_limit: int = Field(
         default=3,
@@ -394,8 +466,21 @@ class JobOptions(ApiModel):
     scratch_size: int | str | None = Field(
         default=None,
         alias="scratchSize",
-        description="Size limit of the scratch volume (emptyDir) used for archives and OCI layers, e.g. 20Gi.",
+        description=(
+            "Size limit of the scratch volume (emptyDir) used for archives and OCI layers, a quantity such as 50Gi. "
+            "Default 20Gi."
+        ),
+        json_schema_extra={"pattern": QUANTITY_SCHEMA["pattern"]},
     )
+
+    @field_validator("scratch_size")
+    @classmethod
+    def _quantity(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, str) and not _QUANTITY.fullmatch(value):
+            raise ValueError(f"scratchSize must be a quantity such as 20Gi or 500M, got {value[:40]!r}")
+        if isinstance(value, int) and value < 0:
+            raise ValueError("scratchSize must not be negative")
+        return value
 
 
 SPEC_RULES = [

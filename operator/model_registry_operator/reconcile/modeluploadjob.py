@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.modeluploadjob import ModelUploadJobSpec
+from ..api.modeluploadjob import IMAGE_PATTERN, ModelUploadJobSpec
 from ..kube import CONFIG_MAP, JOB, MODEL_REGISTRY, MODEL_UPLOAD_JOB, POD, PVC, SECRET, ApiError, Kube, Obj
 from ..render.engine import RenderError
 from ..render.modeluploadjob import (
@@ -30,6 +31,7 @@ from ..render.modeluploadjob import (
     registry_endpoint,
     render_model_upload_job,
     spec_hash,
+    without_userinfo,
 )
 from ..settings import OperatorSettings
 from ..status.conditions import TRUE, find, set_conditions
@@ -46,6 +48,7 @@ from ..status.modeluploadjob import (
     UploadStatus,
     upload_status,
 )
+from ..upload.config import ascii_digits
 from .errors import Backoff, classify, value_problems
 
 log = logging.getLogger(__name__)
@@ -68,10 +71,29 @@ def _problems(exc: ValidationError) -> str:
 
 
 def registry_url(endpoint: RegistryEndpoint) -> str:
-    """The URL the upload program will use (``address`` keeps its own port when it has one)."""
+    """The URL the upload program will use (``address`` keeps its own port when it has one),
+    without the credentials an address may carry (it goes into the status)."""
     hostport = endpoint.address.split("://", 1)[-1].split("/", 1)[0]
-    has_port = hostport.rsplit(":", 1)[-1].isdigit() and not hostport.endswith("]")
-    return endpoint.address.rstrip("/") if has_port else f"{endpoint.address.rstrip('/')}:{endpoint.port}"
+    has_port = ascii_digits(hostport.rsplit(":", 1)[-1]) and not hostport.endswith("]")
+    url = endpoint.address.rstrip("/") if has_port else f"{endpoint.address.rstrip('/')}:{endpoint.port}"
+    return without_userinfo(url)
+
+
+IMAGE_SETTING = "RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE"
+
+
+def image_problem(spec: ModelUploadJobSpec, default_image: str) -> Problem | None:
+    """The Job's image must be an OCI reference: ``spec.job.image`` (which the CRD checks too) or
+    the operator's default, named by its variable when that is the bad one."""
+    given = spec.job.image if spec.job is not None and spec.job.image else None
+    image, field = (given, "spec.job.image") if given else (default_image, IMAGE_SETTING)
+    if re.fullmatch(IMAGE_PATTERN, image):
+        return None
+    shown = repr(image[:80])
+    return Problem(
+        CONFIGURATION_ERROR,
+        f"{field}: {shown} is not an image reference ([host[:port]/]repository[:tag][@digest], ASCII)",
+    )
 
 
 def referenced_objects(spec: ModelUploadJobSpec) -> list[tuple[str, str, str]]:
@@ -102,9 +124,17 @@ def referenced_objects(spec: ModelUploadJobSpec) -> list[tuple[str, str, str]]:
 class UploadJobReconciler:
     """Per-object serialisation and the reconcile of ModelUploadJobs."""
 
-    def __init__(self, kube: Kube, settings: OperatorSettings, emit: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        emit: EventSink | None = None,
+        openshift: Callable[[], bool] | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
+        self.openshift = openshift or (lambda: False)
+        """Whether the cluster is OpenShift (its SCCs assign the Pods' fsGroup)."""
         self.emit = emit or (lambda body, type_, reason, message: None)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._queued: set[tuple[str, str]] = set()
@@ -276,6 +306,9 @@ class UploadJobReconciler:
             spec = ModelUploadJobSpec.model_validate(raw_spec)
         except ValidationError as exc:
             return None, Problem(CONFIGURATION_ERROR, _problems(exc)), None
+        problem = image_problem(spec, self.settings.upload_job_image)
+        if problem is not None:
+            return None, problem, None
         endpoint, problem = await self._resolve_registry(ref.namespace, spec)
         if problem is not None or endpoint is None:
             return None, problem, None
@@ -283,7 +316,9 @@ class UploadJobReconciler:
         if problem is not None:
             return None, problem, None
         try:
-            objects = render_model_upload_job(ref, spec, raw_spec, endpoint, self.settings.upload_job_image)
+            objects = render_model_upload_job(
+                ref, spec, raw_spec, endpoint, self.settings.upload_job_image, openshift=self.openshift()
+            )
         except RenderError:
             problems = value_problems(raw_spec)  # a value no template can hold: name its field
             if problems:

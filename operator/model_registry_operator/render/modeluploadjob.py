@@ -3,8 +3,15 @@
 The Job runs ``model-registry-operator upload`` configured only through ``MODEL_SYNC_*``
 environment variables and mounted files: credentials Secrets are mounted at the paths given in
 the ``*_CREDENTIALS_PATH`` variables (the upload program reads the files), the registry token
-and CA as files, the metadata ConfigMap as a directory. No secret value passes through the
-operator.
+and CA as files, the metadata ConfigMap as a directory. A URL of the spec that carries
+credentials (``https://user:password@host``) goes into the Secret ``<name>-upload-urls`` and
+reaches the container through ``secretKeyRef``, never as a plain env value; every other env value
+has its ``$`` doubled so that the kubelet expands nothing in it.
+
+Hardening: a ServiceAccount of its own per upload (unless ``job.serviceAccountName`` names one)
+holding only the right to report progress, Secret volumes at 0400 (0440 through ``fsGroup``),
+a read-only root filesystem with size-limited ``emptyDir`` volumes for scratch and ``TMPDIR``, and
+default requests and limits whatever ``resources`` leaves out.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..api.common import GROUP
 from ..api.modeluploadjob import KIND, VERSION, ModelUploadJobSpec, RegistryTarget, S3Location
 from ..upload.status_report import NAME_ENV as PROGRESS_NAME_ENV
 from ..upload.status_report import NAMESPACE_ENV as PROGRESS_NAMESPACE_ENV
 from .engine import render_template
+from .escaping import no_expansion
 
 Obj = dict[str, Any]
 
@@ -35,7 +44,11 @@ METADATA_PATH = f"{MOUNT_ROOT}/metadata"
 SCRATCH_PATH = f"{MOUNT_ROOT}/scratch"
 TOKEN_DIR = f"{MOUNT_ROOT}/registry-token"
 CA_DIR = f"{MOUNT_ROOT}/registry-ca"
+TMP_PATH = f"{MOUNT_ROOT}/tmp"  # noqa: S108 - an emptyDir of the Pod, not the host's /tmp
+"""An emptyDir, the program's TMPDIR (the root filesystem is read-only)."""
 TOKEN_PATH_ENV = "MODEL_REGISTRY_TOKEN_PATH"  # noqa: S105 - a variable name
+REFUSE, MESH, ALLOW = "refuse", "mesh", "allow"
+"""MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP values."""
 DOCKERCONFIG = ".dockerconfigjson"
 
 DEFAULT_REST_PORT = 8080
@@ -43,6 +56,18 @@ DEFAULT_PROXY_PORT = 8443
 DEFAULT_SECURE_PORT = 443
 
 DEFAULT_RESOURCES: Obj = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+DEFAULT_SCRATCH_SIZE = "20Gi"
+"""sizeLimit of the scratch emptyDir unless ``job.scratchSize`` says otherwise."""
+TMP_SIZE = "64Mi"
+SECRET_MODE = 0o400
+"""Secret files are readable by their owner only; with ``fsGroup`` the kubelet makes them 0440
+owned by that group, which the container's process is a member of."""
+FS_GROUP = 65532
+"""The group of mounted volumes on clusters that do not assign one (OpenShift's SCCs do)."""
+ISTIO_INJECT_LABEL = "sidecar.istio.io/inject"
+ISTIO_NATIVE_SIDECAR_ANNOTATION = "sidecar.istio.io/nativeSidecar"
+"""Istio runs its proxy as a native sidecar (an init container that keeps running), so the Job
+completes when the upload container exits."""
 # Configuration errors of the upload program (exit code 2) never succeed on a retry.
 CONFIG_ERROR_EXIT_CODE = 2
 
@@ -63,6 +88,13 @@ class RegistryEndpoint:
     address: str
     port: int
     is_secure: bool
+    token_over_http: str = REFUSE
+    """``refuse`` | ``mesh`` (the Pod's Istio sidecar encrypts the hop) | ``allow`` (the user
+    opted out with ``registry.allowTokenOverHTTP``): MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP."""
+
+    @property
+    def mesh(self) -> bool:
+        return self.token_over_http == MESH
 
 
 def registry_endpoint(name: str, namespace: str, registry_spec: Obj) -> RegistryEndpoint:
@@ -70,7 +102,10 @@ def registry_endpoint(name: str, namespace: str, registry_spec: Obj) -> Registry
 
     Behind kube-rbac-proxy / oauth-proxy: HTTPS on the proxy port with a token (the Job's
     service account token unless ``tokenSecret`` is given; give ``caConfigMap`` for the
-    serving certificate's CA). With Istio: the REST port, with a token. Otherwise plain HTTP.
+    serving certificate's CA). With Istio: the REST port through the Pod's own Istio sidecar
+    (injected into the upload Pod), which carries the token over the mesh's mutual TLS; the
+    program is told so (``mesh``) and sends no token over plain HTTP otherwise. Without a
+    security mode: plain HTTP and no token.
     """
     host = f"{name}.{namespace}.svc.cluster.local"
     for mode in ("kubeRBACProxy", "oauthProxy"):
@@ -78,14 +113,42 @@ def registry_endpoint(name: str, namespace: str, registry_spec: Obj) -> Registry
         if isinstance(proxy, dict):
             return RegistryEndpoint(f"https://{host}", int(proxy.get("port") or DEFAULT_PROXY_PORT), True)
     port = int((registry_spec.get("rest") or {}).get("port") or DEFAULT_REST_PORT)
-    return RegistryEndpoint(f"http://{host}", port, registry_spec.get("istio") is not None)
+    if registry_spec.get("istio") is not None:
+        return RegistryEndpoint(f"http://{host}", port, True, MESH)
+    return RegistryEndpoint(f"http://{host}", port, False)
 
 
 def address_endpoint(target: RegistryTarget) -> RegistryEndpoint:
-    """An explicitly given registry address (secure unless told otherwise, as upstream)."""
+    """An explicitly given registry address: secure (TLS and a token) for ``https://`` unless
+    ``isSecure: false``; a plain ``http://`` address gets a token only with
+    ``allowTokenOverHTTP`` (the CRD rejects asking for one otherwise)."""
     assert target.address is not None
-    secure = True if target.is_secure is None else target.is_secure
-    return RegistryEndpoint(target.address, target.port or DEFAULT_SECURE_PORT, secure)
+    https = target.address.lower().startswith("https://")
+    secure = https if target.is_secure is None else target.is_secure
+    over_http = ALLOW if target.allow_token_over_http else REFUSE
+    return RegistryEndpoint(target.address, target.port or DEFAULT_SECURE_PORT, secure, over_http)
+
+
+def has_userinfo(url: str | None) -> bool:
+    """Whether ``url`` carries credentials (``scheme://user[:password]@host``)."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url
+    return "@" in parts.netloc
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with its ``user:password@`` masked, for the status."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("://", 1)[0] + "://***"
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 def child_name(name: str, suffix: str) -> str:
@@ -108,6 +171,16 @@ def config_map_name(name: str) -> str:
 def progress_rbac_name(name: str) -> str:
     """Role and RoleBinding letting the upload Pod write this upload's ``status.progress``."""
     return child_name(name, "upload-progress")
+
+
+def service_account_name(name: str) -> str:
+    """The ServiceAccount the operator creates for an upload whose spec names none."""
+    return child_name(name, "upload")
+
+
+def url_secret_name(name: str) -> str:
+    """The Secret holding the spec's URLs that carry credentials."""
+    return child_name(name, "upload-urls")
 
 
 def labels(name: str) -> dict[str, str]:
@@ -204,20 +277,33 @@ def metadata_data(spec: ModelUploadJobSpec, job: UploadJobRef) -> dict[str, str]
 class _Wiring:
     """Accumulates env, volumes and mounts of the upload container."""
 
-    def __init__(self) -> None:
+    def __init__(self, url_secret: str) -> None:
         self.env: list[Obj] = []
         self.volumes: list[Obj] = []
         self.mounts: list[Obj] = []
+        self.url_secret = url_secret
+        self.secret_urls: dict[str, str] = {}
+        """env name -> URL with credentials: the Secret's data, referenced by the env."""
 
     def set(self, name: str, value: str | int | bool | None) -> None:
         if value is None:
             return
         if isinstance(value, bool):
             value = "true" if value else "false"
-        self.env.append({"name": name, "value": str(value)})
+        self.env.append({"name": name, "value": no_expansion(str(value))})
+
+    def url(self, name: str, value: str | None) -> None:
+        """A URL: plain env, or through the Secret when it carries credentials."""
+        if value is None:
+            return
+        if not has_userinfo(value):
+            self.set(name, value)
+            return
+        self.secret_urls[name] = value
+        self.env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": self.url_secret, "key": name}}})
 
     def secret_dir(self, volume: str, secret: str, path: str, items: list[Obj] | None = None) -> None:
-        source: Obj = {"secretName": secret}
+        source: Obj = {"secretName": secret, "defaultMode": SECRET_MODE}
         if items:
             source["items"] = items
         self.volumes.append({"name": volume, "secret": source})
@@ -230,7 +316,7 @@ def _s3(w: _Wiring, side: str, s3: S3Location) -> None:
     w.set(f"{prefix}_AWS_BUCKET", s3.bucket)
     w.set(f"{prefix}_AWS_KEY", s3.key)
     w.set(f"{prefix}_AWS_REGION", s3.region)
-    w.set(f"{prefix}_AWS_ENDPOINT", s3.endpoint)
+    w.url(f"{prefix}_AWS_ENDPOINT", s3.endpoint)
     w.secret_dir(f"{side}-s3-credentials", s3.credentials_secret, path)
     w.set(f"{prefix}_S3_CREDENTIALS_PATH", path)
 
@@ -249,7 +335,7 @@ def _source(w: _Wiring, spec: ModelUploadJobSpec) -> None:
     if src.s3 is not None:
         _s3(w, "source", src.s3)
     elif src.uri is not None:
-        w.set("MODEL_SYNC_SOURCE_URI", src.uri.uri)
+        w.url("MODEL_SYNC_SOURCE_URI", src.uri.uri)
         if src.uri.credentials_secret:
             path = f"{MOUNT_ROOT}/source-uri"
             w.secret_dir("source-uri-credentials", src.uri.credentials_secret, path, [{"key": "URI", "path": "URI"}])
@@ -281,9 +367,11 @@ def _destination(w: _Wiring, spec: ModelUploadJobSpec) -> None:
 
 def _registry(w: _Wiring, spec: ModelUploadJobSpec, endpoint: RegistryEndpoint) -> None:
     reg = spec.registry
-    w.set("MODEL_SYNC_REGISTRY_SERVER_ADDRESS", endpoint.address)
+    w.url("MODEL_SYNC_REGISTRY_SERVER_ADDRESS", endpoint.address)
     w.set("MODEL_SYNC_REGISTRY_PORT", endpoint.port)
     w.set("MODEL_SYNC_REGISTRY_IS_SECURE", endpoint.is_secure)
+    if endpoint.token_over_http != REFUSE:
+        w.set("MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP", endpoint.token_over_http)
     w.set("MODEL_SYNC_REGISTRY_AUTHOR", reg.author)
     if reg.token_secret is not None:
         items = [{"key": reg.token_secret.key, "path": "token"}]
@@ -311,11 +399,9 @@ def _model_ids(w: _Wiring, spec: ModelUploadJobSpec) -> None:
     w.set("MODEL_SYNC_MODEL_ARTIFACT_ID", model.model_artifact.id if model.model_artifact else None)
 
 
-def container_wiring(
-    job: UploadJobRef, spec: ModelUploadJobSpec, endpoint: RegistryEndpoint
-) -> tuple[list[Obj], list[Obj], list[Obj]]:
-    """``(env, volumes, volumeMounts)`` of the upload container."""
-    w = _Wiring()
+def container_wiring(job: UploadJobRef, spec: ModelUploadJobSpec, endpoint: RegistryEndpoint) -> _Wiring:
+    """Env, volumes, mounts and the URLs for the Secret of the upload container."""
+    w = _Wiring(url_secret_name(job.name))
     _source(w, spec)
     _destination(w, spec)
     _registry(w, spec, endpoint)
@@ -323,16 +409,33 @@ def container_wiring(
     w.volumes.append({"name": "metadata", "configMap": {"name": config_map_name(job.name)}})
     w.mounts.append({"name": "metadata", "mountPath": METADATA_PATH, "readOnly": True})
     w.set("MODEL_SYNC_METADATA_CONFIGMAP_PATH", METADATA_PATH)
-    scratch: Obj = {}
+    scratch_size = DEFAULT_SCRATCH_SIZE
     if spec.job is not None and spec.job.scratch_size is not None:
-        scratch["sizeLimit"] = spec.job.scratch_size
-    w.volumes.append({"name": "scratch", "emptyDir": scratch})
+        scratch_size = str(spec.job.scratch_size)
+    w.volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": scratch_size}})
     w.mounts.append({"name": "scratch", "mountPath": SCRATCH_PATH})
     w.set("MODEL_SYNC_STORAGE_PATH", SCRATCH_PATH)
+    # The root filesystem is read-only: whatever a library writes to a temporary file goes here.
+    w.volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}})
+    w.mounts.append({"name": "tmp", "mountPath": TMP_PATH})
+    w.set("TMPDIR", TMP_PATH)
     # Where the upload program reports its progress (upload/status_report.py).
     w.set(PROGRESS_NAME_ENV, job.name)
     w.set(PROGRESS_NAMESPACE_ENV, job.namespace)
-    return w.env, w.volumes, w.mounts
+    return w
+
+
+def container_resources(spec: ModelUploadJobSpec) -> Obj:
+    """The spec's requests and limits over the defaults: ``resources: {}`` (or one side left out)
+    keeps the default requests and memory limit; a memory request above the default limit with
+    no limit given raises the limit to the request."""
+    options = spec.job.resources if spec.job is not None else None
+    given: Obj = options.model_dump(mode="json", exclude_none=True) if options is not None else {}
+    requests = {**DEFAULT_RESOURCES["requests"], **(given.get("requests") or {})}
+    limits = dict(given.get("limits") or DEFAULT_RESOURCES["limits"])
+    if "limits" not in given and "memory" in (given.get("requests") or {}):
+        limits["memory"] = given["requests"]["memory"]
+    return {"requests": requests, "limits": limits}
 
 
 def render_model_upload_job(
@@ -341,14 +444,28 @@ def render_model_upload_job(
     raw_spec: Obj,
     endpoint: RegistryEndpoint,
     default_image: str,
+    *,
+    openshift: bool = False,
 ) -> list[Obj]:
-    """The metadata ConfigMap, the progress Role and RoleBinding, and the Job, in the order they
-    must be created (the Pod mounts the ConfigMap and reports progress from its first second)."""
-    env, volumes, mounts = container_wiring(job, spec, endpoint)
+    """The metadata ConfigMap, the Secret of credential URLs (when any), the ServiceAccount (when
+    the spec names none), the progress Role and RoleBinding, and the Job, in the order they must
+    be created (the Pod mounts the ConfigMap and reports progress from its first second).
+
+    ``openshift``: the cluster assigns ``fsGroup`` itself (its SCCs reject one out of the
+    namespace's range), so the Pod sets none."""
+    wiring = container_wiring(job, spec, endpoint)
     options = spec.job
-    resources = DEFAULT_RESOURCES
-    if options is not None and options.resources is not None:
-        resources = options.resources.model_dump(mode="json", exclude_none=True)
+    named = options.service_account_name if options is not None else None
+    own_account = not named
+    account = named or service_account_name(job.name)
+    pod_labels = labels(job.name)
+    pod_annotations = {NAME_ANNOTATION: job.name}
+    if endpoint.mesh:
+        pod_labels[ISTIO_INJECT_LABEL] = "true"
+        pod_annotations[ISTIO_NATIVE_SIDECAR_ANNOTATION] = "true"
+    pod_security: Obj = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if not openshift:
+        pod_security["fsGroup"] = FS_GROUP
     job_spec: Obj = {"backoffLimit": options.backoff_limit if options else 3}
     if options is not None and options.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = options.active_deadline_seconds
@@ -364,19 +481,28 @@ def render_model_upload_job(
         "job_name": job_name(job.name),
         "metadata_data": metadata_data(spec, job),
         "annotations": {SPEC_HASH_ANNOTATION: spec_hash(raw_spec), NAME_ANNOTATION: job.name},
-        "pod_annotations": {NAME_ANNOTATION: job.name},
+        "pod_labels": pod_labels,
+        "pod_annotations": pod_annotations,
+        "pod_security_context": pod_security,
+        "url_secret_name": url_secret_name(job.name),
+        "secret_urls": wiring.secret_urls,
+        "own_service_account": own_account,
         "job_spec": job_spec,
         "config_error_exit_code": CONFIG_ERROR_EXIT_CODE,
         "container_name": CONTAINER_NAME,
         "image": (options.image if options and options.image else default_image),
         "command": COMMAND,
-        "env": env,
-        "volumes": volumes,
-        "mounts": mounts,
-        "resources": resources,
-        "service_account_name": options.service_account_name if options else None,
+        "env": wiring.env,
+        "volumes": wiring.volumes,
+        "mounts": wiring.mounts,
+        "resources": container_resources(spec),
+        "service_account_name": account,
     }
     objects = render_template("modeluploadjob/configmap.yaml.j2", context)
+    if wiring.secret_urls:
+        objects.extend(render_template("modeluploadjob/url-secret.yaml.j2", context))
+    if own_account:
+        objects.extend(render_template("modeluploadjob/serviceaccount.yaml.j2", context))
     objects.extend(render_template("modeluploadjob/progress-rbac.yaml.j2", context))
     objects.extend(render_template("modeluploadjob/job.yaml.j2", context))
     return objects

@@ -19,14 +19,17 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -39,6 +42,20 @@ ENV_PREFIX = "MODEL_SYNC_"
 DEFAULT_BASE_IMAGE = "public.ecr.aws/docker/library/busybox:latest"
 DEFAULT_METADATA_PATH = "/etc/model-metadata"
 DEFAULT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+
+MAX_PARALLELISM = 64
+"""Concurrent part transfers at most (each holds a part in memory)."""
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024**3
+"""S3's bounds of a multipart upload part."""
+MAX_SECONDS = 86400.0
+"""Longest timeout and progress interval accepted (a day)."""
+MAX_ID_DIGITS = 19
+"""Model registry ids are 64-bit integers."""
+SHOWN_CHARS = 80
+"""A rejected value is quoted in a message up to this many characters."""
+TOKEN_OVER_HTTP = ("refuse", "mesh", "allow")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 
 SourceType = Literal["s3", "oci", "uri", "pvc"]
 DestinationType = Literal["oci", "s3"]
@@ -113,10 +130,22 @@ PARAMS: tuple[Param, ...] = (
     Param("registry_is_secure", "true"),
     Param("registry_author"),
     Param("registry_user_token", secret=True),
+    Param(
+        "registry_token_over_http",
+        "refuse",
+        TOKEN_OVER_HTTP,
+        help="a bearer token is sent only over https://: refuse (default) fails a plain http:// registry "
+        "address that would get a token; mesh sends it to the Pod's Istio sidecar, which encrypts the "
+        "connection (what the operator sets for an Istio registry); allow sends it in clear text",
+    ),
     Param("registry_user_token_envvar"),
     Param("registry_custom_ca"),
     Param("registry_custom_ca_envvar"),
-    Param("registry_log_level", "30"),
+    Param(
+        "registry_log_level",
+        help="log level of this program: DEBUG, INFO, WARNING, ERROR, CRITICAL or 10..50 "
+        "(default INFO; the LOGLEVEL variable is read when this is unset)",
+    ),
     Param("sign"),
     Param("signing_identity_token_path"),
     Param("metadata_configmap_path"),
@@ -125,11 +154,11 @@ PARAMS: tuple[Param, ...] = (
     Param("source_oci_credentials_path"),
     Param("destination_oci_credentials_path"),
     Param("source_uri_credentials_path"),
-    Param("parallelism", "4", help="concurrent part transfers (ranged reads fetched ahead)"),
-    Param("part_size", "8388608", help="bytes per transferred part; the transfer buffers grow with part "
-          "size x parallelism (x (parallelism + 1) for an OCI destination), never with the model size"),
-    Param("progress_interval", "5", help="seconds between progress log lines"),
-    Param("timeout", "60", help="network timeout in seconds"),
+    Param("parallelism", "4", help=f"concurrent part transfers (ranged reads fetched ahead), 1..{MAX_PARALLELISM}"),
+    Param("part_size", "8388608", help="bytes per transferred part (5 MiB..5 GiB); the transfer buffers grow with "
+          "part size x parallelism (x (parallelism + 1) for an OCI destination), never with the model size"),
+    Param("progress_interval", "5", help="seconds between progress log lines (at most a day)"),
+    Param("timeout", "60", help="network timeout in seconds (at most a day)"),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -210,7 +239,8 @@ class RegistryConfig(_Model):
     token: SecretStr | None = None
     custom_ca: Path | None = None
     author: str | None = None
-    log_level: int = 30
+    log_level: int = logging.INFO
+    token_over_http: Literal["refuse", "mesh", "allow"] = "refuse"  # noqa: S105 - a policy, not a token
 
 
 class UploadConfig(_Model):
@@ -266,14 +296,67 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8").strip()
+def ascii_digits(text: str) -> bool:
+    """Only the digits 0-9 (``str.isdigit`` also takes superscripts such as "²")."""
+    return text.isascii() and text.isdigit()
+
+
+def shown(value: str) -> str:
+    """``repr`` of a rejected value, shortened: a message quotes what was given, never pages of it."""
+    if len(value) > SHOWN_CHARS:
+        return repr(value[:SHOWN_CHARS]) + f" (and {len(value) - SHOWN_CHARS} more characters)"
+    return repr(value)
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A UTF-8 text file, stripped; an unreadable or undecodable file raises :class:`ConfigError`
+    whose message starts with ``what`` (the parameter)."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror or exc.__class__.__name__}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what}: {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_json_text(text: str, what: str) -> Any:  # noqa: ANN401 - any JSON value
+    """JSON with every way it can fail (syntax, nesting too deep, a number too long) a
+    :class:`ConfigError` starting with ``what``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{what}: not valid JSON ({exc})") from None
+
+
+def _is_file(path: str | Path) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: str | Path) -> bool:
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: str | Path) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _s3_credentials(directory: str, prefix: str, param: str) -> dict[str, str]:
     """Keys of a mounted S3 Secret directory (first match wins per field)."""
     root = Path(directory)
-    if not root.is_dir():
+    if not _is_dir(root):
         raise ConfigError(f"{label(param)}: credentials folder not found: {directory}")
     wanted = {
         f"{prefix}_aws_access_key_id": ("AWS_ACCESS_KEY_ID",),
@@ -286,8 +369,8 @@ def _s3_credentials(directory: str, prefix: str, param: str) -> dict[str, str]:
     for field, keys in wanted.items():
         for key in keys:
             f = root / key
-            if f.is_file():
-                value = _read_text(f)
+            if _is_file(f):
+                value = read_text_file(f, label(param))
                 if value:
                     out[field] = value
                     break
@@ -298,20 +381,16 @@ def _s3_credentials(directory: str, prefix: str, param: str) -> dict[str, str]:
 
 def parse_dockerconfig(path: str, param: str) -> dict[str, tuple[str, str]]:
     """``host -> (username, password)`` from a ``.dockerconfigjson`` (or ``config.json``)."""
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{label(param)}: cannot read docker config {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{label(param)}: {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    raw = read_text_file(Path(path), f"{label(param)}: docker config")
+    data = parse_json_text(raw, f"{label(param)}: docker config {path}")
     if not isinstance(data, dict) or not isinstance(data.get("auths"), dict):
         raise ConfigError(f"{label(param)}: invalid docker config file {path}: no \"auths\" object")
     out: dict[str, tuple[str, str]] = {}
     for host, entry in data["auths"].items():
         if not isinstance(entry, dict):
-            raise ConfigError(f"{label(param)}: invalid docker config file {path}: auths[{host!r}] is not an object")
+            raise ConfigError(
+                f"{label(param)}: invalid docker config file {path}: auths[{shown(str(host))}] is not an object"
+            )
         user = entry.get("username")
         password = entry.get("password")
         auth = entry.get("auth")
@@ -324,7 +403,7 @@ def parse_dockerconfig(path: str, param: str) -> dict[str, tuple[str, str]]:
                     log.warning("DEPRECATED: plain-text user:password in auths[%s].auth of %s", host, path)
             if ":" not in decoded:
                 raise ConfigError(
-                    f"{label(param)}: invalid docker config file {path}: auths[{host!r}].auth "
+                    f"{label(param)}: invalid docker config file {path}: auths[{shown(str(host))}].auth "
                     "is not base64 of user:password"
                 )
             user, _, password = decoded.partition(":")
@@ -380,12 +459,12 @@ def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
     uri_cred = explicit.get("source_uri_credentials_path")
     if uri_cred:
         root = Path(uri_cred)
-        if not root.is_dir():
+        if not _is_dir(root):
             raise ConfigError(f"{label('source_uri_credentials_path')}: credentials folder not found: {uri_cred}")
         uri_file = root / "URI"
-        if not uri_file.is_file():
+        if not _is_file(uri_file):
             raise ConfigError(f"{label('source_uri_credentials_path')}: URI credential file not found: {uri_file}")
-        value = _read_text(uri_file)
+        value = read_text_file(uri_file, label("source_uri_credentials_path"))
         if value:
             _register_uri_secrets(value)
             files["source_uri"] = value
@@ -428,37 +507,119 @@ def parse_bool(name: str, value: str) -> bool:
         return True
     if v in _FALSE:
         return False
-    raise ConfigError(f"{label(name)}: invalid boolean value {value!r} (use true/false, yes/no, 1/0)")
+    raise ConfigError(f"{label(name)}: invalid boolean value {shown(value)} (use true/false, yes/no, 1/0)")
 
 
-def _parse_int(name: str, value: str, minimum: int = 0) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ConfigError(f"{label(name)}: {value!r} is not an integer") from None
-    if number < minimum:
-        raise ConfigError(f"{label(name)}: must be at least {minimum}, got {number}")
-    return number
-
-
-def _parse_float(name: str, value: str) -> float:
-    try:
-        number = float(value.strip())
-    except ValueError:
-        raise ConfigError(f"{label(name)}: {value!r} is not a number") from None
-    if number <= 0:
-        raise ConfigError(f"{label(name)}: must be positive, got {value}")
-    return number
-
-
-def _log_level(value: str) -> int:
+def parse_int(name: str, value: str, minimum: int, maximum: int) -> int:
+    """A decimal integer of ASCII digits within ``[minimum, maximum]``."""
     v = value.strip()
-    if v.lstrip("-").isdigit():
-        return int(v)
-    level = logging.getLevelName(v.upper())
-    if isinstance(level, int):
+    if not ascii_digits(v):
+        raise ConfigError(f"{label(name)}: {shown(value)} is not a whole number (digits 0-9)")
+    if len(v.lstrip("0")) > len(str(maximum)) or not minimum <= int(v) <= maximum:
+        raise ConfigError(f"{label(name)}: must be between {minimum} and {maximum}, got {shown(v)}")
+    return int(v)
+
+
+def parse_seconds(name: str, value: str) -> float:
+    """A positive, finite number of seconds of at most :data:`MAX_SECONDS`."""
+    v = value.strip()
+    number = math.nan
+    if v.isascii() and len(v) <= 32:
+        with contextlib.suppress(ValueError):
+            number = float(v)
+    if not math.isfinite(number):
+        raise ConfigError(f"{label(name)}: {shown(value)} is not a number of seconds")
+    if not 0 < number <= MAX_SECONDS:
+        raise ConfigError(f"{label(name)}: must be more than 0 and at most {MAX_SECONDS:g} seconds, got {shown(v)}")
+    return number
+
+
+def parse_log_level(value: str) -> int:
+    """``DEBUG`` ... ``CRITICAL`` (any case) or a number from 10 to 50."""
+    v = value.strip()
+    if v.upper() in LOG_LEVELS:
+        level: int = logging.getLevelNamesMapping()[v.upper()]
         return level
-    raise ConfigError(f"{label('registry_log_level')}: unknown log level {value!r}")
+    if ascii_digits(v) and len(v) <= 2 and logging.DEBUG <= int(v) <= logging.CRITICAL:
+        return int(v)
+    raise ConfigError(
+        f"{label('registry_log_level')}: unknown log level {shown(value)} (use DEBUG, INFO, WARNING, ERROR, "
+        "CRITICAL or a number from 10 to 50)"
+    )
+
+
+URL_PARAMS = ("registry_server_address", "source_aws_endpoint", "destination_aws_endpoint")
+
+
+def register_given_secrets(argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Register the secrets given as parameters (and the user info of URL parameters) before any
+    other step, so that even the first error message masks them. Never raises."""
+    try:
+        given = {**_from_env(environ), **_from_args(argv)}
+    except ConfigError:
+        given = _from_env(environ)
+    for name, value in given.items():
+        if PARAMS_BY_NAME[name].secret:
+            register_secret(value)
+        elif name == "source_uri":
+            _register_uri_secrets(value)
+        elif name in URL_PARAMS:
+            try:
+                parts = urlsplit(value)
+                user, password = parts.username, parts.password
+            except ValueError:
+                continue
+            if password:
+                register_basic_auth(user, password)
+            if user:
+                register_secret(user)
+
+
+def log_level(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """The program's log level: the parameter, else the legacy ``LOGLEVEL`` variable, else INFO.
+
+    Read before the rest of the configuration so that the configuration's own messages follow it."""
+    value = _from_args(argv).get("registry_log_level") or _from_env(environ).get("registry_log_level")
+    if value:
+        return parse_log_level(value)
+    legacy = environ.get("LOGLEVEL", "").strip().upper()
+    return logging.getLevelNamesMapping()[legacy] if legacy in LOG_LEVELS else logging.INFO
+
+
+def port_of(name: str, parts: SplitResult) -> int | None:
+    """The explicit port of a parsed URL, or None; out of range raises :class:`ConfigError`."""
+    try:
+        return parts.port
+    except ValueError:
+        raise ConfigError(f"{label(name)}: the port of the URL is not a number from 1 to 65535") from None
+
+
+def parse_url(name: str, value: str, schemes: tuple[str, ...]) -> SplitResult:
+    """A URL with one of ``schemes`` and a host; its user info (``user:password@``) is registered
+    as a secret so that no message shows it."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        register_secret(value)
+        raise ConfigError(f"{label(name)}: not a valid URL") from None
+    if parts.password:
+        register_basic_auth(parts.username, parts.password)
+    if parts.username:
+        register_secret(parts.username)
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{label(name)}: {shown(redact_url(value))} is not a URL with a host ({allowed})")
+    port = port_of(name, parts)
+    if port == 0:
+        raise ConfigError(f"{label(name)}: the port of the URL is not a number from 1 to 65535")
+    return parts
+
+
+def redact_url(value: str) -> str:
+    """``value`` without the user info of a URL in it."""
+    from .redact import strip_userinfo
+
+    return strip_userinfo(value)
 
 
 def _require(raw: Mapping[str, str], names: Sequence[str], what: str) -> None:
@@ -472,7 +633,7 @@ def _ca_bundle(raw: Mapping[str, str], name: str) -> Path | None:
     if not value:
         return None
     path = Path(value)
-    if not path.is_file():
+    if not _is_file(path):
         raise ConfigError(f"{label(name)}: CA bundle {value} not found")
     return path
 
@@ -481,8 +642,14 @@ def _s3_location(raw: Mapping[str, str], side: str) -> S3Location:
     names = [f"{side}_aws_bucket", f"{side}_aws_key", f"{side}_aws_access_key_id", f"{side}_aws_secret_access_key"]
     _require(raw, names, f"{side} type s3")
     endpoint = raw.get(f"{side}_aws_endpoint")
-    if endpoint and "://" not in endpoint:
-        raise ConfigError(f"{label(f'{side}_aws_endpoint')}: {endpoint!r} must be a URL such as https://host:port")
+    if endpoint:
+        if "://" not in endpoint:
+            raise ConfigError(
+                f"{label(f'{side}_aws_endpoint')}: {shown(endpoint)} must be a URL such as https://host:port"
+            )
+        parts = parse_url(f"{side}_aws_endpoint", endpoint, ("http", "https"))
+        # S3 authenticates with the keys; user info in the endpoint would only spoil the signed host
+        endpoint = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     return S3Location(
         bucket=raw[f"{side}_aws_bucket"],
         key=raw[f"{side}_aws_key"],
@@ -515,18 +682,21 @@ def _source(raw: Mapping[str, str]) -> S3Source | UriSource | PvcSource | OciSou
     if kind == "uri":
         _require(raw, ["source_uri"], "source type uri")
         uri = raw["source_uri"]
+        _register_uri_secrets(uri)
         scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
         if scheme not in ("http", "https", "hf"):
             raise ConfigError(f"{label('source_uri')}: unsupported URI scheme (use http://, https:// or hf://)")
-        _register_uri_secrets(uri)
+        if scheme != "hf":
+            parse_url("source_uri", uri, ("http", "https"))
         return UriSource(uri=SecretStr(uri), ca_bundle=_ca_bundle(raw, "source_uri_ca_bundle"))
     if kind == "pvc":
         _require(raw, ["source_path"], "source type pvc")
         path = Path(raw["source_path"])
-        if not path.exists():
+        if not _exists(path):
             raise ConfigError(f"{label('source_path')}: {path} does not exist (is the volume mounted?)")
         return PvcSource(path=path)
     _require(raw, ["source_oci_uri"], "source type oci")
+    check_image_reference("source_oci_uri", raw["source_oci_uri"].removeprefix("oci://").removeprefix("docker://"))
     user, password = _user_pass(raw, "source")
     registry = raw.get("source_oci_registry") or registry_host(raw["source_oci_uri"])
     return OciSource(
@@ -567,9 +737,12 @@ def _destination(raw: Mapping[str, str]) -> OciDestination | S3Destination:
     uri = raw["destination_oci_uri"].removeprefix("oci://").removeprefix("docker://")
     if "://" in uri or "/" not in uri:
         raise ConfigError(
-            f"{label('destination_oci_uri')}: {raw['destination_oci_uri']!r} is not an image reference "
+            f"{label('destination_oci_uri')}: {shown(raw['destination_oci_uri'])} is not an image reference "
             "like host:port/repository:tag"
         )
+    check_image_reference("destination_oci_uri", uri)
+    if raw["destination_oci_base_image"] != "scratch":
+        check_image_reference("destination_oci_base_image", raw["destination_oci_base_image"])
     registry = raw.get("destination_oci_registry") or registry_host(uri)
     user, password = _user_pass(raw, "destination")
     auths: dict[str, tuple[str, SecretStr]] = {}
@@ -578,8 +751,8 @@ def _destination(raw: Mapping[str, str]) -> OciDestination | S3Destination:
         parsed = parse_dockerconfig(cred, "destination_oci_credentials_path")
         auths = {h: (u, SecretStr(p)) for h, (u, p) in parsed.items()}
     platform = raw["destination_oci_platform"]
-    if platform.count("/") not in (1, 2):
-        raise ConfigError(f"{label('destination_oci_platform')}: {platform!r} is not os/arch[/variant]")
+    if not re.fullmatch(r"[a-z0-9_]+/[a-z0-9_]+(/[a-z0-9_]+)?", platform):
+        raise ConfigError(f"{label('destination_oci_platform')}: {shown(platform)} is not os/arch[/variant]")
     return OciDestination(
         uri=uri,
         registry=registry,
@@ -593,13 +766,39 @@ def _destination(raw: Mapping[str, str]) -> OciDestination | S3Destination:
     )
 
 
+# The OCI distribution reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest].
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127}"
+_DIGEST = r"[a-zA-Z][a-zA-Z0-9]*(?:[-_+.][a-zA-Z][a-zA-Z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?", re.ASCII
+)
+MAX_IMAGE_REFERENCE = 512
+
+
+def check_image_reference(name: str, value: str) -> None:
+    """``value`` follows the OCI reference grammar, and a port in it is from 1 to 65535."""
+    if len(value) > MAX_IMAGE_REFERENCE or not IMAGE_REFERENCE.fullmatch(value):
+        raise ConfigError(
+            f"{label(name)}: {shown(value)} is not an image reference ([host[:port]/]repository[:tag][@digest], "
+            "lower-case repository, ASCII only)"
+        )
+    first = value.split("/", 1)[0]
+    if "/" in value and ":" in first and not first.endswith("]"):
+        port = first.rsplit(":", 1)[1]
+        if not (len(port) <= 5 and 1 <= int(port) <= 65535):
+            raise ConfigError(f"{label(name)}: the port in {shown(value)} is not a number from 1 to 65535")
+
+
 CONTAINERS_CERTS_DIR = Path("/etc/containers/certs.d")
 
 
 def _containers_ca(registry: str) -> Path | None:
     """``/etc/containers/certs.d/<registry>/ca.crt`` when present (containers-certs.d convention)."""
     candidate = CONTAINERS_CERTS_DIR / registry / "ca.crt"
-    return candidate if candidate.is_file() else None
+    return candidate if _is_file(candidate) else None
 
 
 def _registry(raw: Mapping[str, str], environ: Mapping[str, str]) -> RegistryConfig:
@@ -608,13 +807,10 @@ def _registry(raw: Mapping[str, str], environ: Mapping[str, str]) -> RegistryCon
     address = raw["registry_server_address"].rstrip("/")
     if "://" not in address:
         address = ("https://" if is_secure else "http://") + address
-    scheme, _, rest = address.partition("://")
-    if scheme not in ("http", "https") or not rest:
-        raise ConfigError(f"{label('registry_server_address')}: {address!r} is not an http(s) URL")
-    hostport = rest.split("/", 1)[0]
-    port = _parse_int("registry_port", raw["registry_port"], minimum=1)
-    has_port = hostport.rsplit(":", 1)[-1].isdigit() and not hostport.endswith("]")
-    url = f"{scheme}://{hostport}" if has_port else f"{scheme}://{hostport}:{port}"
+    parts = parse_url("registry_server_address", address, ("http", "https"))
+    scheme = parts.scheme.lower()
+    port = parse_int("registry_port", raw["registry_port"], 1, 65535)
+    url = f"{scheme}://{parts.netloc}" if parts.port is not None else f"{scheme}://{parts.netloc}:{port}"
 
     token = raw.get("registry_user_token")
     if not token:
@@ -626,20 +822,22 @@ def _registry(raw: Mapping[str, str], environ: Mapping[str, str]) -> RegistryCon
                 raise ConfigError(f"{label('registry_user_token_envvar')}: environment variable {envvar} is not set")
         elif environ.get("KF_PIPELINES_SA_TOKEN_PATH"):
             token_path = environ["KF_PIPELINES_SA_TOKEN_PATH"]
-        elif is_secure and Path(DEFAULT_TOKEN_PATH).is_file():
+        elif is_secure and _is_file(DEFAULT_TOKEN_PATH):
             token_path = DEFAULT_TOKEN_PATH
         if token_path:
-            try:
-                token = Path(token_path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"{label('registry_user_token_envvar')}: cannot read token file {token_path}: {exc.strerror}"
-                ) from None
+            token = read_text_file(Path(token_path), f"{label('registry_user_token_envvar')}: token file")
     if token:
         register_secret(token)
     if is_secure and not token:
         raise ConfigError(
             f"{label('registry_user_token')}: a token is required when {label('registry_is_secure')} is true"
+        )
+    over_http = raw["registry_token_over_http"]
+    if token and scheme == "http" and over_http == "refuse":
+        raise ConfigError(
+            f"{label('registry_server_address')}: {redact_url(address)} is plain http://, so the registry token "
+            f"would travel unencrypted: use the registry's https:// address, or set "
+            f"{label('registry_token_over_http')} to mesh (an Istio sidecar encrypts the connection) or allow"
         )
     ca: Path | None = None
     ca_param, ca_value, ca_origin = "registry_custom_ca", raw.get("registry_custom_ca"), ""
@@ -649,7 +847,7 @@ def _registry(raw: Mapping[str, str], environ: Mapping[str, str]) -> RegistryCon
         ca_origin = f" (the value of environment variable {ca_envvar})"
     if ca_value and is_secure:
         ca = Path(ca_value)
-        if not ca.is_file():
+        if not _is_file(ca):
             raise ConfigError(f"{label(ca_param)}: CA bundle {ca}{ca_origin} not found")
     return RegistryConfig(
         url=url,
@@ -657,7 +855,8 @@ def _registry(raw: Mapping[str, str], environ: Mapping[str, str]) -> RegistryCon
         token=SecretStr(token) if token else None,
         custom_ca=ca,
         author=raw.get("registry_author"),
-        log_level=_log_level(raw["registry_log_level"]),
+        log_level=parse_log_level(raw["registry_log_level"]) if raw.get("registry_log_level") else logging.INFO,
+        token_over_http=over_http,
     )
 
 
@@ -677,7 +876,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     raw = resolve_raw(argv, env)
     for p in PARAMS:
         if p.choices and raw.get(p.name) and raw[p.name] not in p.choices:
-            raise ConfigError(f"{p.label}: invalid value {raw[p.name]!r} (choose from {', '.join(p.choices)})")
+            raise ConfigError(f"{p.label}: invalid value {shown(raw[p.name])} (choose from {', '.join(p.choices)})")
     intent = raw["model_upload_intent"]
     if intent == "update_artifact":
         _require(raw, ["model_artifact_id"], "intent update_artifact")
@@ -685,8 +884,10 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         _require(raw, ["model_id"], "intent create_version")
     for id_name in ("model_id", "model_version_id", "model_artifact_id"):
         value = raw.get(id_name)
-        if value and not value.isdigit():
-            raise ConfigError(f"{label(id_name)}: {value!r} is not a numeric id")
+        if value and not (ascii_digits(value) and len(value) <= MAX_ID_DIGITS):
+            raise ConfigError(
+                f"{label(id_name)}: {shown(value)} is not a numeric id (at most {MAX_ID_DIGITS} digits 0-9)"
+            )
     source = _source(raw)
     destination = _destination(raw)
     sign = _sign(raw, env)
@@ -696,9 +897,9 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     metadata_path: Path | None = None
     if metadata:
         metadata_path = Path(metadata)
-        if not metadata_path.is_dir():
+        if not _is_dir(metadata_path):
             raise ConfigError(f"{label('metadata_configmap_path')}: {metadata} is not a directory")
-    elif Path(DEFAULT_METADATA_PATH).is_dir():
+    elif _is_dir(DEFAULT_METADATA_PATH):
         metadata_path = Path(DEFAULT_METADATA_PATH)
     if intent in ("create_model", "create_version") and metadata_path is None:
         raise ConfigError(f"intent {intent}: {label('metadata_configmap_path')} is required (model metadata)")
@@ -713,8 +914,8 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         registry=_registry(raw, env),
         metadata_path=metadata_path,
         sign=sign,
-        parallelism=_parse_int("parallelism", raw["parallelism"], minimum=1),
-        part_size=_parse_int("part_size", raw["part_size"], minimum=5 * 1024 * 1024),
-        progress_interval=_parse_float("progress_interval", raw["progress_interval"]),
-        timeout=_parse_float("timeout", raw["timeout"]),
+        parallelism=parse_int("parallelism", raw["parallelism"], 1, MAX_PARALLELISM),
+        part_size=parse_int("part_size", raw["part_size"], MIN_PART_SIZE, MAX_PART_SIZE),
+        progress_interval=parse_seconds("progress_interval", raw["progress_interval"]),
+        timeout=parse_seconds("timeout", raw["timeout"]),
     )

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from .config import label, parse_json_text, read_text_file, shown
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,10 @@ def metadata_value(name: str, value: Any) -> dict[str, Any] | None:  # noqa: ANN
         kind = value["metadataType"]
         field = _METADATA_TYPES.get(kind)
         if field is None or field not in value:
-            raise ConfigError(f"custom property {name!r}: invalid MetadataValue {json.dumps(value)[:200]}")
+            raise ConfigError(
+                f"{label('metadata_configmap_path')}: custom property {shown(name)}: invalid MetadataValue "
+                f"{json.dumps(value)[:200]}"
+            )
         return dict(value)
     if isinstance(value, bool):
         return {"metadataType": "MetadataBoolValue", "bool_value": value}
@@ -59,12 +64,19 @@ def metadata_value(name: str, value: Any) -> dict[str, Any] | None:  # noqa: ANN
             return string_value(str(value))
         return {"metadataType": "MetadataIntValue", "int_value": str(value)}
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(
+                f"{label('metadata_configmap_path')}: custom property {shown(name)}: {value} is not a finite number"
+            )
         return {"metadataType": "MetadataDoubleValue", "double_value": value}
     if isinstance(value, str):
         return string_value(value)
     if isinstance(value, list | dict):
         return string_value(json.dumps(value, sort_keys=True))
-    raise ConfigError(f"custom property {name!r}: unsupported value type {type(value).__name__}")
+    raise ConfigError(
+        f"{label('metadata_configmap_path')}: custom property {shown(name)}: unsupported value type "
+        f"{type(value).__name__}"
+    )
 
 
 def typed_properties(props: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -130,8 +142,13 @@ def load_metadata(directory: Path | None) -> ModelMetadata:
     """Parse the ConfigMap directory (``None`` gives empty metadata)."""
     if directory is None:
         return ModelMetadata()
+    param = label("metadata_configmap_path")
     sections: dict[str, dict[str, Any]] = {v: {} for v in _SECTIONS.values()}
-    for entry in sorted(directory.iterdir()):
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"{param}: cannot list {directory}: {exc.strerror or exc.__class__.__name__}") from None
+    for entry in entries:
         if entry.name.startswith(".") or not entry.is_file():
             continue  # ConfigMap mounts carry ..data / ..timestamp entries
         section, _, field = entry.name.partition(".")
@@ -139,17 +156,15 @@ def load_metadata(directory: Path | None) -> ModelMetadata:
             log.debug("ignoring metadata key %s", entry.name)
             continue
         field = _snake(field)
-        text = entry.read_text(encoding="utf-8").strip()
+        what = f"{param}: metadata key {shown(entry.name)}"
+        text = read_text_file(entry, what)
         value: Any = text
         if field == "custom_properties":
             if not text:
                 continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"metadata key {entry.name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+            value = parse_json_text(text, what)
             if not isinstance(value, dict):
-                raise ConfigError(f"metadata key {entry.name}: must be a JSON object")
+                raise ConfigError(f"{what}: must be a JSON object")
             current = sections[_SECTIONS[section]].get("custom_properties") or {}
             value = {**current, **value}
         elif not text:
@@ -159,7 +174,7 @@ def load_metadata(directory: Path | None) -> ModelMetadata:
         meta = ModelMetadata.model_validate(sections)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid model metadata in {directory}: {problems}") from None
+        raise ConfigError(f"{param}: invalid model metadata in {directory}: {problems}") from None
     for section_meta in (meta.registered_model, meta.model_version, meta.model_artifact):
         typed_properties(section_meta.custom_properties)  # validate early
     return meta

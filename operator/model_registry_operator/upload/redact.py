@@ -2,16 +2,19 @@
 
 Every secret value the upload program learns (passwords, tokens, secret keys, and derived
 forms such as ``user:password`` and its base64) is registered here; a logging filter replaces
-any occurrence in a record's formatted message with ``***`` before a handler sees it.
+any occurrence in a record's formatted message with ``***`` before a handler sees it. The user
+info of any URL in a message (``scheme://user:password@``) is masked too, registered or not.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 
 _MASK = "***"
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#]*@")
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
@@ -36,14 +39,19 @@ def register_basic_auth(username: str | None, password: str | None) -> None:
     register_secret(base64.b64encode(pair.encode()).decode())
 
 
+def strip_userinfo(text: str) -> str:
+    """``text`` with the user info of every URL in it (``https://user:pass@host``) masked."""
+    return _USERINFO.sub(rf"\1{_MASK}@", text)
+
+
 def redact(text: str) -> str:
-    """Return ``text`` with every registered secret masked (longest first)."""
+    """Return ``text`` with every registered secret and URL user info masked (longest first)."""
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, _MASK)
-    return text
+    return strip_userinfo(text)
 
 
 def clear_secrets() -> None:

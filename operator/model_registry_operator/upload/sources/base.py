@@ -19,6 +19,7 @@ from typing import BinaryIO, TypeVar
 import requests
 import urllib3
 
+from ..config import ascii_digits
 from ..errors import TransferError
 from ..progress import Progress
 
@@ -241,7 +242,7 @@ def check_range_answer(resp: requests.Response, start: int, length: int, what: s
     ``start`` (a server that ignores ``Range`` answers 200 with the whole object)."""
     body = resp.headers.get("Content-Length")
     whole = resp.status_code == 200 and start == 0
-    if (resp.status_code != 206 and not whole) or (body is not None and body.isdigit() and int(body) != length):
+    if (resp.status_code != 206 and not whole) or (body is not None and ascii_digits(body) and int(body) != length):
         raise TransferError(f"{what}: bad answer to a ranged read at {start} (HTTP {resp.status_code}, "
                             f"{body} bytes for {length})")
 

@@ -22,6 +22,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from ..config import ascii_digits
 from ..errors import TransferError
 from .archive import is_archive, unpack
 from .base import (
@@ -100,9 +101,9 @@ class HttpFetcher:
             strong = etag if etag and not etag.startswith("W/") else ""
             if resp.status_code == 206:
                 total = resp.headers.get("Content-Range", "").rsplit("/", 1)[-1]
-                return Probe(int(total) if total.isdigit() else None, True, strong)
+                return Probe(int(total) if ascii_digits(total) else None, True, strong)
             length = resp.headers.get("Content-Length")
-            return Probe(int(length) if length and length.isdigit() else None, False, strong)
+            return Probe(int(length) if length and ascii_digits(length) else None, False, strong)
 
     def get_range_into(self, url: str, start: int, end: int, view: memoryview, etag: str = "") -> None:
         """Bytes ``start..end`` inclusive, read straight into ``view``; with ``etag``, only from
