@@ -19,7 +19,8 @@ DNS would answer:
 There is no address translation: a name leads to the Pod IP, so a Service port is reachable
 when it equals its ``targetPort`` (the usual case, and the case of every Service the operator
 makes). Since all processes share the host network, a server bound to ``0.0.0.0`` answers on
-every Pod IP anyway.
+every Pod IP anyway, and one bound to ``127.0.0.1`` on none (as in a Pod's own network
+namespace), but its loopback is the node's, which every process container shares.
 
 The files are kept up to date: :class:`ServiceHosts` re-reads Services and EndpointSlices
 every ``refresh_interval`` seconds while it tracks any file, and rewrites in place (same
