@@ -26,6 +26,7 @@ import urllib3.exceptions
 
 from ..kube import ApiError
 from ..render.values import value_problems as value_problems
+from .claims import ClaimRace
 
 # Retry delays after failed reconciles: BASE, 2 * BASE, ... up to CAP.
 BACKOFF_BASE_SECONDS = 5.0
@@ -70,7 +71,9 @@ def is_transient(exc: BaseException) -> bool:
     """API trouble that a later attempt may not meet."""
     if isinstance(exc, ApiError):
         return exc.status in TRANSIENT_STATUSES
-    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, asyncio.TimeoutError))
+    return isinstance(
+        exc, (ClaimRace, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, asyncio.TimeoutError)
+    )
 
 
 def classify(exc: BaseException, secrets: Iterable[str] = ()) -> Failure:
@@ -78,6 +81,8 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> Failure:
     if is_transient(exc):
         if isinstance(exc, ApiError):
             summary = f"the Kubernetes API answered {exc.status} {exc.reason}: {exc.message}"
+        elif isinstance(exc, ClaimRace):
+            summary = str(exc)
         else:
             summary = f"the Kubernetes API could not be reached: {type(exc).__name__}: {exc}"
         message = one_line(redact(summary, secrets))

@@ -66,7 +66,7 @@ from ..status.modelregistry import (
     registry_hosts,
 )
 from ..status.security import MODE_CONDITIONS, SecurityObservation, auth_config_state, route_state
-from .claims import ClaimRace, Claims, NameConflict, Ref, ref_of
+from .claims import Claims, NameConflict, Ref, ref_of
 from .errors import Backoff, Failure, classify, value_problems
 from .observed import ObservedChildren
 
@@ -521,7 +521,7 @@ class RegistryReconciler:
                 return ReconcileResult()
             else:
                 return await self._reconcile_failed(key, body, exc, read_secrets)
-        except (ClaimRace, Exception) as exc:  # API trouble, a bug or an input nobody foresaw
+        except Exception as exc:  # API trouble, a claim that kept racing, a bug, an input nobody foresaw
             return await self._reconcile_failed(key, body, exc, read_secrets)
         available = await self._write_status(body, observation, spec_defaults, result)
         if key in self._status:  # not forgotten meanwhile (deleted)
