@@ -60,8 +60,7 @@ http {{
   uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
 {self.http_config()}}}
 """)
-        self.proc = ManagedProcess(self.process_name, [nginx, "-p", str(self.workdir), "-c", str(conf)],
-                                   self.workdir)
+        self.proc = ManagedProcess(self.process_name, [nginx, "-p", str(self.workdir), "-c", str(conf)], self.workdir)
         self.proc.start(self.ready)
 
     def stop(self) -> None:

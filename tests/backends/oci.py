@@ -45,8 +45,7 @@ class TokenServer:
 
     def __init__(self, ca: CertificateAuthority, service: str, issuer: str) -> None:
         pair = ca.issue_server(common_name="token-signer")
-        self.cert_der = x509.load_pem_x509_certificate(pair.cert_pem.encode()).public_bytes(
-            serialization.Encoding.DER)
+        self.cert_der = x509.load_pem_x509_certificate(pair.cert_pem.encode()).public_bytes(serialization.Encoding.DER)
         key = serialization.load_pem_private_key(pair.key_pem.encode(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         self.key = key
@@ -89,8 +88,16 @@ class TokenServer:
                 name, _, actions = rest.rpartition(":")
                 access.append({"type": kind, "name": name, "actions": actions.split(",")})
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": USER, "aud": self.service, "exp": now + 600, "nbf": now - 10,
-                  "iat": now, "jti": str(now) + str(self.issued), "access": access}
+        claims = {
+            "iss": self.issuer,
+            "sub": USER,
+            "aud": self.service,
+            "exp": now + 600,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": str(now) + str(self.issued),
+            "access": access,
+        }
         header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self.cert_der).decode()]}
         signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
         der = self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
@@ -145,8 +152,10 @@ class DistributionRegistry:
             lines.append(f"  tls: {{certificate: {crt}, key: {key}}}")
         if self.auth_mode == "token":
             self.token_server = TokenServer(self.ca, "test-registry", "test-issuer")  # type: ignore[arg-type]
-            lines.append(f"auth: {{token: {{realm: '{self.token_server.realm}', service: test-registry, "
-                         f"issuer: test-issuer, rootcertbundle: {self.ca_file}}}}}")
+            lines.append(
+                f"auth: {{token: {{realm: '{self.token_server.realm}', service: test-registry, "
+                f"issuer: test-issuer, rootcertbundle: {self.ca_file}}}}}"
+            )
         elif self.auth:
             htpasswd = require_binary("htpasswd")
             out = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True, text=True)
@@ -189,7 +198,8 @@ class DistributionRegistry:
         elif self.token_server is not None:
             scope = "registry:catalog:* repository:*:pull,push"
             s.headers["Authorization"] = "Bearer " + self.token_server.token(
-                [f"repository:{r}:pull,push" for r in ("base/busybox", "models/tls", "models/token")] + [scope])
+                [f"repository:{r}:pull,push" for r in ("base/busybox", "models/tls", "models/token")] + [scope]
+            )
         return s
 
     def push_blob(self, repo: str, data: bytes) -> str:
@@ -202,21 +212,30 @@ class DistributionRegistry:
         loc = r.headers["Location"]
         loc = loc if "://" in loc else self.url + loc
         sep = "&" if "?" in loc else "?"
-        r = s.put(f"{loc}{sep}digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"},
-                  timeout=30)
+        r = s.put(
+            f"{loc}{sep}digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"}, timeout=30
+        )
         assert r.status_code == 201, r.text
         return digest
 
     def put_manifest(self, repo: str, ref: str, manifest: dict[str, Any], media_type: str) -> str:
         raw = json.dumps(manifest).encode()
-        r = self.session().put(f"{self.url}/v2/{repo}/manifests/{ref}", data=raw,
-                               headers={"Content-Type": media_type}, timeout=10)
+        r = self.session().put(
+            f"{self.url}/v2/{repo}/manifests/{ref}", data=raw, headers={"Content-Type": media_type}, timeout=10
+        )
         assert r.status_code == 201, r.text
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
     def get_manifest(self, repo: str, ref: str) -> tuple[dict[str, Any], str]:
-        r = self.session().get(f"{self.url}/v2/{repo}/manifests/{ref}", timeout=10, headers={"Accept": ", ".join([
-            "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"])})
+        r = self.session().get(
+            f"{self.url}/v2/{repo}/manifests/{ref}",
+            timeout=10,
+            headers={
+                "Accept": ", ".join(
+                    ["application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"]
+                )
+            },
+        )
         r.raise_for_status()
         return r.json(), "sha256:" + hashlib.sha256(r.content).hexdigest()
 
@@ -246,21 +265,46 @@ class DistributionRegistry:
         layer_digest = self.push_blob(repo, layer)
         manifests = []
         for arch in ("arm64", "amd64"):
-            config = {"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
-                      "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "test busybox"}]}
+            config = {
+                "architecture": arch,
+                "os": "linux",
+                "config": {"Cmd": ["/bin/sh"]},
+                "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
+                "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "test busybox"}],
+            }
             raw_cfg = json.dumps(config).encode()
             cfg_digest = self.push_blob(repo, raw_cfg)
-            manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest,
-                                   "size": len(raw_cfg)},
-                        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                    "digest": layer_digest, "size": len(layer)}]}
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": cfg_digest,
+                    "size": len(raw_cfg),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": layer_digest,
+                        "size": len(layer),
+                    }
+                ],
+            }
             raw = json.dumps(manifest).encode()
-            digest = self.put_manifest(repo, "sha256:" + hashlib.sha256(raw).hexdigest(), manifest,
-                                       "application/vnd.oci.image.manifest.v1+json")
-            manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
-                              "size": len(raw), "platform": {"os": "linux", "architecture": arch}})
+            digest = self.put_manifest(
+                repo,
+                "sha256:" + hashlib.sha256(raw).hexdigest(),
+                manifest,
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+            manifests.append(
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": digest,
+                    "size": len(raw),
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+            )
         index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
         self.put_manifest(repo, tag, index, "application/vnd.oci.image.index.v1+json")
         return f"{self.host}/{repo}:{tag}"

@@ -80,12 +80,26 @@ class RealRegistryServer:
         assert db is not None
         secrets = DatabaseSecrets(password=db.password)
         if isinstance(db, PostgresServer):
-            pg = PostgresConfig.model_validate({"host": db.host, "port": db.port, "username": db.user,
-                                                "passwordSecret": _PASSWORD_REF, "database": db.database,
-                                                "sslMode": "disable"})
+            pg = PostgresConfig.model_validate(
+                {
+                    "host": db.host,
+                    "port": db.port,
+                    "username": db.user,
+                    "passwordSecret": _PASSWORD_REF,
+                    "database": db.database,
+                    "sslMode": "disable",
+                }
+            )
             return "postgres", postgres_dsn(pg, secrets)
-        my = MySQLConfig.model_validate({"host": db.host, "port": db.port, "username": db.user,
-                                         "passwordSecret": _PASSWORD_REF, "database": db.database})
+        my = MySQLConfig.model_validate(
+            {
+                "host": db.host,
+                "port": db.port,
+                "username": db.user,
+                "passwordSecret": _PASSWORD_REF,
+                "database": db.database,
+            }
+        )
         return "mysql", mysql_dsn(my, secrets)
 
     def start(self) -> None:
@@ -96,8 +110,15 @@ class RealRegistryServer:
             db_type, dsn = self._dsn()
             self.port = free_port()
             env = {**os.environ, "MR_EMBEDMD_DATABASE_DSN": dsn}
-            argv = [str(binary), "proxy", "--hostname", LOOPBACK, "--port", str(self.port),
-                    f"--embedmd-database-type={db_type}"]
+            argv = [
+                str(binary),
+                "proxy",
+                "--hostname",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+                f"--embedmd-database-type={db_type}",
+            ]
             self.proc = ManagedProcess(f"model-registry-{self.database}", argv, self.workdir, env=env)
 
             def ready() -> bool:
@@ -225,8 +246,13 @@ def official_client_read(url: str, name: str, version: str, *, ids: dict[str, st
     if not python.is_file():
         raise MissingServerBinaryError(f"official model-registry client venv {python} not found: run make deps")
     host, _, port = url.rpartition(":")
-    out = subprocess.run([str(python), "-c", _READ_SCRIPT, host, port, name, version, json.dumps(ids or {})],
-                         check=False, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(python), "-c", _READ_SCRIPT, host, port, name, version, json.dumps(ids or {})],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if out.returncode != 0:
         raise AssertionError(f"official client failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -35,21 +35,52 @@ class SeaweedS3:
         weed = require_binary("weed")
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        identities = {"identities": [
-            {"name": "admin", "credentials": [{"accessKey": ADMIN_KEY, "secretKey": ADMIN_SECRET}],
-             "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
-            {"name": "reader", "credentials": [{"accessKey": READER_KEY, "secretKey": READER_SECRET}],
-             "actions": ["List"]},
-        ]}
+        identities = {
+            "identities": [
+                {
+                    "name": "admin",
+                    "credentials": [{"accessKey": ADMIN_KEY, "secretKey": ADMIN_SECRET}],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                },
+                {
+                    "name": "reader",
+                    "credentials": [{"accessKey": READER_KEY, "secretKey": READER_SECRET}],
+                    "actions": ["List"],
+                },
+            ]
+        }
         cfg = self.workdir / "s3.json"
         cfg.write_text(json.dumps(identities))
         self.port = free_port()
-        ports = {name: free_port() for name in (
-            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-            "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc")}
-        argv = [weed, "mini", f"-dir={data}", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
-                "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.port={self.port}",
-                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={cfg}", "-master.volumeSizeLimitMB=256"]
+        ports = {
+            name: free_port()
+            for name in (
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "s3.port.grpc",
+                "admin.port",
+                "admin.port.grpc",
+            )
+        }
+        argv = [
+            weed,
+            "mini",
+            f"-dir={data}",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.port={self.port}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={cfg}",
+            "-master.volumeSizeLimitMB=256",
+        ]
         argv += [f"-{k}={v}" for k, v in ports.items()]
         self.proc = ManagedProcess("weed", argv, self.workdir)
 

@@ -212,9 +212,9 @@ def main() -> int:
         "max_status": max(to_status),
         # When the slowest ones were created (seconds into the run): a cluster of them is one
         # stall of the machine or the API server, spread out means steady queueing.
-        "slowest": sorted(
-            ((lat, created[k] - start) for k, lat in zip(keys, to_status, strict=True)), reverse=True
-        )[:5],
+        "slowest": sorted(((lat, created[k] - start) for k, lat in zip(keys, to_status, strict=True)), reverse=True)[
+            :5
+        ],
         "p50_available": statistics.median(to_available),
         "p99_available": percentile(to_available, 99),
         "memory_crs": args.memory_crs,
@@ -255,18 +255,18 @@ external PostgreSQL address whose port is closed, so the live database probe ans
 
 | Measure | Result | Target |
 |---|---|---|
-| create → children + status, p50 ({r['latency_crs']} CRs at {r['rate']:.0f}/s) | {r['p50_status']:.3f} s | ≤ 0.3 s |
-| create → children + status, p99 | {r['p99_status']:.3f} s | ≤ 1 s |
-| create → children + status, max | {r['max_status']:.3f} s | |
-| the five slowest (latency, created at) | {", ".join(f"{lat:.2f} s at {at:.1f} s" for lat, at in r['slowest'])} | |
-| create → `Available=True` (pod Ready on the simulated node, endpoints ready), p50 | {r['p50_available']:.3f} s | |
-| create → `Available=True`, p99 | {r['p99_available']:.3f} s | |
-| {r['burst']} further CRs created back to back: all reconciled after | {r['burst_seconds']:.1f} s | |
-| operator CPU time per registry, {r['rate']:.0f}/s run (until all `Available`) | {r['cpu_latency'] * 1000:.0f} ms | |
-| operator CPU time per registry, created back to back | {r['cpu_burst'] * 1000:.0f} ms | |
-| ModelRegistry watch events per registry (create, finalizer, status writes) | {r['events']:.1f} | |
-| operator RSS idle | {r['idle_rss']:.0f} MiB | |
-| operator RSS with {r['memory_crs']} registries reconciled | {r['rss_after']:.0f} MiB | ≤ 150 MiB |
+| create → children + status, p50 ({r["latency_crs"]} CRs at {r["rate"]:.0f}/s) | {r["p50_status"]:.3f} s | ≤ 0.3 s |
+| create → children + status, p99 | {r["p99_status"]:.3f} s | ≤ 1 s |
+| create → children + status, max | {r["max_status"]:.3f} s | |
+| the five slowest (latency, created at) | {", ".join(f"{lat:.2f} s at {at:.1f} s" for lat, at in r["slowest"])} | |
+| create → `Available=True` (pod Ready on the simulated node, endpoints ready), p50 | {r["p50_available"]:.3f} s | |
+| create → `Available=True`, p99 | {r["p99_available"]:.3f} s | |
+| {r["burst"]} further CRs created back to back: all reconciled after | {r["burst_seconds"]:.1f} s | |
+| operator CPU time per registry, {r["rate"]:.0f}/s run (until all `Available`) | {r["cpu_latency"] * 1000:.0f} ms | |
+| operator CPU time per registry, created back to back | {r["cpu_burst"] * 1000:.0f} ms | |
+| ModelRegistry watch events per registry (create, finalizer, status writes) | {r["events"]:.1f} | |
+| operator RSS idle | {r["idle_rss"]:.0f} MiB | |
+| operator RSS with {r["memory_crs"]} registries reconciled | {r["rss_after"]:.0f} MiB | ≤ 150 MiB |
 
 The latency clock starts when the create call returns and stops when a watch on the registries
 sees the first status the operator wrote (it writes status only after every child has been

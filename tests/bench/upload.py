@@ -71,8 +71,13 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
 def s3_client(endpoint: str) -> S3Client:
-    loc = S3Location(bucket=BUCKET, key=PREFIX, endpoint=endpoint, access_key_id=SecretStr(ADMIN_KEY),
-                     secret_access_key=SecretStr(ADMIN_SECRET))
+    loc = S3Location(
+        bucket=BUCKET,
+        key=PREFIX,
+        endpoint=endpoint,
+        access_key_id=SecretStr(ADMIN_KEY),
+        secret_access_key=SecretStr(ADMIN_SECRET),
+    )
     return S3Client(loc, timeout=300)
 
 
@@ -146,8 +151,12 @@ class Registry:
         return f"{loc}{'&' if '?' in loc else '?'}digest={digest}"
 
     def put_blob(self, body: Any, digest: str, size: int) -> None:  # noqa: ANN401 - bytes or a file
-        r = self.session.put(self._with_digest(self._start(), digest), data=body, timeout=600, headers={
-            "Content-Type": "application/octet-stream", "Content-Length": str(size)})
+        r = self.session.put(
+            self._with_digest(self._start(), digest),
+            data=body,
+            timeout=600,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
         if r.status_code != 201:
             raise RuntimeError(f"blob PUT: {r.status_code} {r.text}")
 
@@ -163,8 +172,9 @@ class Registry:
                 size += len(chunk)
                 yield chunk
 
-        r = self.session.patch(self._start(), data=body(), timeout=600,
-                               headers={"Content-Type": "application/octet-stream"})
+        r = self.session.patch(
+            self._start(), data=body(), timeout=600, headers={"Content-Type": "application/octet-stream"}
+        )
         if r.status_code != 202:
             raise RuntimeError(f"blob PATCH: {r.status_code} {r.text}")
         loc = r.headers["Location"]
@@ -176,15 +186,28 @@ class Registry:
         return digest, size
 
     def finish(self, layer_digest: str, layer_size: int, tag: str) -> None:
-        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                             "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+            }
+        ).encode()
         cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
         self.put_blob(config, cfg_digest, len(config))
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(config)},
-                    "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_size}]}
-        r = self.session.put(f"{self.url}/v2/{self.repo}/manifests/{tag}", data=json.dumps(manifest).encode(),
-                             headers={"Content-Type": OCI_MANIFEST}, timeout=60)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_size}],
+        }
+        r = self.session.put(
+            f"{self.url}/v2/{self.repo}/manifests/{tag}",
+            data=json.dumps(manifest).encode(),
+            headers={"Content-Type": OCI_MANIFEST},
+            timeout=60,
+        )
         if r.status_code != 201:
             raise RuntimeError(f"manifest PUT: {r.status_code} {r.text}")
 
@@ -267,7 +290,8 @@ def settle(servers: list[Any], limit: float = 30.0) -> None:
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_SYNC_") or k in TUNABLES}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "operator"), env.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep)
+        os.pathsep
+    )
     env.update(extra)
     return env
 
@@ -293,29 +317,43 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
                 meta.mkdir()
                 (meta / "RegisteredModel.name").write_text(model)
                 (meta / "ModelVersion.name").write_text("v1")
-                return child_env({
-                    "MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": BUCKET,
-                    "MODEL_SYNC_SOURCE_AWS_KEY": PREFIX, "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint,
-                    "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
-                    "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
-                    "MODEL_SYNC_DESTINATION_TYPE": "oci",
-                    "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/bench/ours:{tag}",
-                    "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
-                    "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
-                    "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": mr.url, "MODEL_SYNC_REGISTRY_IS_SECURE": "false",
-                    "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
-                    "MODEL_SYNC_STORAGE_PATH": str(tmp / f"scratch-{model}"), "MODEL_SYNC_TIMEOUT": "300",
-                    "TERMINATION_MESSAGE_PATH": str(tmp / f"termination-{model}"), "LOGLEVEL": "INFO",
-                })
+                return child_env(
+                    {
+                        "MODEL_SYNC_SOURCE_TYPE": "s3",
+                        "MODEL_SYNC_SOURCE_AWS_BUCKET": BUCKET,
+                        "MODEL_SYNC_SOURCE_AWS_KEY": PREFIX,
+                        "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint,
+                        "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                        "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                        "MODEL_SYNC_DESTINATION_TYPE": "oci",
+                        "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/bench/ours:{tag}",
+                        "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
+                        "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+                        "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": mr.url,
+                        "MODEL_SYNC_REGISTRY_IS_SECURE": "false",
+                        "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+                        "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
+                        "MODEL_SYNC_STORAGE_PATH": str(tmp / f"scratch-{model}"),
+                        "MODEL_SYNC_TIMEOUT": "300",
+                        "TERMINATION_MESSAGE_PATH": str(tmp / f"termination-{model}"),
+                        "LOGLEVEL": "INFO",
+                    }
+                )
 
             upload = [sys.executable, "-m", "model_registry_operator.upload"]
             servers = [s3, reg, mr]
             settle(servers)
-            results.append(measure("(a) upload program", upload, env_a("bench-model", "v1"),
-                                   tmp / "scratch-bench-model", size))
+            results.append(
+                measure("(a) upload program", upload, env_a("bench-model", "v1"), tmp / "scratch-bench-model", size)
+            )
             scratch = tmp / "scratch-plain"
-            spec = {"s3": s3.endpoint, "registry": reg.url, "repo": "bench/plain", "scratch": str(scratch),
-                    "objects": objects}
+            spec = {
+                "s3": s3.endpoint,
+                "registry": reg.url,
+                "repo": "bench/plain",
+                "scratch": str(scratch),
+                "objects": objects,
+            }
             argv = [sys.executable, "-m", "tests.bench.upload", "--worker", "plain", "--spec", json.dumps(spec)]
             settle(servers)
             results.append(measure("(b) plain copy", argv, child_env({}), scratch, size))
@@ -325,14 +363,29 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
             check_same_layer(reg)
             # (a) again into the same repository: the same model under a new tag, then one file changed
             settle(servers)
-            results.append(layer_counts(measure("(a) same model, new tag", upload, env_a("bench-same", "v2"),
-                                                tmp / "scratch-bench-same", size), tmp / "scratch-bench-same.log"))
+            results.append(
+                layer_counts(
+                    measure(
+                        "(a) same model, new tag", upload, env_a("bench-same", "v2"), tmp / "scratch-bench-same", size
+                    ),
+                    tmp / "scratch-bench-same.log",
+                )
+            )
             key, n = objects[0]
             put_random(client, key, n)
             settle(servers)
-            results.append(layer_counts(measure(f"(a) one of {files} files changed, new tag", upload,
-                                                env_a("bench-changed", "v3"), tmp / "scratch-bench-changed", size),
-                                        tmp / "scratch-bench-changed.log"))
+            results.append(
+                layer_counts(
+                    measure(
+                        f"(a) one of {files} files changed, new tag",
+                        upload,
+                        env_a("bench-changed", "v3"),
+                        tmp / "scratch-bench-changed",
+                        size,
+                    ),
+                    tmp / "scratch-bench-changed.log",
+                )
+            )
         finally:
             mr.stop()
             reg.stop()
@@ -351,17 +404,25 @@ def layer_counts(result: Result, log: Path) -> Result:
 
 def measure_upstream(s3_endpoint: str, reg: DistributionRegistry, scratch: Path, size: int) -> Result:
     """(c): upstream's job code path on the same bucket, to the same registry (busybox base, as upstream)."""
-    spec = {"s3_endpoint": s3_endpoint, "access_key_id": ADMIN_KEY, "secret_access_key": ADMIN_SECRET,
-            "bucket": BUCKET, "prefix": PREFIX, "base_image": reg.push_busybox_base(),
-            "oci_ref": f"{reg.host}/bench/upstream:v1", "enable_tls_verify": False}
+    spec = {
+        "s3_endpoint": s3_endpoint,
+        "access_key_id": ADMIN_KEY,
+        "secret_access_key": ADMIN_SECRET,
+        "bucket": BUCKET,
+        "prefix": PREFIX,
+        "base_image": reg.push_busybox_base(),
+        "oci_ref": f"{reg.host}/bench/upstream:v1",
+        "enable_tls_verify": False,
+    }
     run = upstream_method.run(spec, scratch, scratch.parent / f"{scratch.name}.log", reg.host)
     shutil.rmtree(scratch, ignore_errors=True)
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in run.phases.items() if k != "save_to_oci_registry")
     peaks = ", ".join(f"{k} {v:.0f} MiB" for k, v in run.peak_by_command.items())
     detail = f"phases: {phases}; CPU {run.cpu_seconds:.1f} s; peak RSS per command: {peaks}"
     print(f"(c) {detail}", file=sys.stderr)
-    return Result("(c) upstream's job code path", run.seconds, size / MiB / run.seconds, run.rss_mib,
-                  run.scratch_mib, detail)
+    return Result(
+        "(c) upstream's job code path", run.seconds, size / MiB / run.seconds, run.rss_mib, run.scratch_mib, detail
+    )
 
 
 def check_same_layer(reg: DistributionRegistry) -> None:
@@ -370,8 +431,10 @@ def check_same_layer(reg: DistributionRegistry) -> None:
     ours, _ = reg.get_manifest("bench/ours", "v1")
     plain, _ = reg.get_manifest("bench/plain", "v1")
     ours_sizes = [layer["size"] for layer in ours["layers"]]
-    print(f"(a) layers ({len(ours_sizes)}, {sum(ours_sizes)} bytes); (b) model layer {plain['layers'][-1]['size']} "
-          "bytes", file=sys.stderr)
+    print(
+        f"(a) layers ({len(ours_sizes)}, {sum(ours_sizes)} bytes); (b) model layer {plain['layers'][-1]['size']} bytes",
+        file=sys.stderr,
+    )
     index, _ = reg.get_manifest("bench/upstream", "v1")
     if "manifests" in index:  # --multi-arch all: every platform got the same layers
         index, _ = reg.get_manifest("bench/upstream", index["manifests"][0]["digest"])
@@ -392,14 +455,17 @@ def cpu_name() -> str:
 def report(results: list[Result], size_mib: int, files: int, gen_s: float) -> str:
     a, b, c, *reuse = results
     buf = io.StringIO()
-    buf.write(f"Model: {files} files of random bytes, {size_mib} MiB in all, in SeaweedFS S3; destination a local "
-              f"docker-registry; (a) registers it in the model registry server on MariaDB; all on loopback "
-              f"({os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}). Generating the model "
-              f"took {gen_s:.1f} s (not counted).\n\n")
+    buf.write(
+        f"Model: {files} files of random bytes, {size_mib} MiB in all, in SeaweedFS S3; destination a local "
+        f"docker-registry; (a) registers it in the model registry server on MariaDB; all on loopback "
+        f"({os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}). Generating the model "
+        f"took {gen_s:.1f} s (not counted).\n\n"
+    )
     buf.write("| Method | Wall time | Throughput | Peak RSS | Peak scratch disk |\n|---|---|---|---|---|\n")
     for r in (a, b, c):
-        buf.write(f"| {r.name} | {r.seconds:.1f} s | {r.mib_s:.0f} MiB/s | {r.rss_mib:.0f} MiB | "
-                  f"{r.scratch_mib:.0f} MiB |\n")
+        buf.write(
+            f"| {r.name} | {r.seconds:.1f} s | {r.mib_s:.0f} MiB/s | {r.rss_mib:.0f} MiB | {r.scratch_mib:.0f} MiB |\n"
+        )
     for r in (a, b, c):
         if r.detail:
             buf.write(f"\n{r.name}: {r.detail}\n")
@@ -409,11 +475,14 @@ def report(results: list[Result], size_mib: int, files: int, gen_s: float) -> st
     buf.write(f"| (a) vs (c) speed-up | {speedup:.2f}x | ≥ 3x | {'yes' if speedup >= 3 else 'no'} |\n")
     buf.write(f"| (a) peak RSS | {a.rss_mib:.0f} MiB | ≤ 256 MiB | {'yes' if a.rss_mib <= 256 else 'no'} |\n")
     full = a.scratch_mib >= size_mib * 0.5
-    buf.write(f"| (a) peak scratch disk | {a.scratch_mib:.0f} MiB | no full scratch copy | "
-              f"{'no' if full else 'yes'} |\n")
+    buf.write(
+        f"| (a) peak scratch disk | {a.scratch_mib:.0f} MiB | no full scratch copy | {'no' if full else 'yes'} |\n"
+    )
     if reuse:
-        buf.write("\nThen (a) again into the same repository (model registered under new names):\n\n"
-                  "| Run | Wall time | Peak RSS | Model layers |\n|---|---|---|---|\n")
+        buf.write(
+            "\nThen (a) again into the same repository (model registered under new names):\n\n"
+            "| Run | Wall time | Peak RSS | Model layers |\n|---|---|---|---|\n"
+        )
         for r in reuse:
             buf.write(f"| {r.name} | {r.seconds:.1f} s | {r.rss_mib:.0f} MiB | {r.detail} |\n")
     return buf.getvalue()

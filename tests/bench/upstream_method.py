@@ -72,8 +72,14 @@ def missing() -> str | None:
 def download_from_s3(utils: Any, spec: dict[str, Any], storage_path: str) -> None:  # noqa: ANN401
     """Upstream JOB/job/download.py ``download_from_s3``, as the job calls it."""
     s3_client, _ = utils._connect_to_s3(
-        spec["s3_endpoint"], spec["access_key_id"], spec["secret_access_key"], spec.get("region"),
-        multipart_threshold=1024 * 1024, multipart_chunksize=1024 * 1024, max_pool_connections=10)
+        spec["s3_endpoint"],
+        spec["access_key_id"],
+        spec["secret_access_key"],
+        spec.get("region"),
+        multipart_threshold=1024 * 1024,
+        multipart_chunksize=1024 * 1024,
+        max_pool_connections=10,
+    )
     bucket_name, prefix = spec["bucket"], spec["prefix"]
     paginator = s3_client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket_name, Prefix=prefix):
@@ -108,16 +114,24 @@ def drive(spec: dict[str, Any]) -> dict[str, float]:
                 return fn(*args, **kwargs)
             finally:
                 phases[name] = time.monotonic() - start
+
         return call
 
     backend = dataclasses.replace(backend, pull=timed("base_pull", backend.pull), push=timed("push", backend.push))
-    params = utils.OCIParams(base_image=spec["base_image"], oci_ref=spec["oci_ref"], dest_dir=storage_path,
-                             oci_username=None, oci_password=None, custom_oci_backend=backend)
+    params = utils.OCIParams(
+        base_image=spec["base_image"],
+        oci_ref=spec["oci_ref"],
+        dest_dir=storage_path,
+        oci_username=None,
+        oci_password=None,
+        custom_oci_backend=backend,
+    )
     # JOB/job/upload.py perform_upload
     t1 = time.monotonic()
     uri = utils.save_to_oci_registry(
         **{field.name: getattr(params, field.name) for field in dataclasses.fields(params)},
-        model_files_path=storage_path)
+        model_files_path=storage_path,
+    )
     phases["save_to_oci_registry"] = time.monotonic() - t1
     phases["layers"] = phases["save_to_oci_registry"] - phases["base_pull"] - phases["push"]
     print(f"uploaded: {uri}", flush=True)
@@ -157,8 +171,16 @@ def dir_size(path: Path) -> int:
     return total
 
 
-def run_child(name: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path, scratch: Path,
-              sample: Callable[[int], None], interval: float) -> ChildRun:
+def run_child(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    scratch: Path,
+    sample: Callable[[int], None],
+    interval: float,
+) -> ChildRun:
     """Run ``argv`` (output to ``log``) to its end; meanwhile, every ``interval`` seconds, call ``sample(pid)``
     and sample the size of ``scratch``. A non-zero exit raises, with the tail of ``log``.
 
@@ -169,8 +191,7 @@ def run_child(name: str, argv: list[str], env: dict[str, str], cwd: Path, log: P
     done = threading.Event()
     start = time.monotonic()
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def sampling() -> None:
         nonlocal peak_scratch
@@ -208,7 +229,7 @@ def _tree(root: int) -> list[int]:
             stat = Path(f"/proc/{entry.name}/stat").read_text()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
     out, todo = [], [root]
     while todo:
@@ -254,9 +275,14 @@ def run(spec: dict[str, Any], scratch: Path, log: Path, registry_host: str) -> U
     write_containers_config(home, registry_host)
     result_path = scratch.parent / f"{scratch.name}-result.json"
     spec = {**spec, "storage_path": str(storage), "result_path": str(result_path)}
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(tmp),
-           "CONTAINERS_REGISTRIES_CONF": str(home / ".config" / "containers" / "registries.conf"),
-           "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "CONTAINERS_REGISTRIES_CONF": str(home / ".config" / "containers" / "registries.conf"),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
     argv = [str(venv_python()), str(Path(__file__).resolve()), "--driver", json.dumps(spec)]
 
     peak_tree_kib = 0
@@ -277,8 +303,14 @@ def run(spec: dict[str, Any], scratch: Path, log: Path, registry_host: str) -> U
     usage = child.usage
     rss_kib = max(peak_tree_kib, by_command.get("python", 0), usage.ru_maxrss)
     cpu_seconds = usage.ru_utime + usage.ru_stime
-    return UpstreamRun(child.seconds, rss_kib / 1024, child.scratch_bytes / MiB, cpu_seconds, phases,
-                       {k: v / 1024 for k, v in sorted(by_command.items()) if k != "?"})
+    return UpstreamRun(
+        child.seconds,
+        rss_kib / 1024,
+        child.scratch_bytes / MiB,
+        cpu_seconds,
+        phases,
+        {k: v / 1024 for k, v in sorted(by_command.items()) if k != "?"},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

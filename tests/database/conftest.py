@@ -63,9 +63,7 @@ def server_cert(test_ca: CertificateAuthority) -> CertPair:
 @pytest.fixture(scope="session")
 def server_tls(test_ca: CertificateAuthority, server_cert: CertPair) -> ServerTLS:
     """TLS-only: clients without TLS are rejected."""
-    return ServerTLS(
-        cert_pem=server_cert.cert_pem, key_pem=server_cert.key_pem, ca_pem=test_ca.cert_pem, required=True
-    )
+    return ServerTLS(cert_pem=server_cert.cert_pem, key_pem=server_cert.key_pem, ca_pem=test_ca.cert_pem, required=True)
 
 
 @pytest.fixture(scope="session")

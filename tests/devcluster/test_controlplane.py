@@ -295,8 +295,13 @@ def test_job_completes_and_ttl_removes_it(api: Any, namespace: str) -> None:
     # Watched, not polled: the TTL may delete the Job within a poll interval of its completion.
     j = None
     events = watch.Watch()
-    for event in events.stream(batch.list_namespaced_job, namespace, field_selector="metadata.name=ok",
-                               resource_version=created.metadata.resource_version, timeout_seconds=30):
+    for event in events.stream(
+        batch.list_namespaced_job,
+        namespace,
+        field_selector="metadata.name=ok",
+        resource_version=created.metadata.resource_version,
+        timeout_seconds=30,
+    ):
         cond = condition(event["object"], "Complete")
         if cond is not None and cond.status == "True":
             j = event["object"]

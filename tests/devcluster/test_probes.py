@@ -106,8 +106,12 @@ def test_probes_are_read_from_the_container_spec_with_kubernetes_defaults() -> N
     container = {
         "ports": [{"name": "http-api", "containerPort": 8080}, {"containerPort": 9090}],
         "readinessProbe": {"httpGet": {"path": "/readyz/health", "port": "http-api"}, "initialDelaySeconds": 5},
-        "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 7, "failureThreshold": 2,
-                          "terminationGracePeriodSeconds": 4},
+        "livenessProbe": {
+            "tcpSocket": {"port": 8080},
+            "periodSeconds": 7,
+            "failureThreshold": 2,
+            "terminationGracePeriodSeconds": 4,
+        },
         "startupProbe": {"exec": {"command": ["true"]}, "timeoutSeconds": 3, "successThreshold": 1},
     }
     probes = container_probes(container)
@@ -125,8 +129,11 @@ def test_probes_are_read_from_the_container_spec_with_kubernetes_defaults() -> N
 # ---------------------------------------------------------------------------------- handlers
 def test_http_get_defaults_to_the_pod_ip_and_resolves_named_ports(server: ProbedServer) -> None:
     target = ProbeTarget(POD_IP, {"http-api": server.port})
-    probe = Probe(READINESS, "httpGet", {"path": "healthz", "port": "http-api",
-                                         "httpHeaders": [{"name": "X-Probe", "value": "yes"}]})
+    probe = Probe(
+        READINESS,
+        "httpGet",
+        {"path": "healthz", "port": "http-api", "httpHeaders": [{"name": "X-Probe", "value": "yes"}]},
+    )
     assert run_probe(probe, target) == ProbeResult(True, "status 200")
     path, headers = server.behaviour.requests[-1]
     assert path == "/healthz"
@@ -247,8 +254,9 @@ def test_startup_probe_gates_readiness_and_liveness(server: ProbedServer) -> Non
     startup = Probe(STARTUP, "tcpSocket", {"port": port}, period=0.1, failure_threshold=1000)
     readiness = http_probe(READINESS, "http", period=0.1)
     liveness = Probe(LIVENESS, "httpGet", {"path": "/", "port": "http"}, period=0.1)
-    p = ContainerProber("ns/pod/c", [startup, readiness, liveness], ProbeTarget(POD_IP, {"http": server.port}),
-                        Failures())
+    p = ContainerProber(
+        "ns/pod/c", [startup, readiness, liveness], ProbeTarget(POD_IP, {"http": server.port}), Failures()
+    )
     p.start()
     try:
         time.sleep(0.5)
@@ -311,8 +319,15 @@ def namespaced_process(tmp_path: Path) -> Iterator[RunningProcess]:
     )
     (tmp_path / "root").mkdir()
     running = RunningProcess(
-        proc, tmp_path / "root", tmp_path / "term", tmp_path / "log", "File",
-        name="ns/pod/c", env={"PATH": os.environ["PATH"], "GREETING": "hi"}, working_dir=str(mount), grace=1.0,
+        proc,
+        tmp_path / "root",
+        tmp_path / "term",
+        tmp_path / "log",
+        "File",
+        name="ns/pod/c",
+        env={"PATH": os.environ["PATH"], "GREETING": "hi"},
+        working_dir=str(mount),
+        grace=1.0,
     )
     yield running
     running.stop()
@@ -321,8 +336,11 @@ def namespaced_process(tmp_path: Path) -> Iterator[RunningProcess]:
 def test_exec_probes_run_inside_the_container(namespaced_process: RunningProcess, tmp_path: Path) -> None:
     running = namespaced_process
     inside = Probe(READINESS, "exec", {"command": ["test", "-e", "inside"]}, period=0.1, timeout=2)
-    wait_for(lambda: run_probe(inside, ProbeTarget(POD_IP, {}, running.exec)).success, timeout=5,
-             message="tmpfs mounted in the container")
+    wait_for(
+        lambda: run_probe(inside, ProbeTarget(POD_IP, {}, running.exec)).success,
+        timeout=5,
+        message="tmpfs mounted in the container",
+    )
     assert not (tmp_path / "ns" / "inside").exists()  # only the container's namespace has it
     env = Probe(READINESS, "exec", {"command": ["/bin/sh", "-c", 'test "$GREETING" = hi && pwd']}, timeout=2)
     assert run_probe(env, ProbeTarget(POD_IP, {}, running.exec)) == ProbeResult(True, str(tmp_path / "ns"))

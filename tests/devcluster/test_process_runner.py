@@ -84,16 +84,20 @@ def test_sim_exec_runs_the_command_with_env_mounts_and_termination_message(api: 
 
 def test_sim_exec_falls_back_to_logs_and_reports_missing_secrets(api: Any, namespace: str) -> None:
     core = client.CoreV1Api(api)
-    pod = exec_pod("logs", ["/bin/sh", "-c", "echo first; echo 'the real reason' >&2; exit 1"],
-                   terminationMessagePolicy="FallbackToLogsOnError")
+    pod = exec_pod(
+        "logs",
+        ["/bin/sh", "-c", "echo first; echo 'the real reason' >&2; exit 1"],
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
     pod["spec"]["volumes"] = []
     core.create_namespaced_pod(namespace, pod)
     term = terminated(core, namespace, "logs")
     assert term.exit_code == 1
     assert term.message.splitlines()[-1] == "the real reason"
 
-    missing = exec_pod("missing", ["/bin/true"], env=[
-        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}])
+    missing = exec_pod(
+        "missing", ["/bin/true"], env=[{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}]
+    )
     missing["spec"]["volumes"] = []
     core.create_namespaced_pod(namespace, missing)
     term = terminated(core, namespace, "missing")

@@ -89,4 +89,3 @@ def test_write_in_place_keeps_the_inode_a_bind_mount_sees(tmp_path: Path) -> Non
     assert (path.read_text(), os.stat(path).st_ino) == ("127.0.0.1\tlocalhost\n", inode)
     write_in_place(path, "x" * 4096)
     assert (len(path.read_text()), os.stat(path).st_ino) == (4096, inode)
-

@@ -95,8 +95,13 @@ def official_client_list(url: str, name: str, *, versions: bool) -> dict[str, An
     """Registered models (and, with ``versions``, the versions of ``name``) listed by the official client."""
     host, _, port = url.rpartition(":")
     what = "versions" if versions else "models"
-    out = subprocess.run([str(client_python()), "-c", _LIST_SCRIPT, host, port, name, what], check=False,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(client_python()), "-c", _LIST_SCRIPT, host, port, name, what],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, f"official client failed:\n{out.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -75,7 +75,11 @@ def seconds(timestamp: str) -> float:
 
 def upload_manifests(namespace: str, s3: SeaweedS3, oci: DistributionRegistry, base_image: str) -> str:
     spec = s3_to_oci_spec(
-        {"name": NAME, "author": "flagship-test"}, oci.host, base_image, f"{namespace}/llm", f"{namespace}/llm",
+        {"name": NAME, "author": "flagship-test"},
+        oci.host,
+        base_image,
+        f"{namespace}/llm",
+        f"{namespace}/llm",
         {"name": f"{namespace}-llm", "description": "the flagship model"},
     )
     docs = [*secret_docs(namespace, s3.endpoint, oci.host), upload_doc("llm", spec, namespace)]

@@ -143,7 +143,10 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
     back = official_client_read(mr.url, f"{namespace}-llm", "v1")
     model, version, artifact = back["model"], back["version"], back["artifact"]
     assert (model["id"], version["id"], artifact["id"]) == (
-        status["registeredModelId"], status["modelVersionId"], status["modelArtifactId"])
+        status["registeredModelId"],
+        status["modelVersionId"],
+        status["modelArtifactId"],
+    )
     assert model["description"] == "from the operator"
     assert model["custom_properties"] == {"team": "a", "size": 7}  # typed; the upload-incomplete marker is gone
     assert (version["name"], version["author"]) == ("v1", "alice")
@@ -242,8 +245,10 @@ def test_spec_is_immutable_and_deletion_removes_children(
     cluster.delete(MUJ, namespace, "once")
     wait_for(lambda: cluster.get(JOB, namespace, "once-upload") is None, what="Job garbage-collected")
     wait_for(lambda: cluster.get(CONFIG_MAP, namespace, "once-metadata") is None, what="ConfigMap garbage-collected")
-    wait_for(lambda: all(cluster.get(k, namespace, "once-upload-progress") is None for k in (ROLE, ROLE_BINDING)),
-             what="progress Role and RoleBinding garbage-collected")
+    wait_for(
+        lambda: all(cluster.get(k, namespace, "once-upload-progress") is None for k in (ROLE, ROLE_BINDING)),
+        what="progress Role and RoleBinding garbage-collected",
+    )
     wait_for(
         lambda: not cluster.list(POD, namespace, "batch.kubernetes.io/job-name=once-upload"),
         what="Pods garbage-collected",
@@ -463,8 +468,10 @@ def test_a_killed_upload_is_reported_and_its_retry_does_not_read_the_pushed_file
         cluster.apply_yaml(upload("killed", spec), namespace)
 
         def journal() -> list[Any]:
-            props = requests.get(f"{mr.url}{API}/model_artifacts/{artifact}", timeout=10).json().get(
-                "customProperties") or {}
+            props = (
+                requests.get(f"{mr.url}{API}/model_artifacts/{artifact}", timeout=10).json().get("customProperties")
+                or {}
+            )
             return list(json.loads(props.get(UPLOADED_LAYERS, {}).get("string_value") or "[]"))
 
         wait_for(lambda: len(journal()) == 2, 90, interval=0.3, what="a.bin and b.bin pushed, c/c.bin stalled")
@@ -488,8 +495,14 @@ def test_a_killed_upload_is_reported_and_its_retry_does_not_read_the_pushed_file
         assert status["message"].endswith(last_line), (status["message"], last_line)
         status = wait_phase(cluster, namespace, "killed", "Succeeded", timeout=120)
         # what the retry read of the objects (the one-byte read is the access check made before any transfer)
-        read_by_retry = {r.path.rpartition(prefix)[2] for r in proxy.requests if r.method == "GET"
-                         and prefix in r.path and "list-type" not in r.path and r.headers.get("range") != "bytes=0-0"}
+        read_by_retry = {
+            r.path.rpartition(prefix)[2]
+            for r in proxy.requests
+            if r.method == "GET"
+            and prefix in r.path
+            and "list-type" not in r.path
+            and r.headers.get("range") != "bytes=0-0"
+        }
 
     assert read_by_retry == {"/c/c.bin"}  # a.bin and b.bin were not read again
     assert status["modelArtifactId"] == artifact
@@ -549,12 +562,17 @@ def test_the_api_server_rejects_bad_upload_specs(
     pod_spec = job["spec"]["template"]["spec"]
     account = cluster.get(lookup("v1", "ServiceAccount"), namespace, pod_spec["serviceAccountName"])
     assert account is not None
-    binding = next(b for b in cluster.list(ROLE_BINDING, namespace)
-                   if b["metadata"]["labels"].get("modelregistry.opendatahub.io/upload-job") == name)
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": namespace}]
-    pods = wait_for(lambda: cluster.list(POD, namespace, f"batch.kubernetes.io/job-name={job['metadata']['name']}"),
-                    what="its Pod")
+    binding = next(
+        b
+        for b in cluster.list(ROLE_BINDING, namespace)
+        if b["metadata"]["labels"].get("modelregistry.opendatahub.io/upload-job") == name
+    )
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": namespace}
+    ]
+    pods = wait_for(
+        lambda: cluster.list(POD, namespace, f"batch.kubernetes.io/job-name={job['metadata']['name']}"), what="its Pod"
+    )
     assert pods[0]["metadata"]["labels"]["modelregistry.opendatahub.io/upload-job"] == name
     opt_out = wait_for(lambda: job_of("opt-out"), what="the Job of the upload that opted out")
     env = {e["name"]: e.get("value") for e in opt_out["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -562,8 +580,9 @@ def test_the_api_server_rejects_bad_upload_specs(
 
 
 def secret_doc(name: str, namespace: str, data: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
-             "stringData": data}]
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, "stringData": data}
+    ]
 
 
 URL_PASSWORD = "url-pass-Zq81x"  # noqa: S105 - test value
@@ -610,8 +629,10 @@ def test_url_credentials_stay_out_of_the_pod_spec_logs_and_status(
         muj = cluster.get(MUJ, namespace, name)
         assert muj is not None
         assert URL_PASSWORD not in json.dumps(muj.get("status"))
-        for obj in (cluster.get(JOB, namespace, f"{name}-upload"),
-                    *cluster.list(POD, namespace, f"batch.kubernetes.io/job-name={name}-upload")):
+        for obj in (
+            cluster.get(JOB, namespace, f"{name}-upload"),
+            *cluster.list(POD, namespace, f"batch.kubernetes.io/job-name={name}-upload"),
+        ):
             assert URL_PASSWORD not in json.dumps(obj), obj["metadata"]["name"] if obj else name
     events = [e.get("message", "") for e in cluster.list(EVENT, namespace)]
     assert not [m for m in events if URL_PASSWORD in m]

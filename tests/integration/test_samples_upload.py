@@ -78,8 +78,9 @@ def sample(file: str) -> list[dict[str, Any]]:
 class Local:
     """Rewrites sample documents to point at the local servers (see the module docstring)."""
 
-    def __init__(self, namespace: str, s3: SeaweedS3, oci: DistributionRegistry, nginx: NginxServer,
-                 base_image: str) -> None:
+    def __init__(
+        self, namespace: str, s3: SeaweedS3, oci: DistributionRegistry, nginx: NginxServer, base_image: str
+    ) -> None:
         self.namespace, self.s3, self.oci, self.nginx, self.base_image = namespace, s3, oci, nginx, base_image
 
     def image(self, sample_uri: str) -> str:
@@ -100,8 +101,9 @@ class Local:
         elif doc["kind"] == "Secret":
             data = doc["stringData"]
             assert data["AWS_S3_BUCKET"] == BUCKET, data
-            data.update(AWS_S3_ENDPOINT=self.s3.endpoint, AWS_ACCESS_KEY_ID=ADMIN_KEY,
-                        AWS_SECRET_ACCESS_KEY=ADMIN_SECRET)
+            data.update(
+                AWS_S3_ENDPOINT=self.s3.endpoint, AWS_ACCESS_KEY_ID=ADMIN_KEY, AWS_SECRET_ACCESS_KEY=ADMIN_SECRET
+            )
         else:
             assert doc["kind"] == "ModelUploadJob", doc["kind"]
             spec = doc["spec"]
@@ -133,11 +135,17 @@ def test_upload_samples_register_and_push_through_the_real_registry(
     s3_upload(s3, BUCKET, "mnist", mnist)
     s3_upload(s3, BUCKET, "mnist-v2", mnist_v2)
     onnx = {name: os.urandom(100 * 1024) for name in ("mnist-8.onnx", "mnist-12.onnx")}
-    uploads = {doc["metadata"]["name"]: doc for f in ("s3-to-oci.yaml", "uri-to-oci.yaml", "create-version.yaml",
-                                                       "update-artifact.yaml") for doc in sample(f)}
+    uploads = {
+        doc["metadata"]["name"]: doc
+        for f in ("s3-to-oci.yaml", "uri-to-oci.yaml", "create-version.yaml", "update-artifact.yaml")
+        for doc in sample(f)
+    }
     for name, data in onnx.items():
-        url = next(d["spec"]["source"]["uri"]["uri"] for d in uploads.values()
-                   if d["spec"]["source"].get("uri", {}).get("uri", "").endswith("/" + name))
+        url = next(
+            d["spec"]["source"]["uri"]["uri"]
+            for d in uploads.values()
+            if d["spec"]["source"].get("uri", {}).get("uri", "").endswith("/" + name)
+        )
         nginx.publish(url.removeprefix(GITHUB), data)
 
     # -- modelregistry-sample, served by the real server -------------------------------------
@@ -187,13 +195,14 @@ def test_upload_samples_register_and_push_through_the_real_registry(
     assert (artifact["model_format_name"], artifact["model_format_version"]) == ("onnx", "1")
 
     read = official_client_read(pod_url, "mnist", "v2")
-    assert (read["version"]["id"], read["version"]["description"]) == (statuses["mnist-v2"]["modelVersionId"],
-                                                                       "Retrained")
+    assert (read["version"]["id"], read["version"]["description"]) == (
+        statuses["mnist-v2"]["modelVersionId"],
+        "Retrained",
+    )
     assert (read["artifact"]["uri"], read["artifact"]["state"]) == (statuses["mnist-v2"]["artifactURI"], "LIVE")
 
     read = official_client_read(pod_url, "mnist-8", "v1")
-    assert (read["artifact"]["uri"], read["artifact"]["state"]) == (statuses["mnist-uri-to-oci"]["artifactURI"],
-                                                                    "LIVE")
+    assert (read["artifact"]["uri"], read["artifact"]["state"]) == (statuses["mnist-uri-to-oci"]["artifactURI"], "LIVE")
     assert (read["artifact"]["model_format_name"], read["artifact"]["model_format_version"]) == ("onnx", "8")
 
     read = official_client_read(pod_url, "mnist-12", "v1")

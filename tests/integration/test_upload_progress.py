@@ -35,20 +35,31 @@ SPEC: dict[str, Any] = {
 
 
 def create_upload(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    doc = {"apiVersion": "modelregistry.opendatahub.io/v1alpha1", "kind": "ModelUploadJob",
-           "metadata": {"name": name}, "spec": SPEC}
+    doc = {
+        "apiVersion": "modelregistry.opendatahub.io/v1alpha1",
+        "kind": "ModelUploadJob",
+        "metadata": {"name": name},
+        "spec": SPEC,
+    }
     cluster.apply_yaml(yaml.safe_dump(doc), namespace)
     return wait_for(lambda: cluster.get(MUJ, namespace, name), what=f"ModelUploadJob {name}")
 
 
 def service_account_dir(cluster: Cluster, namespace: str, tmp: Path) -> Path:
     """What a kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount."""
-    wait_for(lambda: cluster.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
-             what="the default service account")
+    wait_for(
+        lambda: cluster.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
+        what="the default service account",
+    )
     token = cluster.kubectl("create", "token", "default", "-n", namespace).stdout.strip()
-    ca = wait_for(lambda: (cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", namespace, "-o",
-                                           "jsonpath={.data.ca\\.crt}", check=False).stdout),
-                  what="kube-root-ca.crt")
+    ca = wait_for(
+        lambda: (
+            cluster.kubectl(
+                "get", "configmap", "kube-root-ca.crt", "-n", namespace, "-o", "jsonpath={.data.ca\\.crt}", check=False
+            ).stdout
+        ),
+        what="kube-root-ca.crt",
+    )
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "token").write_text(token)
     (tmp / "ca.crt").write_text(ca)
@@ -58,8 +69,12 @@ def service_account_dir(cluster: Cluster, namespace: str, tmp: Path) -> Path:
 def api_env(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     server = cluster.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
     host, _, port = server.removeprefix("https://").rpartition(":")
-    return {"MODEL_UPLOAD_JOB_NAME": name, "MODEL_UPLOAD_JOB_NAMESPACE": namespace,
-            "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
+    return {
+        "MODEL_UPLOAD_JOB_NAME": name,
+        "MODEL_UPLOAD_JOB_NAMESPACE": namespace,
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+    }
 
 
 def test_the_upload_pod_reports_progress_in_its_own_status_only(
@@ -69,8 +84,13 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
     other = create_upload(cluster, namespace, "other")
     # The Role and RoleBinding exactly as the operator renders them for "mine".
     raw = mine["spec"]
-    objects = render_model_upload_job(UploadJobRef("mine", namespace, mine["metadata"]["uid"]),
-                                      ModelUploadJobSpec.model_validate(raw), raw, ENDPOINT, "example.com/op:1")
+    objects = render_model_upload_job(
+        UploadJobRef("mine", namespace, mine["metadata"]["uid"]),
+        ModelUploadJobSpec.model_validate(raw),
+        raw,
+        ENDPOINT,
+        "example.com/op:1",
+    )
     rbac = [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
     cluster.apply_yaml(yaml.safe_dump_all(rbac), namespace)
     sa_dir = service_account_dir(cluster, namespace, tmp_path / "sa")
@@ -79,14 +99,26 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
     assert reporter is not None
     with Progress(1000, interval=0.2, label="upload", report=reporter.report) as progress:
         progress.add(400)
-        wait_for(lambda: (((cluster.get(MUJ, namespace, "mine") or {}).get("status") or {}).get("progress") or {})
-                 .get("bytesTransferred") == 400, timeout=20, what="progress 400 of 1000 in the status")
+        wait_for(
+            lambda: (
+                (((cluster.get(MUJ, namespace, "mine") or {}).get("status") or {}).get("progress") or {}).get(
+                    "bytesTransferred"
+                )
+                == 400
+            ),
+            timeout=20,
+            what="progress 400 of 1000 in the status",
+        )
         progress.add(600)
     body = cluster.get(MUJ, namespace, "mine")
     assert body is not None
     got = body["status"]["progress"]
-    assert (got["stage"], got["bytesTransferred"], got["bytesTotal"], got["percent"]) == ("Registering", 1000, 1000,
-                                                                                           100)
+    assert (got["stage"], got["bytesTransferred"], got["bytesTotal"], got["percent"]) == (
+        "Registering",
+        1000,
+        1000,
+        100,
+    )
     assert got["updateTime"].endswith("Z")
     managers = {(f["manager"], f.get("subresource")) for f in body["metadata"]["managedFields"]}
     assert (FIELD_MANAGER, "status") in managers
@@ -111,10 +143,13 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
 
 
 def test_no_cluster_credentials_means_log_only(tmp_path: Path) -> None:
-    env = {"MODEL_UPLOAD_JOB_NAME": "x", "MODEL_UPLOAD_JOB_NAMESPACE": "y",
-           "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}
+    env = {
+        "MODEL_UPLOAD_JOB_NAME": "x",
+        "MODEL_UPLOAD_JOB_NAMESPACE": "y",
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "6443",
+    }
     assert StatusReporter.from_env(env, tmp_path) is None  # no token file
     (tmp_path / "token").write_text("t")
     assert StatusReporter.from_env({k: v for k, v in env.items() if k != "MODEL_UPLOAD_JOB_NAME"}, tmp_path) is None
     assert StatusReporter.from_env(env, tmp_path) is not None
-

@@ -48,7 +48,7 @@ def render(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = ModelUploadJobSpec.model_validate(raw)
     objects = render_model_upload_job(REF, spec, raw, ENDPOINT, "quay.io/x/operator:1")
     kinds = ["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Job"]
-    if (spec.job and spec.job.service_account_name):
+    if spec.job and spec.job.service_account_name:
         kinds.remove("ServiceAccount")
     assert [o["kind"] for o in objects] == kinds
     return objects[0], objects[-1]
@@ -64,11 +64,19 @@ def test_the_upload_pod_may_write_only_its_own_progress() -> None:
         )
         assert job["spec"]["template"]["spec"]["serviceAccountName"] == account
         assert role["metadata"]["name"] == binding["metadata"]["name"] == "up-upload-progress"
-        assert role["rules"] == [{"apiGroups": ["modelregistry.opendatahub.io"],
-                                  "resources": ["modeluploadjobs/status"], "resourceNames": ["up"],
-                                  "verbs": ["get", "patch"]}]
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                      "name": "up-upload-progress"}
+        assert role["rules"] == [
+            {
+                "apiGroups": ["modelregistry.opendatahub.io"],
+                "resources": ["modeluploadjobs/status"],
+                "resourceNames": ["up"],
+                "verbs": ["get", "patch"],
+            }
+        ]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "up-upload-progress",
+        }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "ns1"}]
         for obj in (role, binding):
             assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
@@ -81,8 +89,7 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"]}
 
 
-@pytest.mark.parametrize(("source", "destination", "intent"),
-                         list(itertools.product(SOURCES, DESTINATIONS, INTENTS)))
+@pytest.mark.parametrize(("source", "destination", "intent"), list(itertools.product(SOURCES, DESTINATIONS, INTENTS)))
 def test_render_every_combination(source: str, destination: str, intent: str) -> None:
     cm, job = render(spec_raw(source, destination, intent))
     assert (cm["kind"], cm["metadata"]["name"]) == ("ConfigMap", "up-metadata")
@@ -98,8 +105,11 @@ def test_render_every_combination(source: str, destination: str, intent: str) ->
     assert container["image"] == "quay.io/x/operator:1"
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [2]
     assert job["metadata"]["annotations"][NAME_ANNOTATION] == "up"
 
@@ -140,8 +150,7 @@ def test_render_every_combination(source: str, destination: str, intent: str) ->
         assert (env["MODEL_SYNC_MODEL_ARTIFACT_ID"], env["MODEL_SYNC_MODEL_VERSION_ID"]) == ("12", "11")
 
 
-@pytest.mark.parametrize(("source", "destination", "intent"),
-                         list(itertools.product(SOURCES, DESTINATIONS, INTENTS)))
+@pytest.mark.parametrize(("source", "destination", "intent"), list(itertools.product(SOURCES, DESTINATIONS, INTENTS)))
 def test_rendered_env_is_understood_by_the_upload_program(
     source: str, destination: str, intent: str, tmp_path: Any
 ) -> None:
@@ -185,18 +194,30 @@ def test_rendered_env_is_understood_by_the_upload_program(
 
 
 def test_job_options_and_defaults() -> None:
-    raw = spec_raw("s3", "oci", "create_model", job={
-        "image": "example.com/up:2", "serviceAccountName": "uploader", "backoffLimit": 0,
-        "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": 60, "scratchSize": "20Gi",
-        "resources": {"limits": {"memory": "2Gi"}}})
+    raw = spec_raw(
+        "s3",
+        "oci",
+        "create_model",
+        job={
+            "image": "example.com/up:2",
+            "serviceAccountName": "uploader",
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 600,
+            "ttlSecondsAfterFinished": 60,
+            "scratchSize": "20Gi",
+            "resources": {"limits": {"memory": "2Gi"}},
+        },
+    )
     _, job = render(raw)
     pod = job["spec"]["template"]["spec"]
     assert (job["spec"]["backoffLimit"], job["spec"]["activeDeadlineSeconds"]) == (0, 600)
     assert job["spec"]["ttlSecondsAfterFinished"] == 60
     assert pod["serviceAccountName"] == "uploader"
     assert pod["containers"][0]["image"] == "example.com/up:2"
-    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                                 "limits": {"memory": "2Gi"}}
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"memory": "2Gi"},
+    }
     assert {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}} in pod["volumes"]
     _, default = render(spec_raw("s3", "oci", "create_model"))
     assert default["spec"]["backoffLimit"] == 3
@@ -246,8 +267,10 @@ def test_crd_columns_and_immutable_spec() -> None:
     columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
     assert columns == ["Phase", "Model", "Version", "Age"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert {"rule": "self == oldSelf", "message": "spec is immutable: create a new ModelUploadJob to upload again"} in \
-        spec["x-kubernetes-validations"]
+    assert {
+        "rule": "self == oldSelf",
+        "message": "spec is immutable: create a new ModelUploadJob to upload again",
+    } in spec["x-kubernetes-validations"]
 
     def described(node: Any, path: str = "spec") -> None:
         for name, prop in (node.get("properties") or {}).items():
@@ -262,11 +285,17 @@ def test_crd_columns_and_immutable_spec() -> None:
 def test_references_and_registry_url() -> None:
     spec = ModelUploadJobSpec.model_validate(spec_raw("s3", "s3", "create_model"))
     assert [(k, n) for k, n, _ in referenced_objects(spec)] == [
-        ("Secret", "s3-src"), ("Secret", "s3-dst"), ("Secret", "mr-token"), ("ConfigMap", "mr-ca")]
+        ("Secret", "s3-src"),
+        ("Secret", "s3-dst"),
+        ("Secret", "mr-token"),
+        ("ConfigMap", "mr-ca"),
+    ]
     pvc = ModelUploadJobSpec.model_validate(spec_raw("pvc", "oci", "create_model"))
     assert ("PersistentVolumeClaim", "models") in [(k, n) for k, n, _ in referenced_objects(pvc)]
-    assert registry_url(RegistryEndpoint("http://mr.ns.svc.cluster.local", 8080, False)) == \
-        "http://mr.ns.svc.cluster.local:8080"
+    assert (
+        registry_url(RegistryEndpoint("http://mr.ns.svc.cluster.local", 8080, False))
+        == "http://mr.ns.svc.cluster.local:8080"
+    )
     assert registry_url(RegistryEndpoint("https://mr:8443/", 443, True)) == "https://mr:8443"
 
 
@@ -294,14 +323,22 @@ def obs(**kw: Any) -> UploadObservation:
 
 
 def pod(name: str, phase: str, state: dict[str, Any], created: str = NOW) -> dict[str, Any]:
-    return {"metadata": {"name": name, "creationTimestamp": created},
-            "status": {"phase": phase, "containerStatuses": [{"name": "upload", "state": state}]}}
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "status": {"phase": phase, "containerStatuses": [{"name": "upload", "state": state}]},
+    }
 
 
 def terminated(code: int, message: str = "", reason: str | None = None) -> dict[str, Any]:
-    return {"terminated": {"exitCode": code, "message": message, "reason": reason or ("Completed" if code == 0 else
-                                                                                      "Error"),
-                           "startedAt": NOW, "finishedAt": "2026-01-01T00:01:00Z"}}
+    return {
+        "terminated": {
+            "exitCode": code,
+            "message": message,
+            "reason": reason or ("Completed" if code == 0 else "Error"),
+            "startedAt": NOW,
+            "finishedAt": "2026-01-01T00:01:00Z",
+        }
+    }
 
 
 def conds(status: UploadStatus) -> dict[str, tuple[str, str]]:
@@ -309,9 +346,16 @@ def conds(status: UploadStatus) -> dict[str, tuple[str, str]]:
 
 
 def job_with(*conditions: tuple[str, str, str]) -> dict[str, Any]:
-    return {**JOB, "status": {**JOB["status"], "conditions": [
-        {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": "2026-01-01T00:02:00Z"}
-        for t, r, m in conditions]}}
+    return {
+        **JOB,
+        "status": {
+            **JOB["status"],
+            "conditions": [
+                {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": "2026-01-01T00:02:00Z"}
+                for t, r, m in conditions
+            ],
+        },
+    }
 
 
 def test_status_waiting_for_the_registry_then_pending_job() -> None:
@@ -341,25 +385,39 @@ def test_status_running_then_succeeded_with_ids() -> None:
     assert running.phase == "Running"
     assert running.fields["startTime"] == NOW
     assert conds(running)["Started"] == (TRUE, "PodRunning")
-    result = {"intent": "create_model", "RegisteredModel": {"id": "1"}, "ModelVersion": {"id": "2"},
-              "ModelArtifact": {"id": "3", "uri": "oci://r/m:v1"}, "uri": "oci://r/m:v1", "digest": "sha256:ab",
-              "bytes": 10, "files": 2}
+    result = {
+        "intent": "create_model",
+        "RegisteredModel": {"id": "1"},
+        "ModelVersion": {"id": "2"},
+        "ModelArtifact": {"id": "3", "uri": "oci://r/m:v1"},
+        "uri": "oci://r/m:v1",
+        "digest": "sha256:ab",
+        "bytes": 10,
+        "files": 2,
+    }
     done = pod("p1", "Succeeded", terminated(0, json.dumps(result)))
-    status = upload_status(obs(job=job_with(("Complete", "", "")), pods=[done]), {"phase": "Running",
-                                                                                    "startTime": NOW})
+    status = upload_status(obs(job=job_with(("Complete", "", "")), pods=[done]), {"phase": "Running", "startTime": NOW})
     assert status.phase == "Succeeded"
     assert status.terminal
-    assert (status.fields["registeredModelId"], status.fields["modelVersionId"], status.fields["modelArtifactId"]) \
-        == ("1", "2", "3")
+    assert (status.fields["registeredModelId"], status.fields["modelVersionId"], status.fields["modelArtifactId"]) == (
+        "1",
+        "2",
+        "3",
+    )
     assert status.fields["artifactURI"] == "oci://r/m:v1"
     assert (status.fields["bytes"], status.fields["files"], status.fields["digest"]) == (10, 2, "sha256:ab")
     assert status.fields["completionTime"] == "2026-01-01T00:02:00Z"
     assert conds(status)["Complete"] == (TRUE, "Uploaded")
     # Progress ends complete even when the Pod's last report was lost.
-    assert status.fields["progress"] == {"stage": "Completed", "bytesTransferred": 10, "bytesTotal": 10,
-                                         "percent": 100}
-    reported = {"stage": "Registering", "bytesTransferred": 10, "bytesTotal": 10, "percent": 100,
-                "bytesPerSecond": 5, "updateTime": NOW}
+    assert status.fields["progress"] == {"stage": "Completed", "bytesTransferred": 10, "bytesTotal": 10, "percent": 100}
+    reported = {
+        "stage": "Registering",
+        "bytesTransferred": 10,
+        "bytesTotal": 10,
+        "percent": 100,
+        "bytesPerSecond": 5,
+        "updateTime": NOW,
+    }
     again = upload_status(obs(job=job_with(("Complete", "", "")), pods=[done]), {"progress": reported})
     assert again.fields["progress"] == {**reported, "stage": "Completed"}
     assert "progress" not in running.fields  # while running, only the Pod writes it
@@ -376,23 +434,29 @@ def test_status_failures_name_the_reason() -> None:
     assert conds(retrying)["Started"] == (TRUE, "Retrying")
     assert "attempt 1 failed: exit code 1: upload failed: S3 NoSuchKey" in retrying.fields["message"]
 
-    failed = upload_status(obs(job=job_with(("Failed", "BackoffLimitExceeded", "Job has reached the limit")),
-                               pods=[failed_pod]), {})
+    failed = upload_status(
+        obs(job=job_with(("Failed", "BackoffLimitExceeded", "Job has reached the limit")), pods=[failed_pod]), {}
+    )
     assert failed.phase == "Failed"
     assert conds(failed)["Failed"] == (TRUE, "TransferFailed")
     assert failed.fields["message"] == "exit code 1: upload failed: S3 NoSuchKey: no object s3://b/k"
 
     config = pod("p1", "Failed", terminated(2, "configuration error: bad"))
-    assert conds(upload_status(obs(job=job_with(("Failed", "PodFailurePolicy", "")), pods=[config]), {}))[
-        "Failed"] == (TRUE, CONFIGURATION_ERROR)
+    assert conds(upload_status(obs(job=job_with(("Failed", "PodFailurePolicy", "")), pods=[config]), {}))["Failed"] == (
+        TRUE,
+        CONFIGURATION_ERROR,
+    )
     registry = pod("p1", "Failed", terminated(3, "upload failed: name taken"))
     assert conds(upload_status(obs(job=job_with(("Failed", "BackoffLimitExceeded", "")), pods=[registry]), {}))[
-        "Failed"] == (TRUE, "RegistryError")
+        "Failed"
+    ] == (TRUE, "RegistryError")
     oom = pod("p1", "Failed", terminated(137, "", reason="OOMKilled"))
     assert conds(upload_status(obs(job=job_with(("Failed", "BackoffLimitExceeded", "")), pods=[oom]), {}))[
-        "Failed"] == (TRUE, "OOMKilled")
-    deadline = upload_status(obs(job=job_with(("Failed", "DeadlineExceeded", "Job was active longer than allowed")),
-                                 pods=[]), {})
+        "Failed"
+    ] == (TRUE, "OOMKilled")
+    deadline = upload_status(
+        obs(job=job_with(("Failed", "DeadlineExceeded", "Job was active longer than allowed")), pods=[]), {}
+    )
     assert conds(deadline)["Failed"] == (TRUE, DEADLINE_EXCEEDED)
 
 
@@ -424,17 +488,26 @@ def test_status_reports_a_changed_spec_without_acting() -> None:
 
 def test_offline_render_resolves_the_registry_from_the_same_file() -> None:
     docs = [
-        {"apiVersion": "modelregistry.opendatahub.io/v1beta1", "kind": "ModelRegistry", "metadata": {"name": "mr"},
-         "spec": {"rest": {"port": 9000}, "postgres": {"generateDeployment": True}}},
-        {"apiVersion": "modelregistry.opendatahub.io/v1alpha1", "kind": "ModelUploadJob",
-         "metadata": {"name": "up", "namespace": "ns"},
-         "spec": {**spec_raw("s3", "oci", "create_model"), "registry": {"name": "mr"}}},
+        {
+            "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+            "kind": "ModelRegistry",
+            "metadata": {"name": "mr"},
+            "spec": {"rest": {"port": 9000}, "postgres": {"generateDeployment": True}},
+        },
+        {
+            "apiVersion": "modelregistry.opendatahub.io/v1alpha1",
+            "kind": "ModelUploadJob",
+            "metadata": {"name": "up", "namespace": "ns"},
+            "spec": {**spec_raw("s3", "oci", "create_model"), "registry": {"name": "mr"}},
+        },
     ]
     objects = render_documents(docs)
     job = next(o for o in objects if o["kind"] == "Job")
     env = env_of(job)
     assert (env["MODEL_SYNC_REGISTRY_SERVER_ADDRESS"], env["MODEL_SYNC_REGISTRY_PORT"]) == (
-        "http://mr.ns.svc.cluster.local", "9000")
+        "http://mr.ns.svc.cluster.local",
+        "9000",
+    )
     with pytest.raises(ValueError, match="ModelUploadJob up"):
         render_documents([{**docs[1], "spec": {"intent": "create_model"}}])
 
@@ -463,8 +536,10 @@ def test_scratch_size_lots_is_rejected_by_the_schema_and_the_reconcile() -> None
 
 
 def test_scratch_volume_is_bounded_by_default_and_by_scratch_size() -> None:
-    volumes = {v["name"]: v for v in objects_of(spec_raw("s3", "oci", "create_model"))["Job"]["spec"]["template"][
-        "spec"]["volumes"]}
+    volumes = {
+        v["name"]: v
+        for v in objects_of(spec_raw("s3", "oci", "create_model"))["Job"]["spec"]["template"]["spec"]["volumes"]
+    }
     assert volumes["scratch"]["emptyDir"] == {"sizeLimit": DEFAULT_SCRATCH_SIZE}
     assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "64Mi"}
     assert env_of(objects_of(spec_raw("s3", "oci", "create_model"))["Job"])["TMPDIR"] == "/var/run/model-upload/tmp"
@@ -583,8 +658,12 @@ def test_url_credentials_go_into_the_jobs_secret_not_plain_env() -> None:
     references the Secret ``<name>-upload-urls``; no plain env value, no other object and the
     status URL carry the password."""
     creds = f"user:{PASSWORD}@"
-    raw = spec_raw("uri", "s3", "create_model",
-                   registry={"address": f"https://{creds}mr.example.com", "tokenSecret": {"name": "t", "key": "k"}})
+    raw = spec_raw(
+        "uri",
+        "s3",
+        "create_model",
+        registry={"address": f"https://{creds}mr.example.com", "tokenSecret": {"name": "t", "key": "k"}},
+    )
     raw["source"] = {"uri": {"uri": f"https://{creds}files.example.com/m.tar"}}
     raw["destination"] = {"s3": {**DESTINATIONS["s3"]["s3"], "endpoint": f"http://{creds}s3.local:9000"}}
     spec = ModelUploadJobSpec.model_validate(raw)
@@ -611,8 +690,12 @@ def test_url_credentials_go_into_the_jobs_secret_not_plain_env() -> None:
 def test_dollar_in_user_values_is_doubled_in_env() -> None:
     """``$(VAR)`` in a user value was expanded by the kubelet: every env value has its ``$`` doubled
     (``$$`` is the kubelet's escape for a literal ``$``)."""
-    raw = spec_raw("s3", "oci", "create_model",
-                   registry={"address": "https://mr.example.com", "author": "$(MODEL_SYNC_REGISTRY_USER_TOKEN)"})
+    raw = spec_raw(
+        "s3",
+        "oci",
+        "create_model",
+        registry={"address": "https://mr.example.com", "author": "$(MODEL_SYNC_REGISTRY_USER_TOKEN)"},
+    )
     raw["source"] = {"s3": {**SOURCES["s3"]["s3"], "key": "models/$(HOME)/$$x"}}
     env = env_of(objects_of(raw, ENDPOINT)["Job"])
     assert env["MODEL_SYNC_REGISTRY_AUTHOR"] == "$$(MODEL_SYNC_REGISTRY_USER_TOKEN)"

@@ -167,7 +167,7 @@ def test_a_spec_problem_names_the_document_and_the_field(tmp_path: Path) -> None
 
 def test_spec_a_list(tmp_path: Path) -> None:
     result = render(tmp_path, MR_HEAD + "metadata: {name: reg}\nspec: [1, 2]\n")
-    assert_bad_input(result, "document 1 (ModelRegistry): reg: spec: Input should be a valid dictionary")
+    assert_bad_input(result, "document 1 (ModelRegistry): reg: spec: must be an object, not list")
 
 
 def test_issue_example_emoji_image_names_the_field(tmp_path: Path) -> None:

@@ -7,8 +7,15 @@ from typing import Any
 from model_registry_operator.render.modeluploadjob import RegistryEndpoint
 
 SOURCES: dict[str, dict[str, Any]] = {
-    "s3": {"s3": {"bucket": "models", "key": "llm/v1", "region": "eu-west-1", "endpoint": "http://s3.local:9000",
-                  "credentialsSecret": "s3-src"}},
+    "s3": {
+        "s3": {
+            "bucket": "models",
+            "key": "llm/v1",
+            "region": "eu-west-1",
+            "endpoint": "http://s3.local:9000",
+            "credentialsSecret": "s3-src",
+        }
+    },
     "uri": {"uri": {"uri": "https://example.com/model.tar.gz", "credentialsSecret": "uri-src"}},
     "oci": {"oci": {"uri": "quay.io/org/model:v1", "enableTLSVerify": False, "credentialsSecret": "oci-src"}},
     "pvc": {"pvc": {"claimName": "models", "path": "llm/v1"}},
@@ -31,8 +38,11 @@ ENDPOINT = RegistryEndpoint("https://mr.example.com", 443, True)
 
 def spec_raw(source: str, destination: str, intent: str, **extra: Any) -> dict[str, Any]:
     raw = {
-        "registry": {"address": "https://mr.example.com", "tokenSecret": {"name": "mr-token", "key": "token"},
-                     "caConfigMap": {"name": "mr-ca", "key": "ca.crt"}},
+        "registry": {
+            "address": "https://mr.example.com",
+            "tokenSecret": {"name": "mr-token", "key": "token"},
+            "caConfigMap": {"name": "mr-ca", "key": "ca.crt"},
+        },
         "intent": intent,
         "source": SOURCES[source],
         "destination": DESTINATIONS[destination],

@@ -48,8 +48,15 @@ def write_dir(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def s3_admin(server: SeaweedS3) -> S3Client:
-    return S3Client(S3Location(bucket="unused", key="unused", endpoint=server.endpoint,
-                               access_key_id=SecretStr(ADMIN_KEY), secret_access_key=SecretStr(ADMIN_SECRET)))
+    return S3Client(
+        S3Location(
+            bucket="unused",
+            key="unused",
+            endpoint=server.endpoint,
+            access_key_id=SecretStr(ADMIN_KEY),
+            secret_access_key=SecretStr(ADMIN_SECRET),
+        )
+    )
 
 
 def s3_bucket(server: SeaweedS3, bucket: str) -> S3Client:
@@ -67,8 +74,10 @@ def s3_upload(server: SeaweedS3, bucket: str, prefix: str, files: dict[str, byte
 def publish_hf(server: NginxServer, repo: str, revision: str, files: dict[str, bytes], root: str = "hf") -> None:
     """A Hugging Face model repository ``repo`` at ``revision`` on nginx, under ``/<root>``: the
     API's file listing and each file where ``resolve`` finds it (``HF_ENDPOINT=<url>/<root>``)."""
-    server.publish(f"{root}/api/models/{repo}/revision/{revision}",
-                   json.dumps({"siblings": [{"rfilename": rel} for rel in files]}).encode())
+    server.publish(
+        f"{root}/api/models/{repo}/revision/{revision}",
+        json.dumps({"siblings": [{"rfilename": rel} for rel in files]}).encode(),
+    )
     for rel, data in files.items():
         server.publish(f"{root}/{repo}/resolve/{revision}/{rel}", data)
 
@@ -91,13 +100,24 @@ class Run:
         return data
 
 
-def run_upload(tmp_path: Path, env: dict[str, str], caplog: pytest.LogCaptureFixture,
-               capsys: pytest.CaptureFixture[str], argv: list[str] | None = None) -> Run:
+def run_upload(
+    tmp_path: Path,
+    env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str] | None = None,
+) -> Run:
     term = tmp_path / "termination-log"
-    full = {"TERMINATION_MESSAGE_PATH": str(term), "LOGLEVEL": "DEBUG",
-            "MODEL_SYNC_STORAGE_PATH": str(tmp_path / "scratch"),
-            "MODEL_SYNC_PART_SIZE": str(5 * MiB), "MODEL_SYNC_PARALLELISM": "3",
-            "MODEL_SYNC_PROGRESS_INTERVAL": "0.2", "MODEL_SYNC_TIMEOUT": "20", **env}
+    full = {
+        "TERMINATION_MESSAGE_PATH": str(term),
+        "LOGLEVEL": "DEBUG",
+        "MODEL_SYNC_STORAGE_PATH": str(tmp_path / "scratch"),
+        "MODEL_SYNC_PART_SIZE": str(5 * MiB),
+        "MODEL_SYNC_PARALLELISM": "3",
+        "MODEL_SYNC_PROGRESS_INTERVAL": "0.2",
+        "MODEL_SYNC_TIMEOUT": "20",
+        **env,
+    }
     caplog.set_level("DEBUG")
     code = main(argv or [], full)
     captured = capsys.readouterr()
@@ -121,8 +141,12 @@ def placeholder_artifact(mr_url: str, name: str) -> str:
     (as upstream's e2e test prepares update_artifact); returns the artifact id."""
     rm = rest(mr_url, "POST", "/registered_models", {"name": name})
     mv = rest(mr_url, "POST", "/model_versions", {"name": "v1", "registeredModelId": rm["id"]})
-    ma = rest(mr_url, "POST", f"/model_versions/{mv['id']}/artifacts",
-              {"artifactType": "model-artifact", "name": name, "uri": "PLACEHOLDER"})
+    ma = rest(
+        mr_url,
+        "POST",
+        f"/model_versions/{mv['id']}/artifacts",
+        {"artifactType": "model-artifact", "name": name, "uri": "PLACEHOLDER"},
+    )
     return str(ma["id"])
 
 
@@ -153,11 +177,19 @@ def tar_of(files: dict[str, bytes], prefix: str = "") -> bytes:
 def push_image(reg: DistributionRegistry, repo: str, tag: str, layers: list[bytes]) -> str:
     """An image of these uncompressed layers, pushed with the test's own client; returns its reference."""
     descs = [{"mediaType": OCI_LAYER_TAR, "digest": reg.push_blob(repo, raw), "size": len(raw)} for raw in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}).encode()
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": reg.push_blob(repo, config), "size": len(config)}, "layers": descs}
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}
+    ).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": reg.push_blob(repo, config),
+            "size": len(config),
+        },
+        "layers": descs,
+    }
     reg.put_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
     return f"{reg.host}/{repo}:{tag}"
 
@@ -167,8 +199,9 @@ def push_model_image(reg: DistributionRegistry, repo: str, tag: str, files: dict
     return push_image(reg, repo, tag, [tar_of(files, "models/")])
 
 
-def pull_model_layers(reg: DistributionRegistry, repo: str, tag: str) -> tuple[dict[str, str], dict[str, Any],
-                                                                                 dict[str, Any]]:
+def pull_model_layers(
+    reg: DistributionRegistry, repo: str, tag: str
+) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
     """``(relpath -> sha256 of files under /models, manifest, config)``, digests verified.
 
     The model is one uncompressed tar layer per file after the base image's layers, in path

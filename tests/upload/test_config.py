@@ -63,10 +63,20 @@ def test_every_param_has_flag_and_env() -> None:
 
 
 def test_precedence_every_level(tmp_path: Path) -> None:
-    creds = s3_dir(tmp_path, "s3", AWS_ACCESS_KEY_ID="file-akid", AWS_SECRET_ACCESS_KEY="file-secret",
-                   AWS_S3_BUCKET="file-bucket", AWS_DEFAULT_REGION="file-region", AWS_S3_ENDPOINT="http://file:1")
-    env = {"MODEL_SYNC_SOURCE_S3_CREDENTIALS_PATH": str(creds), "MODEL_SYNC_SOURCE_AWS_BUCKET": "env-bucket",
-           "MODEL_SYNC_SOURCE_AWS_REGION": "env-region"}
+    creds = s3_dir(
+        tmp_path,
+        "s3",
+        AWS_ACCESS_KEY_ID="file-akid",
+        AWS_SECRET_ACCESS_KEY="file-secret",
+        AWS_S3_BUCKET="file-bucket",
+        AWS_DEFAULT_REGION="file-region",
+        AWS_S3_ENDPOINT="http://file:1",
+    )
+    env = {
+        "MODEL_SYNC_SOURCE_S3_CREDENTIALS_PATH": str(creds),
+        "MODEL_SYNC_SOURCE_AWS_BUCKET": "env-bucket",
+        "MODEL_SYNC_SOURCE_AWS_REGION": "env-region",
+    }
     args = ["--source-aws-bucket", "arg-bucket"]
     raw = resolve_raw(args, env)
     assert raw["source_aws_bucket"] == "arg-bucket"  # args > env > file
@@ -84,9 +94,18 @@ def test_precedence_every_level(tmp_path: Path) -> None:
 
 
 def test_s3_credentials_alternative_keys(tmp_path: Path) -> None:
-    creds = s3_dir(tmp_path, "s3", AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b", AWS_BUCKET="first",
-                   AWS_S3_BUCKET="second", AWS_REGION="r1", AWS_DEFAULT_REGION="r2",
-                   AWS_ENDPOINT_URL="http://one:1", AWS_S3_ENDPOINT="http://two:2")
+    creds = s3_dir(
+        tmp_path,
+        "s3",
+        AWS_ACCESS_KEY_ID="a",
+        AWS_SECRET_ACCESS_KEY="b",
+        AWS_BUCKET="first",
+        AWS_S3_BUCKET="second",
+        AWS_REGION="r1",
+        AWS_DEFAULT_REGION="r2",
+        AWS_ENDPOINT_URL="http://one:1",
+        AWS_S3_ENDPOINT="http://two:2",
+    )
     raw = resolve_raw(["--destination-type", "s3"], {"MODEL_SYNC_DESTINATION_S3_CREDENTIALS_PATH": str(creds)})
     assert raw["destination_aws_bucket"] == "first"
     assert raw["destination_aws_region"] == "r1"
@@ -96,8 +115,12 @@ def test_s3_credentials_alternative_keys(tmp_path: Path) -> None:
 
 def test_destination_s3_from_file_only_validates(tmp_path: Path) -> None:
     creds = s3_dir(tmp_path, "s3", AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b", AWS_S3_BUCKET="bkt")
-    env = {**BASE_ENV, "MODEL_SYNC_DESTINATION_TYPE": "s3", "MODEL_SYNC_DESTINATION_AWS_KEY": "out/m1",
-           "MODEL_SYNC_DESTINATION_S3_CREDENTIALS_PATH": str(creds)}
+    env = {
+        **BASE_ENV,
+        "MODEL_SYNC_DESTINATION_TYPE": "s3",
+        "MODEL_SYNC_DESTINATION_AWS_KEY": "out/m1",
+        "MODEL_SYNC_DESTINATION_S3_CREDENTIALS_PATH": str(creds),
+    }
     cfg = load_config([], env)
     assert isinstance(cfg.destination, S3Destination)
     assert cfg.destination.s3.bucket == "bkt"
@@ -105,8 +128,10 @@ def test_destination_s3_from_file_only_validates(tmp_path: Path) -> None:
 
 
 def test_missing_credentials_folder(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--source-s3-credentials-path .MODEL_SYNC_SOURCE_S3_CREDENTIALS_PATH.: "
-                       "credentials folder not found"):
+    with pytest.raises(
+        ConfigError,
+        match="--source-s3-credentials-path .MODEL_SYNC_SOURCE_S3_CREDENTIALS_PATH.: credentials folder not found",
+    ):
         resolve_raw([], {"MODEL_SYNC_SOURCE_S3_CREDENTIALS_PATH": str(tmp_path / "nope")})
 
 
@@ -138,8 +163,9 @@ def test_source_uri_secrets_masked_a_plain_uri_named(tmp_path: Path, from_file: 
             d = tmp_path / "uri"
             d.mkdir(exist_ok=True)
             (d / "URI").write_text(uri + "\n")
-            load_config([], {**BASE_ENV, "MODEL_SYNC_SOURCE_TYPE": "uri",
-                             "MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH": str(d)})
+            load_config(
+                [], {**BASE_ENV, "MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH": str(d)}
+            )
         else:
             load_config(["--source-type", "uri", "--source-uri", uri], BASE_ENV)
 
@@ -163,8 +189,9 @@ def _dockerconfig(tmp_path: Path, auths: dict[str, object], name: str = "dc.json
 
 def test_dockerconfigjson_base64_plain_and_lookup(tmp_path: Path) -> None:
     b64 = base64.b64encode(b"robot:s3cr3t-pw").decode()
-    path = _dockerconfig(tmp_path, {"127.0.0.1:5001": {"auth": b64, "email": "x@y"},
-                                    "quay.io": {"auth": "plain:textpw"}})
+    path = _dockerconfig(
+        tmp_path, {"127.0.0.1:5001": {"auth": b64, "email": "x@y"}, "quay.io": {"auth": "plain:textpw"}}
+    )
     env = {**BASE_ENV, "MODEL_SYNC_DESTINATION_OCI_CREDENTIALS_PATH": str(path)}
     cfg = load_config([], env)
     assert isinstance(cfg.destination, OciDestination)
@@ -304,12 +331,30 @@ def test_invalid_values() -> None:
 def test_typed_result_and_extensions(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
-    cfg = load_config(["--source-type", "pvc", "--source-path", str(model), "--registry-port", "9000",
-                       "--registry-server-address", "127.0.0.1"], BASE_ENV)
+    cfg = load_config(
+        [
+            "--source-type",
+            "pvc",
+            "--source-path",
+            str(model),
+            "--registry-port",
+            "9000",
+            "--registry-server-address",
+            "127.0.0.1",
+        ],
+        BASE_ENV,
+    )
     assert cfg.registry.url == "http://127.0.0.1:9000"
     assert cfg.registry.is_secure is False
-    cfg = load_config([], {**BASE_ENV, "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://r.example:8443",
-                           "MODEL_SYNC_REGISTRY_IS_SECURE": "yes", "MODEL_SYNC_REGISTRY_USER_TOKEN": "tok-123"})
+    cfg = load_config(
+        [],
+        {
+            **BASE_ENV,
+            "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://r.example:8443",
+            "MODEL_SYNC_REGISTRY_IS_SECURE": "yes",
+            "MODEL_SYNC_REGISTRY_USER_TOKEN": "tok-123",
+        },
+    )
     assert cfg.registry.url == "https://r.example:8443"  # a port in the address wins
     assert cfg.registry.token is not None
     assert isinstance(cfg.source, S3Source)
@@ -320,8 +365,13 @@ def test_typed_result_and_extensions(tmp_path: Path) -> None:
 def test_token_from_envvar_file(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("file-token-value\n")
-    env = {**BASE_ENV, "MODEL_SYNC_REGISTRY_IS_SECURE": "true", "MODEL_SYNC_REGISTRY_USER_TOKEN_ENVVAR": "MY_TOKEN",
-           "MY_TOKEN": str(token), "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://127.0.0.1:8443"}
+    env = {
+        **BASE_ENV,
+        "MODEL_SYNC_REGISTRY_IS_SECURE": "true",
+        "MODEL_SYNC_REGISTRY_USER_TOKEN_ENVVAR": "MY_TOKEN",
+        "MY_TOKEN": str(token),
+        "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://127.0.0.1:8443",
+    }
     cfg = load_config([], env)
     assert cfg.registry.token is not None
     assert cfg.registry.token.get_secret_value() == "file-token-value"
@@ -333,15 +383,22 @@ def test_registry_custom_ca_and_its_envvar(tmp_path: Path) -> None:
     ca, other = tmp_path / "ca.pem", tmp_path / "other.pem"
     ca.write_text("ca")
     other.write_text("other")
-    env = {**BASE_ENV, "MODEL_SYNC_REGISTRY_IS_SECURE": "true", "MODEL_SYNC_REGISTRY_USER_TOKEN": "tok-123",
-           "MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR": "MR_CA", "MR_CA": str(other),
-           "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://127.0.0.1:8443"}
+    env = {
+        **BASE_ENV,
+        "MODEL_SYNC_REGISTRY_IS_SECURE": "true",
+        "MODEL_SYNC_REGISTRY_USER_TOKEN": "tok-123",
+        "MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR": "MR_CA",
+        "MR_CA": str(other),
+        "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": "https://127.0.0.1:8443",
+    }
     assert load_config([], env).registry.custom_ca == other
     assert load_config(["--registry-custom-ca", str(ca)], env).registry.custom_ca == ca
     assert load_config([], {**env, "MODEL_SYNC_REGISTRY_IS_SECURE": "false"}).registry.custom_ca is None
     with pytest.raises(ConfigError) as info:
         load_config([], {**env, "MR_CA": str(tmp_path / "nope.pem")})
-    assert str(info.value) == (f"--registry-custom-ca-envvar (MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR): CA bundle "
-                               f"{tmp_path / 'nope.pem'} (the value of environment variable MR_CA) not found")
+    assert str(info.value) == (
+        f"--registry-custom-ca-envvar (MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR): CA bundle "
+        f"{tmp_path / 'nope.pem'} (the value of environment variable MR_CA) not found"
+    )
     with pytest.raises(ConfigError, match=r"^--registry-custom-ca \(MODEL_SYNC_REGISTRY_CUSTOM_CA\): CA bundle"):
         load_config(["--registry-custom-ca", str(tmp_path / "nope.pem")], env)

@@ -70,8 +70,11 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 def _zip_model() -> dict[str, bytes]:
-    return {"config.json": b'{"architectures": ["Zipped"]}', "weights/part-1.bin": os.urandom(700 * 1024),
-            "tokenizer/vocab/tokenizer.json": b'{"vocab": {}}'}
+    return {
+        "config.json": b'{"architectures": ["Zipped"]}',
+        "weights/part-1.bin": os.urandom(700 * 1024),
+        "tokenizer/vocab/tokenizer.json": b'{"vocab": {}}',
+    }
 
 
 def _publish(nginx: NginxServer, proxy: FaultProxy, rel: str, data: bytes, mtime: int | None = None) -> str:
@@ -106,15 +109,20 @@ class _Upload:
         self.repo = f"models/faults-{n}"
         self.artifact = placeholder_artifact(mr.url, f"faults-{n}")
 
-    def run(self, url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-            **extra: str) -> Run:
-        env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": url,
-               "MODEL_SYNC_DESTINATION_TYPE": "oci",
-               "MODEL_SYNC_DESTINATION_OCI_URI": f"{self.oci.host}/{self.repo}:v1",
-               "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
-               "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false", "MODEL_SYNC_PART_SIZE": str(PART),
-               "MODEL_SYNC_PARALLELISM": "2", "MODEL_SYNC_MODEL_ARTIFACT_ID": self.artifact,
-               **registry_env(self.mr.url), **extra}
+    def run(self, url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], **extra: str) -> Run:
+        env = {
+            "MODEL_SYNC_SOURCE_TYPE": "uri",
+            "MODEL_SYNC_SOURCE_URI": url,
+            "MODEL_SYNC_DESTINATION_TYPE": "oci",
+            "MODEL_SYNC_DESTINATION_OCI_URI": f"{self.oci.host}/{self.repo}:v1",
+            "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
+            "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+            "MODEL_SYNC_PART_SIZE": str(PART),
+            "MODEL_SYNC_PARALLELISM": "2",
+            "MODEL_SYNC_MODEL_ARTIFACT_ID": self.artifact,
+            **registry_env(self.mr.url),
+            **extra,
+        }
         return run_upload(self.tmp_path, env, caplog, capsys)
 
     def files(self) -> dict[str, str]:
@@ -141,8 +149,12 @@ def upload(tmp_path: Path, oci_registry: DistributionRegistry, mr_server: RealRe
 
 
 def test_zip_download_resumes_from_where_the_cut_left_it(
-        nginx: NginxServer, proxy: FaultProxy, upload: _Upload, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    nginx: NginxServer,
+    proxy: FaultProxy,
+    upload: _Upload,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The connection drops 300 kB into the archive: the download goes on with ``Range: bytes=N-``
     from the bytes it has (``If-Range`` with the ETag first seen), and the unpacked zip (sub-
     directories kept) is the model."""
@@ -165,11 +177,24 @@ def test_zip_download_resumes_from_where_the_cut_left_it(
     assert "interrupted" in run.logs
 
 
-@pytest.mark.parametrize(("path_kind", "cuts"), [("archive", HTTP_ATTEMPTS - 1), ("archive", HTTP_ATTEMPTS),
-                                                 ("parts", HTTP_ATTEMPTS - 1), ("parts", HTTP_ATTEMPTS)])
+@pytest.mark.parametrize(
+    ("path_kind", "cuts"),
+    [
+        ("archive", HTTP_ATTEMPTS - 1),
+        ("archive", HTTP_ATTEMPTS),
+        ("parts", HTTP_ATTEMPTS - 1),
+        ("parts", HTTP_ATTEMPTS),
+    ],
+)
 def test_cuts_are_retried_up_to_the_limit(
-        path_kind: str, cuts: int, nginx: NginxServer, proxy: FaultProxy, upload: _Upload,
-        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    path_kind: str,
+    cuts: int,
+    nginx: NginxServer,
+    proxy: FaultProxy,
+    upload: _Upload,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Each GET is tried ``HTTP_ATTEMPTS`` times: one cut fewer succeeds; that many fail the
     upload with a transfer error naming the attempts, with nothing LIVE and nothing pushed."""
     n = next(_names)
@@ -187,6 +212,7 @@ def test_cuts_are_retried_up_to_the_limit(
 
         def match(r: Request) -> bool:
             return r.headers.get("range") == part
+
         expected = {"model.bin": sha(data)}
     proxy.add(Fault("cut", match=match, after=50_000, times=cuts))
 
@@ -210,8 +236,12 @@ def test_cuts_are_retried_up_to_the_limit(
 
 
 def test_a_stalled_answer_times_out_and_the_part_is_fetched_again(
-        nginx: NginxServer, proxy: FaultProxy, upload: _Upload, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    nginx: NginxServer,
+    proxy: FaultProxy,
+    upload: _Upload,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The server stops sending in the middle of a part for longer than ``MODEL_SYNC_TIMEOUT``:
     the read times out, the part is asked for again and the upload completes."""
     data = os.urandom(PLAIN_SIZE)
@@ -228,8 +258,12 @@ def test_a_stalled_answer_times_out_and_the_part_is_fetched_again(
 
 
 def test_a_refused_connection_is_retried(
-        nginx: NginxServer, proxy: FaultProxy, upload: _Upload, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    nginx: NginxServer,
+    proxy: FaultProxy,
+    upload: _Upload,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The first connection is closed without an answer (the probe): it is tried again."""
     data = os.urandom(3000)
     rel = f"faults/refuse-{next(_names)}/model.bin"
@@ -245,8 +279,12 @@ def test_a_refused_connection_is_retried(
 
 
 def test_a_file_changed_before_the_resume_is_downloaded_again_not_spliced(
-        nginx: NginxServer, proxy: FaultProxy, upload: _Upload, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    nginx: NginxServer,
+    proxy: FaultProxy,
+    upload: _Upload,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The archive is replaced on the server while the download is cut: the resume's
     ``If-Range`` no longer matches, nginx sends the whole new file, and the model is the new
     archive (the old bytes already on disk are not joined with the new ones)."""
@@ -269,8 +307,12 @@ def test_a_file_changed_before_the_resume_is_downloaded_again_not_spliced(
 
 
 def test_a_plain_file_changed_while_its_parts_are_read_fails_at_once(
-        nginx: NginxServer, proxy: FaultProxy, upload: _Upload, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    nginx: NginxServer,
+    proxy: FaultProxy,
+    upload: _Upload,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Parts already read belong to the version first seen; after a cut the file is a new
     version: the next ranged GET's ``If-Match`` gets 412 and the upload fails without trying
     again (every further part would be refused too), with nothing LIVE and nothing pushed."""
@@ -290,39 +332,63 @@ def test_a_plain_file_changed_while_its_parts_are_read_fails_at_once(
     assert all(r.headers["if-match"] for r in refused)
 
 
-
 def test_a_retry_after_a_failed_layer_uploads_only_the_layers_still_missing(
-        nginx: NginxServer, proxy: FaultProxy, tmp_path: Path, oci_registry: DistributionRegistry,
-        mr_server: RealRegistryServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    nginx: NginxServer,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    oci_registry: DistributionRegistry,
+    mr_server: RealRegistryServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """create_model from a Hugging Face repository whose third file cannot be read: the two
     layers pushed before the failure are in no manifest, but the unfinished artifact records
     them, so the retry (a new Pod of the Job) uploads only the third. Once LIVE, the record is
     gone and the artifact's own custom properties are what the metadata says."""
     n = next(_names)
     name, rev = f"retried-{n}", "r1"
-    files = {"a.safetensors": os.urandom(300_000), "b.safetensors": os.urandom(300_000),
-             "c/c.safetensors": os.urandom(300_000)}
+    files = {
+        "a.safetensors": os.urandom(300_000),
+        "b.safetensors": os.urandom(300_000),
+        "c/c.safetensors": os.urandom(300_000),
+    }
     publish_hf(nginx, f"org/{name}", rev, files)
     monkeypatch.setenv("HF_ENDPOINT", proxy.url + "/hf")
     broken = f"/hf/org/{name}/resolve/{rev}/c/c.safetensors"
     proxy.add(Fault("cut", match=lambda r: r.path == broken and not _is_probe(r), after=1000, times=HTTP_ATTEMPTS))
     repo = f"models/retried-{n}"
-    meta = metadata_dir(tmp_path / "meta", {"RegisteredModel.name": name, "ModelVersion.name": "v1",
-                                            "ModelArtifact.custom_properties": '{"team": "vision"}'})
-    env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}:{rev}",
-           "MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{oci_registry.host}/{repo}:v1",
-           "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch", "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
-           "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
-           "MODEL_SYNC_PARALLELISM": "2", **registry_env(mr_server.url)}
+    meta = metadata_dir(
+        tmp_path / "meta",
+        {
+            "RegisteredModel.name": name,
+            "ModelVersion.name": "v1",
+            "ModelArtifact.custom_properties": '{"team": "vision"}',
+        },
+    )
+    env = {
+        "MODEL_SYNC_SOURCE_TYPE": "uri",
+        "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}:{rev}",
+        "MODEL_SYNC_DESTINATION_TYPE": "oci",
+        "MODEL_SYNC_DESTINATION_OCI_URI": f"{oci_registry.host}/{repo}:v1",
+        "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
+        "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+        "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+        "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
+        "MODEL_SYNC_PARALLELISM": "2",
+        **registry_env(mr_server.url),
+    }
 
     with monkeypatch.context() as m:
         first_sizes = count_layer_uploads(m)
         first = run_upload(tmp_path, env, caplog, capsys)
     assert first.code == EXIT_TRANSFER, first.termination
     assert "c/c.safetensors" in first.termination
-    [artifact] = [a for a in rest(mr_server.url, "GET", "/model_artifacts?pageSize=1000")["items"]
-                  if a["uri"] == f"oci://{oci_registry.host}/{repo}:v1"]
+    [artifact] = [
+        a
+        for a in rest(mr_server.url, "GET", "/model_artifacts?pageSize=1000")["items"]
+        if a["uri"] == f"oci://{oci_registry.host}/{repo}:v1"
+    ]
     assert artifact["state"] == "ABANDONED"
     journal = json.loads(artifact["customProperties"][UPLOADED_LAYERS]["string_value"])
     assert sorted(d["annotations"][TITLE] for d in journal) == ["models/a.safetensors", "models/b.safetensors"]
@@ -353,16 +419,24 @@ def _s3_writes(proxy: FaultProxy, prefix: str) -> list[str]:
         path, _, query = r.path.partition("?")
         if r.method not in ("PUT", "POST") or not path.startswith(prefix):
             continue
-        what = ("part" if "partNumber=" in query else "put") if r.method == "PUT" else (
-            "complete" if "uploadId=" in query else "create")
+        what = (
+            ("part" if "partNumber=" in query else "put")
+            if r.method == "PUT"
+            else ("complete" if "uploadId=" in query else "create")
+        )
         out.append(f"{what} {path.removeprefix(prefix)}")
     return sorted(out)
 
 
 @pytest.mark.parametrize("kind", ["s3", "pvc"])
 def test_s3_destination_does_not_upload_an_identical_object_again(
-        kind: str, tmp_path: Path, s3_server: SeaweedS3, mr_server: RealRegistryServer,
-        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    kind: str,
+    tmp_path: Path,
+    s3_server: SeaweedS3,
+    mr_server: RealRegistryServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The same model into the same S3 prefix twice (a retried Job, say): the second run writes
     no object, known by the source fingerprint in each object's metadata (S3 source) or by the
     ETag the local file would get (PVC source, multipart included). A rewritten file of the same
@@ -376,23 +450,39 @@ def test_s3_destination_does_not_upload_an_identical_object_again(
         def upload() -> list[str]:
             if kind == "s3":
                 s3_upload(s3_server, "models", f"same-src-{n}", files)
-                source = {"MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": "models",
-                          "MODEL_SYNC_SOURCE_AWS_KEY": f"same-src-{n}",
-                          "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3_server.endpoint,
-                          "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
-                          "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET}
+                source = {
+                    "MODEL_SYNC_SOURCE_TYPE": "s3",
+                    "MODEL_SYNC_SOURCE_AWS_BUCKET": "models",
+                    "MODEL_SYNC_SOURCE_AWS_KEY": f"same-src-{n}",
+                    "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3_server.endpoint,
+                    "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                    "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                }
             else:
-                source = {"MODEL_SYNC_SOURCE_TYPE": "pvc",
-                          "MODEL_SYNC_SOURCE_PATH": str(write_dir(tmp_path / "pvc", files))}
+                source = {
+                    "MODEL_SYNC_SOURCE_TYPE": "pvc",
+                    "MODEL_SYNC_SOURCE_PATH": str(write_dir(tmp_path / "pvc", files)),
+                }
             witness.reset()
-            run = run_upload(tmp_path, {
-                **source, "MODEL_SYNC_DESTINATION_TYPE": "s3", "MODEL_SYNC_DESTINATION_AWS_BUCKET": "out",
-                "MODEL_SYNC_DESTINATION_AWS_KEY": prefix.strip("/").removeprefix("out/"),
-                "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": witness.url,
-                "MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID": ADMIN_KEY,
-                "MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET, "MODEL_SYNC_PART_SIZE": str(PART),
-                "MODEL_SYNC_MODEL_ARTIFACT_ID": placeholder_artifact(mr_server.url, f"same-{kind}-{n}-{next(_names)}"),
-                **registry_env(mr_server.url)}, caplog, capsys)
+            run = run_upload(
+                tmp_path,
+                {
+                    **source,
+                    "MODEL_SYNC_DESTINATION_TYPE": "s3",
+                    "MODEL_SYNC_DESTINATION_AWS_BUCKET": "out",
+                    "MODEL_SYNC_DESTINATION_AWS_KEY": prefix.strip("/").removeprefix("out/"),
+                    "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": witness.url,
+                    "MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+                    "MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+                    "MODEL_SYNC_PART_SIZE": str(PART),
+                    "MODEL_SYNC_MODEL_ARTIFACT_ID": placeholder_artifact(
+                        mr_server.url, f"same-{kind}-{n}-{next(_names)}"
+                    ),
+                    **registry_env(mr_server.url),
+                },
+                caplog,
+                capsys,
+            )
             assert run.code == EXIT_OK, run.termination
             client = s3_admin(s3_server)
             for rel, data in files.items():
@@ -400,8 +490,15 @@ def test_s3_destination_does_not_upload_an_identical_object_again(
             return _s3_writes(witness, prefix)
 
         first = upload()
-        assert first == ["complete w/big.bin", "create w/big.bin", "part w/big.bin", "part w/big.bin",
-                         "part w/big.bin", "put config.json", "put w/small.bin"]
+        assert first == [
+            "complete w/big.bin",
+            "create w/big.bin",
+            "part w/big.bin",
+            "part w/big.bin",
+            "part w/big.bin",
+            "put config.json",
+            "put w/small.bin",
+        ]
         assert upload() == []
         files["w/small.bin"] = os.urandom(40_000)
         if kind == "s3":
@@ -412,8 +509,13 @@ def test_s3_destination_does_not_upload_an_identical_object_again(
 
 
 def test_a_cut_s3_source_part_is_fetched_again(
-        tmp_path: Path, s3_server: SeaweedS3, oci_registry: DistributionRegistry, mr_server: RealRegistryServer,
-        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    s3_server: SeaweedS3,
+    oci_registry: DistributionRegistry,
+    mr_server: RealRegistryServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """SeaweedFS's answer to one ranged GET of the source is cut twice: that part is asked for
     again, from its first byte, and the modelcar holds the whole file."""
     n = next(_names)
@@ -423,10 +525,14 @@ def test_a_cut_s3_source_part_is_fetched_again(
     with FaultProxy(s3_server.port) as proxy:
         proxy.add(Fault("cut", match=lambda r: r.headers.get("range") == part, after=70_000, times=2))
         upload = _Upload(tmp_path, oci_registry, mr_server)
-        env = {"MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": "models",
-               "MODEL_SYNC_SOURCE_AWS_KEY": f"cut-src-{n}", "MODEL_SYNC_SOURCE_AWS_ENDPOINT": proxy.url,
-               "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
-               "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET}
+        env = {
+            "MODEL_SYNC_SOURCE_TYPE": "s3",
+            "MODEL_SYNC_SOURCE_AWS_BUCKET": "models",
+            "MODEL_SYNC_SOURCE_AWS_KEY": f"cut-src-{n}",
+            "MODEL_SYNC_SOURCE_AWS_ENDPOINT": proxy.url,
+            "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+            "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+        }
         run = upload.run("", caplog, capsys, **env)
         tried = [r for r in proxy.requests if r.headers.get("range") == part]
     upload.assert_live(run)

@@ -40,8 +40,12 @@ SOURCE_ANNOTATION = "io.kubeflow.model-registry.source"
 
 
 def oci_dest(reg: DistributionRegistry, ref: str) -> dict[str, str]:
-    return {"MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/{ref}",
-            "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch", "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false"}
+    return {
+        "MODEL_SYNC_DESTINATION_TYPE": "oci",
+        "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/{ref}",
+        "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
+        "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+    }
 
 
 def assert_not_live(mr: MR, art: str) -> None:
@@ -54,8 +58,13 @@ def assert_not_live(mr: MR, art: str) -> None:
 
 
 def test_uri_credentials_dir_with_basic_auth_url(
-        tmp_path: Path, nginx_basic_auth: NginxServer, oci_registry: DistributionRegistry, mr_server: MR,
-        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    nginx_basic_auth: NginxServer,
+    oci_registry: DistributionRegistry,
+    mr_server: MR,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The source URI comes only from the file ``URI`` of MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH and
     carries ``user:password@`` for an nginx location behind ``auth_basic``: the file is streamed
     (several ranged GETs, each authenticated) and pulled back intact; the password shows up in no
@@ -70,9 +79,13 @@ def test_uri_credentials_dir_with_basic_auth_url(
     def upload(url: str, tag: str) -> tuple[Any, str]:
         (creds / "URI").write_text(url + "\n")
         art = placeholder_artifact(mr_server.url, f"uri-basic-auth-{tag}")
-        env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH": str(creds),
-               **oci_dest(oci_registry, f"models/uri-basic:{tag}"), **registry_env(mr_server.url),
-               "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+        env = {
+            "MODEL_SYNC_SOURCE_TYPE": "uri",
+            "MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH": str(creds),
+            **oci_dest(oci_registry, f"models/uri-basic:{tag}"),
+            **registry_env(mr_server.url),
+            "MODEL_SYNC_MODEL_ARTIFACT_ID": art,
+        }
         return run_upload(tmp_path, env, caplog, capsys), art
 
     # the location is really protected: without credentials, and with a wrong password, a clear 401
@@ -109,9 +122,14 @@ def test_uri_credentials_dir_with_basic_auth_url(
 # -- OCI source behind authentication -------------------------------------------------------
 
 
-def test_oci_source_with_credentials(tmp_path: Path, oci_registry_auth: DistributionRegistry,
-                                     oci_registry: DistributionRegistry, mr_server: MR,
-                                     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_oci_source_with_credentials(
+    tmp_path: Path,
+    oci_registry_auth: DistributionRegistry,
+    oci_registry: DistributionRegistry,
+    mr_server: MR,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A modelcar in a registry with htpasswd auth is the source: read with the credentials of a
     dockerconfigjson (MODEL_SYNC_SOURCE_OCI_CREDENTIALS_PATH) and, separately, of
     MODEL_SYNC_SOURCE_OCI_USERNAME / _PASSWORD; no or wrong credentials fail with a clear message."""
@@ -124,10 +142,15 @@ def test_oci_source_with_credentials(tmp_path: Path, oci_registry_auth: Distribu
 
     def upload(tag: str, creds: dict[str, str]) -> tuple[Any, str]:
         art = placeholder_artifact(mr_server.url, f"oci-private-{tag}")
-        env = {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_URI": f"oci://{src_ref}",
-               "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false", **creds,
-               **oci_dest(oci_registry, f"models/from-private:{tag}"), **registry_env(mr_server.url),
-               "MODEL_SYNC_MODEL_ARTIFACT_ID": art}
+        env = {
+            "MODEL_SYNC_SOURCE_TYPE": "oci",
+            "MODEL_SYNC_SOURCE_OCI_URI": f"oci://{src_ref}",
+            "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false",
+            **creds,
+            **oci_dest(oci_registry, f"models/from-private:{tag}"),
+            **registry_env(mr_server.url),
+            "MODEL_SYNC_MODEL_ARTIFACT_ID": art,
+        }
         return run_upload(tmp_path, env, caplog, capsys), art
 
     params = {"MODEL_SYNC_SOURCE_OCI_USERNAME": USER, "MODEL_SYNC_SOURCE_OCI_PASSWORD": PASSWORD}
@@ -146,8 +169,9 @@ def test_oci_source_with_credentials(tmp_path: Path, oci_registry_auth: Distribu
     wrong = "not-the-registry-pass"
     r, art = upload("wrong", {"MODEL_SYNC_SOURCE_OCI_USERNAME": USER, "MODEL_SYNC_SOURCE_OCI_PASSWORD": wrong})
     assert r.code == EXIT_TRANSFER
-    assert (f"registry {oci_registry_auth.host} refused GET {manifest_path}: HTTP 401 "
-            "(missing or wrong credentials?)") in r.termination
+    assert (
+        f"registry {oci_registry_auth.host} refused GET {manifest_path}: HTTP 401 (missing or wrong credentials?)"
+    ) in r.termination
     assert wrong not in r.logs
     assert wrong not in r.termination
     assert_not_live(mr_server, art)
@@ -162,7 +186,7 @@ def test_oci_source_with_credentials(tmp_path: Path, oci_registry_auth: Distribu
 
 # -- progress lines -------------------------------------------------------------------------
 
-_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "TiB": 1024 ** 4}
+_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
 _SIZE = r"(\d+(?:\.\d)?) (B|KiB|MiB|GiB|TiB)"
 _LINE = re.compile(rf"^upload: {_SIZE} / {_SIZE} \((\d+\.\d)%\), {_SIZE}/s$")
 _FINISHED = re.compile(rf"^upload finished: {_SIZE} in (\d+\.\d) s \({_SIZE}/s average\)$")
@@ -174,9 +198,14 @@ def _bytes(value: str, unit: str) -> float:
 
 @pytest.mark.parametrize("interval", [0.2, 0.5])
 def test_progress_lines_at_the_configured_interval(
-        interval: float, tmp_path: Path, oci_registry: DistributionRegistry, mr_server: MR,
-        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    interval: float,
+    tmp_path: Path,
+    oci_registry: DistributionRegistry,
+    mr_server: MR,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A transfer of a few seconds (a Hugging Face layout served at a limited rate) logs
     ``upload: done / total (pct%), rate/s`` every MODEL_SYNC_PROGRESS_INTERVAL seconds: several
     lines, the done bytes never go back, each rate matches the bytes moved since the previous
@@ -190,9 +219,14 @@ def test_progress_lines_at_the_configured_interval(
         publish_hf(slow, "org/paced", "main", files, root="slow/hf")
         monkeypatch.setenv("HF_ENDPOINT", slow.url + "/slow/hf")
         art = placeholder_artifact(mr_server.url, f"paced-{interval}")
-        env = {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": "hf://org/paced",
-               **oci_dest(oci_registry, f"models/paced:i{interval}"), **registry_env(mr_server.url),
-               "MODEL_SYNC_MODEL_ARTIFACT_ID": art, "MODEL_SYNC_PROGRESS_INTERVAL": str(interval)}
+        env = {
+            "MODEL_SYNC_SOURCE_TYPE": "uri",
+            "MODEL_SYNC_SOURCE_URI": "hf://org/paced",
+            **oci_dest(oci_registry, f"models/paced:i{interval}"),
+            **registry_env(mr_server.url),
+            "MODEL_SYNC_MODEL_ARTIFACT_ID": art,
+            "MODEL_SYNC_PROGRESS_INTERVAL": str(interval),
+        }
         r = run_upload(tmp_path, env, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
     assert r.json()["bytes"] == total
@@ -238,27 +272,39 @@ def test_progress_lines_at_the_configured_interval(
             assert rate <= 0.1 * unit / (t1 - t0), (d0, t1 - t0, rate)
     moved = sum(rate * (t1 - t0) for (t0, *_), (t1, _, _, rate, _) in zip(lines, lines[1:], strict=False))
     rounding = 0.05 * max(line[4] for line in lines) * 2
-    assert 0.75 * (dones[-1] - dones[0]) - rounding <= moved <= 1.33 * (dones[-1] - dones[0]) + rounding, (
-        moved, lines)
+    assert 0.75 * (dones[-1] - dones[0]) - rounding <= moved <= 1.33 * (dones[-1] - dones[0]) + rounding, (moved, lines)
 
 
 # -- model registry parameters ---------------------------------------------------------------
 
 
 def test_registry_author_is_the_default_version_author(
-        tmp_path: Path, oci_registry: DistributionRegistry, mr_server: MR, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    oci_registry: DistributionRegistry,
+    mr_server: MR,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """--registry-author / MODEL_SYNC_REGISTRY_AUTHOR is the author the registry records for the
     new version when the metadata has no ModelVersion.author (flag over env), and not the model's
     owner; a ModelVersion.author in the metadata wins."""
     src = write_dir(tmp_path / "pvc", {"model.bin": b"authored" * 100})
     meta = metadata_dir(tmp_path / "meta", {"RegisteredModel.name": "authored-model", "ModelVersion.name": "v1"})
-    base = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(src), **registry_env(mr_server.url),
-            "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta), "MODEL_SYNC_REGISTRY_AUTHOR": "env-author"}
+    base = {
+        "MODEL_SYNC_SOURCE_TYPE": "pvc",
+        "MODEL_SYNC_SOURCE_PATH": str(src),
+        **registry_env(mr_server.url),
+        "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
+        "MODEL_SYNC_REGISTRY_AUTHOR": "env-author",
+    }
 
-    r = run_upload(tmp_path, {**base, **oci_dest(oci_registry, "models/authored:v1"),
-                              "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model"},
-                   caplog, capsys, argv=["--registry-author", "flag-author"])
+    r = run_upload(
+        tmp_path,
+        {**base, **oci_dest(oci_registry, "models/authored:v1"), "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model"},
+        caplog,
+        capsys,
+        argv=["--registry-author", "flag-author"],
+    )
     assert r.code == EXIT_OK, r.termination
     model_id = r.json()["RegisteredModel"]["id"]
     back = official_client_read(mr_server.url, "authored-model", "v1")
@@ -280,8 +326,13 @@ def test_registry_author_is_the_default_version_author(
     assert official_client_read(mr_server.url, "authored-model", "v3")["version"]["author"] == "meta-author"
 
 
-def test_registry_custom_ca_from_envvar(tmp_path: Path, oci_registry: DistributionRegistry, mr_server: MR,
-                                       caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_registry_custom_ca_from_envvar(
+    tmp_path: Path,
+    oci_registry: DistributionRegistry,
+    mr_server: MR,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR names the variable holding the CA bundle path of a
     secure registry (TLS proxy with a bearer token): the right CA works, another CA or an unset
     variable (system trust, as upstream) is a TLS error, a path that does not exist is a
@@ -294,11 +345,18 @@ def test_registry_custom_ca_from_envvar(tmp_path: Path, oci_registry: Distributi
     proxy = BearerTLSProxy(mr_server.url, token)
     proxy.start()
     try:
-        env = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(src),
-               **oci_dest(oci_registry, "models/ca-envvar:v1"), "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": proxy.url,
-               "MODEL_SYNC_REGISTRY_IS_SECURE": "true", "MODEL_SYNC_REGISTRY_USER_TOKEN": token,
-               "MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR": "MR_CA_BUNDLE", "MODEL_SYNC_REGISTRY_AUTHOR": "ca-author",
-               "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model", "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta)}
+        env = {
+            "MODEL_SYNC_SOURCE_TYPE": "pvc",
+            "MODEL_SYNC_SOURCE_PATH": str(src),
+            **oci_dest(oci_registry, "models/ca-envvar:v1"),
+            "MODEL_SYNC_REGISTRY_SERVER_ADDRESS": proxy.url,
+            "MODEL_SYNC_REGISTRY_IS_SECURE": "true",
+            "MODEL_SYNC_REGISTRY_USER_TOKEN": token,
+            "MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR": "MR_CA_BUNDLE",
+            "MODEL_SYNC_REGISTRY_AUTHOR": "ca-author",
+            "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+            "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
+        }
         for ca in (None, str(wrong_ca)):
             r = run_upload(tmp_path, {**env, **({"MR_CA_BUNDLE": ca} if ca else {})}, caplog, capsys)
             assert r.code == EXIT_REGISTRY, r.termination
@@ -306,9 +364,11 @@ def test_registry_custom_ca_from_envvar(tmp_path: Path, oci_registry: Distributi
         missing = tmp_path / "no-such-ca.pem"
         r = run_upload(tmp_path, {**env, "MR_CA_BUNDLE": str(missing)}, caplog, capsys)
         assert r.code == EXIT_CONFIG
-        assert r.termination == (f"configuration error: --registry-custom-ca-envvar "
-                                 f"(MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR): CA bundle {missing} (the value of "
-                                 "environment variable MR_CA_BUNDLE) not found")
+        assert r.termination == (
+            f"configuration error: --registry-custom-ca-envvar "
+            f"(MODEL_SYNC_REGISTRY_CUSTOM_CA_ENVVAR): CA bundle {missing} (the value of "
+            "environment variable MR_CA_BUNDLE) not found"
+        )
         assert official_client_read(mr_server.url, "ca-envvar-model", "1.0.0")["model"] is None
         r = run_upload(tmp_path, {**env, "MR_CA_BUNDLE": str(proxy.ca_file)}, caplog, capsys)
         assert r.code == EXIT_OK, r.termination

@@ -54,40 +54,64 @@ def model(name: str) -> dict[str, bytes]:
     }
 
 
-def source_env(kind: str, name: str, files: dict[str, bytes], tmp_path: Path, s3: SeaweedS3, nginx: NginxServer,
-               reg: DistributionRegistry, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def source_env(
+    kind: str,
+    name: str,
+    files: dict[str, bytes],
+    tmp_path: Path,
+    s3: SeaweedS3,
+    nginx: NginxServer,
+    reg: DistributionRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, str]:
     """The model ``files`` placed in a source of ``kind``, and the variables that name it."""
     if kind == "s3":
         s3_upload(s3, SOURCE_BUCKET, name, files)
-        return {"MODEL_SYNC_SOURCE_TYPE": "s3", "MODEL_SYNC_SOURCE_AWS_BUCKET": SOURCE_BUCKET,
-                "MODEL_SYNC_SOURCE_AWS_KEY": name, "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint,
-                "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
-                "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET}
+        return {
+            "MODEL_SYNC_SOURCE_TYPE": "s3",
+            "MODEL_SYNC_SOURCE_AWS_BUCKET": SOURCE_BUCKET,
+            "MODEL_SYNC_SOURCE_AWS_KEY": name,
+            "MODEL_SYNC_SOURCE_AWS_ENDPOINT": s3.endpoint,
+            "MODEL_SYNC_SOURCE_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+            "MODEL_SYNC_SOURCE_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+        }
     if kind == "http":
-        return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": nginx.publish(f"matrix/{name}.tar",
-                                                                                        tar_of(files))}
+        return {
+            "MODEL_SYNC_SOURCE_TYPE": "uri",
+            "MODEL_SYNC_SOURCE_URI": nginx.publish(f"matrix/{name}.tar", tar_of(files)),
+        }
     if kind == "hf":
         publish_hf(nginx, f"org/{name}", "main", files)
         monkeypatch.setenv("HF_ENDPOINT", nginx.url + "/hf")
         return {"MODEL_SYNC_SOURCE_TYPE": "uri", "MODEL_SYNC_SOURCE_URI": f"hf://org/{name}"}
     if kind == "oci":
         ref = push_model_image(reg, f"matrix-source/{name}", "v1", files)
-        return {"MODEL_SYNC_SOURCE_TYPE": "oci", "MODEL_SYNC_SOURCE_OCI_URI": ref,
-                "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false"}
+        return {
+            "MODEL_SYNC_SOURCE_TYPE": "oci",
+            "MODEL_SYNC_SOURCE_OCI_URI": ref,
+            "MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY": "false",
+        }
     assert kind == "pvc"
     return {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(write_dir(tmp_path / "pvc", files))}
 
 
 def destination_env(kind: str, name: str, s3: SeaweedS3, reg: DistributionRegistry) -> dict[str, str]:
     if kind == "oci":
-        return {"MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/matrix/{name}:v1",
-                "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
-                "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false"}
+        return {
+            "MODEL_SYNC_DESTINATION_TYPE": "oci",
+            "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/matrix/{name}:v1",
+            "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": "scratch",
+            "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+        }
     s3_bucket(s3, DESTINATION_BUCKET)
-    return {"MODEL_SYNC_DESTINATION_TYPE": "s3", "MODEL_SYNC_DESTINATION_AWS_BUCKET": DESTINATION_BUCKET,
-            "MODEL_SYNC_DESTINATION_AWS_KEY": name, "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": s3.endpoint,
-            "MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID": ADMIN_KEY,
-            "MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET}
+    return {
+        "MODEL_SYNC_DESTINATION_TYPE": "s3",
+        "MODEL_SYNC_DESTINATION_AWS_BUCKET": DESTINATION_BUCKET,
+        "MODEL_SYNC_DESTINATION_AWS_KEY": name,
+        "MODEL_SYNC_DESTINATION_AWS_ENDPOINT": s3.endpoint,
+        "MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID": ADMIN_KEY,
+        "MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
+    }
 
 
 def intent_env(intent: str, name: str, tmp_path: Path, mr_url: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -98,8 +122,12 @@ def intent_env(intent: str, name: str, tmp_path: Path, mr_url: str) -> tuple[dic
         artifact = placeholder_artifact(mr_url, name)
         assert rest(mr_url, "GET", f"/model_artifacts/{artifact}").get("state") != "LIVE"
         return {**env, "MODEL_SYNC_MODEL_ARTIFACT_ID": artifact}, {"artifact": artifact}
-    meta = {"ModelVersion.name": "v1", "ModelArtifact.model_format_name": "onnx",
-            "ModelArtifact.model_format_version": "1", "ModelVersion.custom_properties": '{"case": "matrix"}'}
+    meta = {
+        "ModelVersion.name": "v1",
+        "ModelArtifact.model_format_name": "onnx",
+        "ModelArtifact.model_format_version": "1",
+        "ModelVersion.custom_properties": '{"case": "matrix"}',
+    }
     before: dict[str, str] = {}
     if intent == "create_model":
         meta["RegisteredModel.name"] = name
@@ -109,37 +137,54 @@ def intent_env(intent: str, name: str, tmp_path: Path, mr_url: str) -> tuple[dic
     return {**env, "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(metadata_dir(tmp_path / "meta", meta))}, before
 
 
-def destination_files(kind: str, name: str, s3: SeaweedS3, reg: DistributionRegistry,
-                      sizes: dict[str, int]) -> dict[str, str]:
+def destination_files(
+    kind: str, name: str, s3: SeaweedS3, reg: DistributionRegistry, sizes: dict[str, int]
+) -> dict[str, str]:
     """relpath -> sha256 of what the destination holds."""
     if kind == "oci":
         return pull_model_layers(reg, f"matrix/{name}", "v1")[0]
     client = s3_bucket(s3, DESTINATION_BUCKET)
     listed = {o.key.removeprefix(f"{name}/"): o.size for o in client.list_objects(DESTINATION_BUCKET, f"{name}/")}
     assert listed == sizes
-    return {rel: sha(client.get_range(DESTINATION_BUCKET, f"{name}/{rel}", 0, size - 1) if size else b"")
-            for rel, size in listed.items()}
+    return {
+        rel: sha(client.get_range(DESTINATION_BUCKET, f"{name}/{rel}", 0, size - 1) if size else b"")
+        for rel, size in listed.items()
+    }
 
 
 @pytest.mark.parametrize("intent", INTENTS)
 @pytest.mark.parametrize("destination", DESTINATIONS)
 @pytest.mark.parametrize("source", SOURCES)
 def test_every_source_destination_and_intent(
-        source: str, destination: str, intent: str, tmp_path: Path, s3_server: SeaweedS3, nginx: NginxServer,
-        oci_registry: DistributionRegistry, mr_server: RealRegistryServer, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    source: str,
+    destination: str,
+    intent: str,
+    tmp_path: Path,
+    s3_server: SeaweedS3,
+    nginx: NginxServer,
+    oci_registry: DistributionRegistry,
+    mr_server: RealRegistryServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     name = f"matrix-{source}-{destination}-{intent.replace('_', '-')}"
     files = model(name)
     env_intent, before = intent_env(intent, name, tmp_path, mr_server.url)
-    env = {**source_env(source, name, files, tmp_path, s3_server, nginx, oci_registry, monkeypatch),
-           **destination_env(destination, name, s3_server, oci_registry), **registry_env(mr_server.url), **env_intent}
+    env = {
+        **source_env(source, name, files, tmp_path, s3_server, nginx, oci_registry, monkeypatch),
+        **destination_env(destination, name, s3_server, oci_registry),
+        **registry_env(mr_server.url),
+        **env_intent,
+    }
     r = run_upload(tmp_path, env, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
     out: dict[str, Any] = r.json()
 
     # the destination holds the model, sub-directories and the empty file included
     assert destination_files(destination, name, s3_server, oci_registry, {k: len(v) for k, v in files.items()}) == {
-        rel: sha(data) for rel, data in files.items()}
+        rel: sha(data) for rel, data in files.items()
+    }
     if destination == "oci":
         assert out["uri"] == f"oci://{oci_registry.host}/matrix/{name}:v1"
     else:

@@ -138,8 +138,10 @@ def test_unsafe_tar_rejected_before_writing(tmp_path: Path, members: list[tarfil
 
 
 def test_safe_tar_and_zip(tmp_path: Path) -> None:
-    archive = _tar(tmp_path / "ok.tar", [_member("d/"[:-1], tarfile.DIRTYPE), _member("d/f.txt"),
-                                         _member("d/l", tarfile.SYMTYPE, "f.txt")])
+    archive = _tar(
+        tmp_path / "ok.tar",
+        [_member("d/"[:-1], tarfile.DIRTYPE), _member("d/f.txt"), _member("d/l", tarfile.SYMTYPE, "f.txt")],
+    )
     unpack(archive, tmp_path / "t")
     assert (tmp_path / "t" / "d" / "f.txt").read_bytes() == b"x"
     zpath = tmp_path / "ok.zip"
@@ -273,14 +275,25 @@ def test_module_entry_point_config_error(tmp_path: Path) -> None:
     term = tmp_path / "term"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_SYNC_")}
     env["TERMINATION_MESSAGE_PATH"] = str(term)
-    out = subprocess.run([sys.executable, "-m", "model_registry_operator.upload", "--source-type", "uri",
-                          "--model-artifact-id", "1"],
-                         env=env, capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "model_registry_operator.upload", "--source-type", "uri", "--model-artifact-id", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == EXIT_CONFIG
     assert "--source-uri (MODEL_SYNC_SOURCE_URI)" in term.read_text()
     assert "configuration error" in out.stderr
-    help_out = subprocess.run([sys.executable, "-m", "model_registry_operator.upload", "--help"], env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+    help_out = subprocess.run(
+        [sys.executable, "-m", "model_registry_operator.upload", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert help_out.returncode == 0
     assert "MODEL_SYNC_DESTINATION_OCI_URI" in help_out.stdout
 
@@ -388,8 +401,13 @@ def test_parallel_range_reader_waits_for_released_buffers() -> None:
 def test_model_tar_chunks_match_tarfile_byte_for_byte() -> None:
     """The hand-written tar stream is exactly what ``tarfile`` writes (so layer digests do not
     change), long names and empty files included, and ``model_tar_size`` announces its size."""
-    blobs = {"b/x.bin": os.urandom(70_001), "a.txt": b"2", "b/c/empty": b"",
-             "d" * 90 + "/" + "e" * 80 + ".safetensors": os.urandom(1_000_000), "f.bin": os.urandom(512)}
+    blobs = {
+        "b/x.bin": os.urandom(70_001),
+        "a.txt": b"2",
+        "b/c/empty": b"",
+        "d" * 90 + "/" + "e" * 80 + ".safetensors": os.urandom(1_000_000),
+        "f.bin": os.urandom(512),
+    }
 
     def files(ranged: bool) -> list[SourceFile]:
         def opener(v: bytes) -> Any:  # noqa: ANN401

@@ -45,7 +45,8 @@ FILES = {"config.json": b'{"architectures": ["Tiny"]}', "weights/w.bin": b"w" * 
 def registry(request: pytest.FixtureRequest) -> RealRegistryServer:
     """The session's server on that database (``mr_server`` is the MariaDB one)."""
     server: RealRegistryServer = request.getfixturevalue(
-        "mr_server" if request.param == "mariadb" else "mr_server_postgres")
+        "mr_server" if request.param == "mariadb" else "mr_server_postgres"
+    )
     return server
 
 
@@ -55,16 +56,24 @@ def source(tmp_path: Path) -> dict[str, str]:
 
 
 def destination(reg: DistributionRegistry, repo: str, base: str = "scratch") -> dict[str, str]:
-    return {"MODEL_SYNC_DESTINATION_TYPE": "oci", "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/{repo}:v1",
-            "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": base, "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false"}
+    return {
+        "MODEL_SYNC_DESTINATION_TYPE": "oci",
+        "MODEL_SYNC_DESTINATION_OCI_URI": f"{reg.host}/{repo}:v1",
+        "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": base,
+        "MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY": "false",
+    }
 
 
-def create_model_env(tmp_path: Path, registry: RealRegistryServer, oci: DistributionRegistry, name: str,
-                     **meta: str) -> dict[str, str]:
+def create_model_env(
+    tmp_path: Path, registry: RealRegistryServer, oci: DistributionRegistry, name: str, **meta: str
+) -> dict[str, str]:
     values = {"RegisteredModel.name": name, "ModelVersion.name": "v1", **meta}
-    return {**destination(oci, f"reg/{name}"), **registry_env(registry.url),
-            "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
-            "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(metadata_dir(tmp_path / f"meta-{name}", values))}
+    return {
+        **destination(oci, f"reg/{name}"),
+        **registry_env(registry.url),
+        "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
+        "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(metadata_dir(tmp_path / f"meta-{name}", values)),
+    }
 
 
 def pushed_tags(oci: DistributionRegistry, repo: str) -> list[str]:
@@ -93,9 +102,16 @@ def artifacts_named(registry: RealRegistryServer, name: str) -> list[dict[str, A
 
 
 def read_back(registry: RealRegistryServer, ids: dict[str, Any]) -> dict[str, Any]:
-    return official_client_read(registry.url, "", "", ids={"model": ids["RegisteredModel"]["id"],
-                                                           "version": ids["ModelVersion"]["id"],
-                                                           "artifact": ids["ModelArtifact"]["id"]})
+    return official_client_read(
+        registry.url,
+        "",
+        "",
+        ids={
+            "model": ids["RegisteredModel"]["id"],
+            "version": ids["ModelVersion"]["id"],
+            "artifact": ids["ModelArtifact"]["id"],
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -110,22 +126,40 @@ def test_parent_lookups_as_expected(registry: RealRegistryServer) -> None:
     else:
         assert resp.status_code == 500, (
             f"the server now serves parent-scoped lookups on {registry.database}: set "
-            f"SERVES_PARENT_LOOKUPS[{registry.database!r}] = True and update tests/backends/registry_server.py")
+            f"SERVES_PARENT_LOOKUPS[{registry.database!r}] = True and update tests/backends/registry_server.py"
+        )
         assert PARENT_LOOKUP_DEFECT.search(f"HTTP 500: {resp.json()['message']}"), resp.text
 
 
-def test_create_model_then_create_version(tmp_path: Path, registry: RealRegistryServer,
-                                          oci_registry: DistributionRegistry, source: dict[str, str],
-                                          caplog: pytest.LogCaptureFixture,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_model_then_create_version(
+    tmp_path: Path,
+    registry: RealRegistryServer,
+    oci_registry: DistributionRegistry,
+    source: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     name = f"reg-{registry.database}"
-    env = {**source, **create_model_env(
-        tmp_path, registry, oci_registry, name,
-        **{"RegisteredModel.description": "tiny", "RegisteredModel.owner": "team-r",
-           "RegisteredModel.customProperties": json.dumps({"size": 7, "ok": True, "tags": ["a"]}),
-           "ModelVersion.author": "bob", "ModelVersion.description": "first",
-           "ModelArtifact.modelFormatName": "onnx", "ModelArtifact.modelFormatVersion": "1",
-           "ModelArtifact.modelSourceKind": "test", "ModelArtifact.modelSourceName": name})}
+    env = {
+        **source,
+        **create_model_env(
+            tmp_path,
+            registry,
+            oci_registry,
+            name,
+            **{
+                "RegisteredModel.description": "tiny",
+                "RegisteredModel.owner": "team-r",
+                "RegisteredModel.customProperties": json.dumps({"size": 7, "ok": True, "tags": ["a"]}),
+                "ModelVersion.author": "bob",
+                "ModelVersion.description": "first",
+                "ModelArtifact.modelFormatName": "onnx",
+                "ModelArtifact.modelFormatVersion": "1",
+                "ModelArtifact.modelSourceKind": "test",
+                "ModelArtifact.modelSourceName": name,
+            },
+        ),
+    }
     r = run_upload(tmp_path, env, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
     out = r.json()
@@ -144,8 +178,12 @@ def test_create_model_then_create_version(tmp_path: Path, registry: RealRegistry
     # create_version under it
     model_id = out["RegisteredModel"]["id"]
     (tmp_path / f"meta-{name}" / "ModelVersion.name").write_text("v2")
-    env2 = {**env, **destination(oci_registry, f"reg/{name}-v2"), "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version",
-            "MODEL_SYNC_MODEL_ID": model_id}
+    env2 = {
+        **env,
+        **destination(oci_registry, f"reg/{name}-v2"),
+        "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version",
+        "MODEL_SYNC_MODEL_ID": model_id,
+    }
     caplog.clear()
     r = run_upload(tmp_path, env2, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
@@ -171,18 +209,30 @@ def test_create_model_then_create_version(tmp_path: Path, registry: RealRegistry
     assert pushed_tags(oci_registry, f"reg/{name}-again") == []
 
 
-def test_update_artifact_success_and_failures(tmp_path: Path, registry: RealRegistryServer,
-                                              oci_registry: DistributionRegistry, source: dict[str, str],
-                                              caplog: pytest.LogCaptureFixture,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_update_artifact_success_and_failures(
+    tmp_path: Path,
+    registry: RealRegistryServer,
+    oci_registry: DistributionRegistry,
+    source: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     name = f"upd-{registry.database}"
     model = rest(registry.url, "POST", "/registered_models", {"name": name})
     version = rest(registry.url, "POST", "/model_versions", {"name": "v1", "registeredModelId": model["id"]})
-    live = rest(registry.url, "POST", f"/model_versions/{version['id']}/artifacts",
-                {"artifactType": "model-artifact", "name": name, "uri": "oci://old/model:v0", "state": "LIVE"})
+    live = rest(
+        registry.url,
+        "POST",
+        f"/model_versions/{version['id']}/artifacts",
+        {"artifactType": "model-artifact", "name": name, "uri": "oci://old/model:v0", "state": "LIVE"},
+    )
     placeholder = rest(registry.url, "POST", "/model_versions", {"name": "v2", "registeredModelId": model["id"]})
-    pending = rest(registry.url, "POST", f"/model_versions/{placeholder['id']}/artifacts",
-                   {"artifactType": "model-artifact", "name": name, "uri": "PLACEHOLDER"})
+    pending = rest(
+        registry.url,
+        "POST",
+        f"/model_versions/{placeholder['id']}/artifacts",
+        {"artifactType": "model-artifact", "name": name, "uri": "PLACEHOLDER"},
+    )
     base = {**source, **destination(oci_registry, f"reg/{name}"), **registry_env(registry.url)}
 
     # a failure during the transfer (a base image the registry does not have): the LIVE
@@ -204,24 +254,32 @@ def test_update_artifact_success_and_failures(tmp_path: Path, registry: RealRegi
 
     r = run_upload(tmp_path, {**base, "MODEL_SYNC_MODEL_ARTIFACT_ID": pending["id"]}, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
-    back = read_back(registry, {"RegisteredModel": model, "ModelVersion": placeholder,
-                                "ModelArtifact": {"id": pending["id"]}})
+    back = read_back(
+        registry, {"RegisteredModel": model, "ModelVersion": placeholder, "ModelArtifact": {"id": pending["id"]}}
+    )
     assert (back["artifact"]["state"], back["artifact"]["uri"]) == ("LIVE", f"oci://{oci_registry.host}/reg/{name}:v1")
     assert back["artifact"]["name"] == name  # untouched
     got = rest(registry.url, "GET", f"/model_artifacts/{live['id']}")
     assert (got["state"], got["uri"]) == ("LIVE", "oci://old/model:v0")  # the other one untouched
 
 
-def test_create_model_failing_mid_transfer_then_retried(tmp_path: Path, registry: RealRegistryServer,
-                                                        oci_registry: DistributionRegistry, source: dict[str, str],
-                                                        caplog: pytest.LogCaptureFixture,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_model_failing_mid_transfer_then_retried(
+    tmp_path: Path,
+    registry: RealRegistryServer,
+    oci_registry: DistributionRegistry,
+    source: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The entities exist, the push fails: ABANDONED and marked; a retry resumes with them."""
     name = f"resume-{registry.database}"
-    env = {**source, **create_model_env(tmp_path, registry, oci_registry, name,
-                                        **{"ModelArtifact.modelFormatName": "onnx"})}
-    r = run_upload(tmp_path, {**env, "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": f"{oci_registry.host}/no/base:1"},
-                   caplog, capsys)
+    env = {
+        **source,
+        **create_model_env(tmp_path, registry, oci_registry, name, **{"ModelArtifact.modelFormatName": "onnx"}),
+    }
+    r = run_upload(
+        tmp_path, {**env, "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": f"{oci_registry.host}/no/base:1"}, caplog, capsys
+    )
     assert r.code == EXIT_TRANSFER, r.termination
     assert "no/base" in r.termination
     model = model_named(registry, name)
@@ -236,7 +294,10 @@ def test_create_model_failing_mid_transfer_then_retried(tmp_path: Path, registry
     assert r.code == EXIT_OK, r.termination
     out = r.json()
     assert (out["RegisteredModel"]["id"], out["ModelVersion"]["id"], out["ModelArtifact"]["id"]) == (
-        model["id"], version["id"], artifact["id"])
+        model["id"],
+        version["id"],
+        artifact["id"],
+    )
     back = read_back(registry, out)
     assert back["artifact"]["state"] == "LIVE"
     assert back["artifact"]["model_format_name"] == "onnx"
@@ -250,55 +311,81 @@ def test_create_model_failing_mid_transfer_then_retried(tmp_path: Path, registry
     assert f"RegisteredModel with name '{name}' already exists" in r.termination
 
 
-def test_failures_before_any_entity(tmp_path: Path, registry: RealRegistryServer,
-                                    oci_registry: DistributionRegistry, source: dict[str, str],
-                                    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failures_before_any_entity(
+    tmp_path: Path,
+    registry: RealRegistryServer,
+    oci_registry: DistributionRegistry,
+    source: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Refused uploads create nothing and push nothing."""
     db = registry.database
     taken = rest(registry.url, "POST", "/registered_models", {"name": f"taken-{db}"})
-    r = run_upload(tmp_path, {**source, **create_model_env(tmp_path, registry, oci_registry, f"taken-{db}")},
-                   caplog, capsys)
+    r = run_upload(
+        tmp_path, {**source, **create_model_env(tmp_path, registry, oci_registry, f"taken-{db}")}, caplog, capsys
+    )
     assert r.code == EXIT_REGISTRY
     assert f"RegisteredModel with name 'taken-{db}' already exists (ID: {taken['id']})" in r.termination
     assert versions_of(registry, taken["id"]) == []
 
-    env = {**source, **destination(oci_registry, f"reg/none-{db}"), **registry_env(registry.url),
-           "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version", "MODEL_SYNC_MODEL_ID": "987654",
-           "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(metadata_dir(tmp_path / "meta-v", {"ModelVersion.name": "v1"}))}
+    env = {
+        **source,
+        **destination(oci_registry, f"reg/none-{db}"),
+        **registry_env(registry.url),
+        "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version",
+        "MODEL_SYNC_MODEL_ID": "987654",
+        "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(metadata_dir(tmp_path / "meta-v", {"ModelVersion.name": "v1"})),
+    }
     r = run_upload(tmp_path, env, caplog, capsys)
     assert r.code == EXIT_REGISTRY
     assert "RegisteredModel with ID '987654' not found" in r.termination
 
     missing = {"MODEL_SYNC_SOURCE_TYPE": "pvc", "MODEL_SYNC_SOURCE_PATH": str(tmp_path / "no-such-dir")}
-    r = run_upload(tmp_path, {**create_model_env(tmp_path, registry, oci_registry, f"nosource-{db}"), **missing},
-                   caplog, capsys)
+    r = run_upload(
+        tmp_path, {**create_model_env(tmp_path, registry, oci_registry, f"nosource-{db}"), **missing}, caplog, capsys
+    )
     assert r.code == EXIT_CONFIG
     assert "does not exist" in r.termination
     assert model_named(registry, f"nosource-{db}") is None
     assert pushed_tags(oci_registry, f"reg/none-{db}") == pushed_tags(oci_registry, f"reg/nosource-{db}") == []
 
 
-def test_names_are_matched_exactly(tmp_path: Path, registry: RealRegistryServer,
-                                   oci_registry: DistributionRegistry, source: dict[str, str],
-                                   caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_names_are_matched_exactly(
+    tmp_path: Path,
+    registry: RealRegistryServer,
+    oci_registry: DistributionRegistry,
+    source: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The server looks names up with SQL LIKE: ``_`` must not find (or resume) a model named with ``-``."""
     db = registry.database
     done = rest(registry.url, "POST", "/registered_models", {"name": f"like-{db}-a"})
-    r = run_upload(tmp_path, {**source, **create_model_env(tmp_path, registry, oci_registry, f"like_{db}_a")},
-                   caplog, capsys)
+    r = run_upload(
+        tmp_path, {**source, **create_model_env(tmp_path, registry, oci_registry, f"like_{db}_a")}, caplog, capsys
+    )
     assert r.code == EXIT_OK, r.termination
     assert r.json()["RegisteredModel"]["id"] != done["id"]
 
     # an unfinished upload of another model whose name LIKE-matches: not resumed
     other = f"like-{db}-b"
-    r = run_upload(tmp_path, {**source, **create_model_env(tmp_path, registry, oci_registry, other),
-                              "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": f"{oci_registry.host}/no/base:1"},
-                   caplog, capsys)
+    r = run_upload(
+        tmp_path,
+        {
+            **source,
+            **create_model_env(tmp_path, registry, oci_registry, other),
+            "MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE": f"{oci_registry.host}/no/base:1",
+        },
+        caplog,
+        capsys,
+    )
     assert r.code == EXIT_TRANSFER
     unfinished = model_named(registry, other)
     assert unfinished is not None
-    r = run_upload(tmp_path, {**source, **create_model_env(tmp_path, registry, oci_registry, f"like_{db}_b")},
-                   caplog, capsys)
+    r = run_upload(
+        tmp_path, {**source, **create_model_env(tmp_path, registry, oci_registry, f"like_{db}_b")}, caplog, capsys
+    )
     assert r.code == EXIT_OK, r.termination
     out = r.json()
     assert out["RegisteredModel"]["id"] != unfinished["id"]
@@ -308,10 +395,14 @@ def test_names_are_matched_exactly(tmp_path: Path, registry: RealRegistryServer,
     # versions too: "v_1" is not "v11"
     model_id = done["id"]
     rest(registry.url, "POST", "/model_versions", {"name": "v11", "registeredModelId": model_id})
-    env = {**source, **destination(oci_registry, f"reg/like-{db}-v"), **registry_env(registry.url),
-           "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version", "MODEL_SYNC_MODEL_ID": model_id,
-           "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(metadata_dir(tmp_path / "meta-like-v",
-                                                                  {"ModelVersion.name": "v_1"}))}
+    env = {
+        **source,
+        **destination(oci_registry, f"reg/like-{db}-v"),
+        **registry_env(registry.url),
+        "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_version",
+        "MODEL_SYNC_MODEL_ID": model_id,
+        "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(metadata_dir(tmp_path / "meta-like-v", {"ModelVersion.name": "v_1"})),
+    }
     r = run_upload(tmp_path, env, caplog, capsys)
     assert r.code == EXIT_OK, r.termination
     assert sorted(v["name"] for v in versions_of(registry, model_id)) == ["v11", "v_1"]

@@ -141,9 +141,7 @@ class MySQLTarget:
 
     @property
     def tls_requested(self) -> bool:
-        return bool(self.ssl_ca or self.ssl_cert or self.ssl_key or self.ssl_cipher) or (
-            self.verify_server_cert
-        )
+        return bool(self.ssl_ca or self.ssl_cert or self.ssl_key or self.ssl_cipher) or (self.verify_server_cert)
 
 
 # ---------------------------------------------------------------------------
@@ -209,9 +207,7 @@ def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(cur))
         yield cur
         original = getattr(cur, "original_exception", None)
-        todo.extend(
-            [cur.__context__, cur.__cause__, original if isinstance(original, BaseException) else None]
-        )
+        todo.extend([cur.__context__, cur.__cause__, original if isinstance(original, BaseException) else None])
 
 
 def _error_text(exc: BaseException) -> str:
@@ -302,8 +298,7 @@ def _classify_pg_line(line: str, target: PostgresTarget) -> tuple[str, str]:
     if "pg_hba.conf" in low:
         if "no encryption" in low:
             return TLS_ERROR, (
-                f"server accepts this user only over TLS, but sslmode={target.sslmode} "
-                f"connected without it ({line})"
+                f"server accepts this user only over TLS, but sslmode={target.sslmode} connected without it ({line})"
             )
         return AUTHENTICATION_FAILED, f"server does not allow this connection ({line})"
     if "authentication failed" in low or "no password supplied" in low:
@@ -365,9 +360,7 @@ def _pg_params(target: PostgresTarget, files: _PemFiles, timeout: float) -> dict
         params["password"] = target.password
     if target.sslmode != "disable":
         rootcert = (
-            target.sslrootcert
-            if target.sslrootcert == "system"
-            else files.path_for(target.sslrootcert, "root.crt")
+            target.sslrootcert if target.sslrootcert == "system" else files.path_for(target.sslrootcert, "root.crt")
         )
         optional = {
             "sslrootcert": rootcert,
@@ -427,8 +420,15 @@ _CR_SSL_CONNECTION_ERROR = 2026
 _CR_SERVER_LOST_EXTENDED = 2055
 
 _MYSQL_UNREACHABLE_CODES: Final = frozenset(
-    {_CR_CONNECTION_ERROR, _CR_CONN_HOST_ERROR, _CR_UNKNOWN_HOST, _CR_SERVER_GONE,
-     _CR_SERVER_LOST, _CR_SERVER_LOST_EXTENDED, _ER_SERVER_SHUTDOWN}
+    {
+        _CR_CONNECTION_ERROR,
+        _CR_CONN_HOST_ERROR,
+        _CR_UNKNOWN_HOST,
+        _CR_SERVER_GONE,
+        _CR_SERVER_LOST,
+        _CR_SERVER_LOST_EXTENDED,
+        _ER_SERVER_SHUTDOWN,
+    }
 )
 
 
@@ -471,9 +471,7 @@ def _ssl_context(target: MySQLTarget, files: _PemFiles) -> ssl.SSLContext:
     return ctx
 
 
-def _mysql_connection(
-    target: MySQLTarget, timeout: float, ssl_ctx: ssl.SSLContext | None
-) -> Any:
+def _mysql_connection(target: MySQLTarget, timeout: float, ssl_ctx: ssl.SSLContext | None) -> Any:
     kwargs: dict[str, Any] = {
         "host": target.host,
         "port": int(target.port),
@@ -525,9 +523,7 @@ def _server_requires_tls(target: MySQLTarget, timeout: float) -> bool:
             conn.close()
 
 
-def _classify_mysql_error(
-    exc: BaseException, target: MySQLTarget, timeout: float, server_caps: int
-) -> tuple[str, str]:
+def _classify_mysql_error(exc: BaseException, target: MySQLTarget, timeout: float, server_caps: int) -> tuple[str, str]:
     where = _where(target.host, target.port)
     chain = list(_exception_chain(exc))
     for link in chain:
@@ -558,8 +554,7 @@ def _classify_mysql_error(
         return DATABASE_MISSING, f"database {target.database!r} does not exist"
     if code == _ER_DBACCESS_DENIED:
         return DATABASE_MISSING, (
-            f"database {target.database!r} does not exist or user {target.username!r} "
-            f"has no privileges on it ({text})"
+            f"database {target.database!r} does not exist or user {target.username!r} has no privileges on it ({text})"
         )
     if code == _CR_SSL_CONNECTION_ERROR:
         return TLS_ERROR, f"TLS is configured but the server does not offer it ({text})"

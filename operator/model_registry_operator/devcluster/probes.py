@@ -297,9 +297,7 @@ class ContainerProber:
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
         for kind, tracker in self.trackers.items():
-            t = threading.Thread(
-                target=self._worker, args=(tracker,), name=f"probe-{kind}-{self.name}", daemon=True
-            )
+            t = threading.Thread(target=self._worker, args=(tracker,), name=f"probe-{kind}-{self.name}", daemon=True)
             self._threads.append(t)
             t.start()
 

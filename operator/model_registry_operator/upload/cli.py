@@ -103,23 +103,26 @@ def run(cfg: UploadConfig, reporter: StatusReporter | None = None) -> dict[str, 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _transfer(
-    cfg: UploadConfig, meta: ModelMetadata, staging: Path, reporter: StatusReporter | None
-) -> dict[str, Any]:
+def _transfer(cfg: UploadConfig, meta: ModelMetadata, staging: Path, reporter: StatusReporter | None) -> dict[str, Any]:
     client = RegistryClient(cfg.registry, timeout=cfg.timeout)
-    reg = Registration(client, cfg.intent, meta, model_id=cfg.model_id, model_version_id=cfg.model_version_id,
-                       model_artifact_id=cfg.model_artifact_id, author=cfg.registry.author)
+    reg = Registration(
+        client,
+        cfg.intent,
+        meta,
+        model_id=cfg.model_id,
+        model_version_id=cfg.model_version_id,
+        model_artifact_id=cfg.model_artifact_id,
+        author=cfg.registry.author,
+    )
     log.info("intent %s: checking the model registry at %s", cfg.intent, cfg.registry.url)
     reg.check()
 
     dest: OciModelcar | S3Upload
     if isinstance(cfg.destination, OciDestination):
-        dest = OciModelcar(cfg.destination, timeout=cfg.timeout, chunk_size=cfg.part_size,
-                           parallelism=cfg.parallelism)
+        dest = OciModelcar(cfg.destination, timeout=cfg.timeout, chunk_size=cfg.part_size, parallelism=cfg.parallelism)
     else:
         assert isinstance(cfg.destination, S3Destination)
-        dest = S3Upload(cfg.destination.s3, part_size=cfg.part_size, parallelism=cfg.parallelism,
-                        timeout=cfg.timeout)
+        dest = S3Upload(cfg.destination.s3, part_size=cfg.part_size, parallelism=cfg.parallelism, timeout=cfg.timeout)
     dest.check()
     uri = dest.uri()
 
@@ -176,9 +179,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_CONFIG
     try:
         cfg = load_config(args, env)
-        log.debug("configuration: source %s, destination %s, registry %s, intent %s, parallelism %d, part size %d",
-                  cfg.source.type, cfg.destination.type, cfg.registry.url, cfg.intent, cfg.parallelism,
-                  cfg.part_size)
+        log.debug(
+            "configuration: source %s, destination %s, registry %s, intent %s, parallelism %d, part size %d",
+            cfg.source.type,
+            cfg.destination.type,
+            cfg.registry.url,
+            cfg.intent,
+            cfg.parallelism,
+            cfg.part_size,
+        )
         reporter = StatusReporter.from_env(env)
         result = run(cfg, reporter)
     except UploadError as exc:

@@ -155,8 +155,12 @@ PARAMS: tuple[Param, ...] = (
     Param("destination_oci_credentials_path"),
     Param("source_uri_credentials_path"),
     Param("parallelism", "4", help=f"concurrent part transfers (ranged reads fetched ahead), 1..{MAX_PARALLELISM}"),
-    Param("part_size", "8388608", help="bytes per transferred part (5 MiB..5 GiB); the transfer buffers grow with "
-          "part size x parallelism (x (parallelism + 1) for an OCI destination), never with the model size"),
+    Param(
+        "part_size",
+        "8388608",
+        help="bytes per transferred part (5 MiB..5 GiB); the transfer buffers grow with "
+        "part size x parallelism (x (parallelism + 1) for an OCI destination), never with the model size",
+    ),
     Param("progress_interval", "5", help="seconds between progress log lines (at most a day)"),
     Param("timeout", "60", help="network timeout in seconds (at most a day)"),
 )
@@ -384,7 +388,7 @@ def parse_dockerconfig(path: str, param: str) -> dict[str, tuple[str, str]]:
     raw = read_text_file(Path(path), f"{label(param)}: docker config")
     data = parse_json_text(raw, f"{label(param)}: docker config {path}")
     if not isinstance(data, dict) or not isinstance(data.get("auths"), dict):
-        raise ConfigError(f"{label(param)}: invalid docker config file {path}: no \"auths\" object")
+        raise ConfigError(f'{label(param)}: invalid docker config file {path}: no "auths" object')
     out: dict[str, tuple[str, str]] = {}
     for host, entry in data["auths"].items():
         if not isinstance(entry, dict):
@@ -666,8 +670,7 @@ def _user_pass(raw: Mapping[str, str], side: str) -> tuple[str | None, SecretStr
     password = raw.get(f"{side}_oci_password")
     if bool(user) != bool(password):
         raise ConfigError(
-            f"{label(f'{side}_oci_username')} and {label(f'{side}_oci_password')} "
-            "must be set together or both be unset"
+            f"{label(f'{side}_oci_username')} and {label(f'{side}_oci_password')} must be set together or both be unset"
         )
     if user and password:
         register_basic_auth(user, password)

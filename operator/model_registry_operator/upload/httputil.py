@@ -30,11 +30,19 @@ class _Retry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def session_with_retries(*, methods: frozenset[str], statuses: tuple[int, ...] = (502, 503, 504),
-                         total: int = 3, pool: int = 10) -> requests.Session:
+def session_with_retries(
+    *, methods: frozenset[str], statuses: tuple[int, ...] = (502, 503, 504), total: int = 3, pool: int = 10
+) -> requests.Session:
     session = requests.Session()
-    retry = _Retry(total=total, connect=total, read=2, backoff_factor=0.3, status_forcelist=statuses,
-                   allowed_methods=methods, raise_on_status=False)
+    retry = _Retry(
+        total=total,
+        connect=total,
+        read=2,
+        backoff_factor=0.3,
+        status_forcelist=statuses,
+        allowed_methods=methods,
+        raise_on_status=False,
+    )
     adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -108,7 +108,12 @@ class Progress:
         if self._thread is not None:
             self._thread.join(timeout=10)
         elapsed = max(time.monotonic() - self._start, 1e-6)
-        log.info("%s finished: %s in %.1f s (%s/s average)", self.label, human(self.done), elapsed,
-                 human(self.done / elapsed))
+        log.info(
+            "%s finished: %s in %.1f s (%s/s average)",
+            self.label,
+            human(self.done),
+            elapsed,
+            human(self.done / elapsed),
+        )
         if self.report is not None and exc_type is None:
             self.report(ProgressSnapshot(REGISTERING, self.done, self.total, self.done / elapsed))

@@ -88,12 +88,20 @@ class ArtifactLayerJournal:
             if len(value) > MAX_JOURNAL_CHARS:
                 return
             try:
-                self.client.update_model_artifact(self.artifact_id, {
-                    "artifactType": "model-artifact",
-                    "customProperties": {**self.props, UPLOADED_LAYERS: string_value(value)}})
+                self.client.update_model_artifact(
+                    self.artifact_id,
+                    {
+                        "artifactType": "model-artifact",
+                        "customProperties": {**self.props, UPLOADED_LAYERS: string_value(value)},
+                    },
+                )
             except RegistryError as exc:
-                log.warning("could not record the pushed layer %s on ModelArtifact %s: %s",
-                            descriptor.get("digest"), self.artifact_id, exc)
+                log.warning(
+                    "could not record the pushed layer %s on ModelArtifact %s: %s",
+                    descriptor.get("digest"),
+                    self.artifact_id,
+                    exc,
+                )
                 return
             self.entries = entries
             self.had_journal = True
@@ -108,8 +116,11 @@ def _parse_journal(prop: Any) -> list[dict[str, Any]]:  # noqa: ANN401 - a custo
         return []
     if not isinstance(entries, list):
         return []
-    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("digest"), str)
-            and isinstance(e.get("size"), int)]
+    return [
+        e
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("digest"), str) and isinstance(e.get("size"), int)
+    ]
 
 
 def _without_none(body: dict[str, Any]) -> Json:
@@ -128,8 +139,17 @@ _MARKER_DONE = string_value("false")
 
 
 class Registration:
-    def __init__(self, client: RegistryClient, intent: str, meta: ModelMetadata, *, model_id: str | None,
-                 model_version_id: str | None, model_artifact_id: str | None, author: str | None) -> None:
+    def __init__(
+        self,
+        client: RegistryClient,
+        intent: str,
+        meta: ModelMetadata,
+        *,
+        model_id: str | None,
+        model_version_id: str | None,
+        model_artifact_id: str | None,
+        author: str | None,
+    ) -> None:
         self.client = client
         self.intent = intent
         self.meta = meta
@@ -151,8 +171,11 @@ class Registration:
             assert self.model_artifact_id is not None
             artifact = self.client.get_model_artifact(self.model_artifact_id)
             if artifact is None:
-                raise RegistryError(f"ModelArtifact with ID '{self.model_artifact_id}' not found "
-                                    "(--model-artifact-id / MODEL_SYNC_MODEL_ARTIFACT_ID)", 404)
+                raise RegistryError(
+                    f"ModelArtifact with ID '{self.model_artifact_id}' not found "
+                    "(--model-artifact-id / MODEL_SYNC_MODEL_ARTIFACT_ID)",
+                    404,
+                )
             self.ids.model_artifact_id = self.model_artifact_id
             self.ids.registered_model_id = self.model_id
             self.ids.model_version_id = self.model_version_id
@@ -168,7 +191,9 @@ class Registration:
                 if not _has_marker(existing):
                     raise RegistryError(
                         f"Cannot create model: RegisteredModel with name '{name}' already exists "
-                        f"(ID: {existing['id']}). Use the 'create_version' intent to add a version.", 409)
+                        f"(ID: {existing['id']}). Use the 'create_version' intent to add a version.",
+                        409,
+                    )
                 self._resume_version = self._check_resumable_versions(existing)
                 self.ids.registered_model_id = str(existing["id"])
                 self.ids.resumed = True
@@ -177,8 +202,11 @@ class Registration:
         assert self.model_id is not None
         model = self.client.get_registered_model(self.model_id)
         if model is None:
-            raise RegistryError(f"Cannot create version: RegisteredModel with ID '{self.model_id}' not found. "
-                                "Use the 'create_model' intent to create it.", 404)
+            raise RegistryError(
+                f"Cannot create version: RegisteredModel with ID '{self.model_id}' not found. "
+                "Use the 'create_model' intent to create it.",
+                404,
+            )
         version_name = self.meta.model_version.name
         if not version_name:
             raise RegistryError("intent create_version: metadata key ModelVersion.name is required")
@@ -190,7 +218,9 @@ class Registration:
                 raise RegistryError(
                     f"Cannot create version: ModelVersion with name '{version_name}' already exists under "
                     f"RegisteredModel '{model['name']}' (ID: {self.model_id}). Use the 'update_artifact' intent "
-                    "to replace its artifact.", 409)
+                    "to replace its artifact.",
+                    409,
+                )
             self.ids.resumed = True
             self._resume_version = version
 
@@ -203,7 +233,8 @@ class Registration:
                 raise RegistryError(
                     f"Cannot create model: RegisteredModel with name '{model['name']}' already exists "
                     f"(ID: {model['id']}) with version '{version.get('name')}'. Use the 'create_version' intent.",
-                    409)
+                    409,
+                )
             resume = version
         return resume
 
@@ -213,8 +244,9 @@ class Registration:
         """Create or mark the entities; the artifact ends up ``PENDING``."""
         if self.intent == "update_artifact":
             assert self.ids.model_artifact_id is not None
-            self.client.update_model_artifact(self.ids.model_artifact_id,
-                                              {"artifactType": "model-artifact", "state": "PENDING"})
+            self.client.update_model_artifact(
+                self.ids.model_artifact_id, {"artifactType": "model-artifact", "state": "PENDING"}
+            )
             log.info("ModelArtifact %s marked PENDING", self.ids.model_artifact_id)
             return self.ids
         rm = self.meta.registered_model
@@ -222,13 +254,20 @@ class Registration:
             assert rm.name is not None
             model_name = rm.name
             if self.ids.registered_model_id is None:
-                created = self.client.create_registered_model(_without_none({
-                    "name": rm.name,
-                    "description": rm.description,
-                    "owner": rm.owner,
-                    "state": "LIVE",
-                    "customProperties": {**typed_properties(rm.custom_properties), INCOMPLETE_MARKER: _MARKER_VALUE},
-                }))
+                created = self.client.create_registered_model(
+                    _without_none(
+                        {
+                            "name": rm.name,
+                            "description": rm.description,
+                            "owner": rm.owner,
+                            "state": "LIVE",
+                            "customProperties": {
+                                **typed_properties(rm.custom_properties),
+                                INCOMPLETE_MARKER: _MARKER_VALUE,
+                            },
+                        }
+                    )
+                )
                 self.ids.registered_model_id = str(created["id"])
                 log.info("created RegisteredModel %s (%s)", created["id"], rm.name)
             else:
@@ -243,38 +282,47 @@ class Registration:
         # check() found the unfinished version of an earlier attempt, or there is none
         version = self._resume_version
         if version is None:
-            version = self.client.create_model_version(_without_none({
-                "name": version_name,
-                "registeredModelId": model_id,
-                "description": mv.description,
-                "author": mv.author or self.author,
-                "state": "LIVE",
-                "customProperties": {**typed_properties(mv.custom_properties), INCOMPLETE_MARKER: _MARKER_VALUE},
-            }))
+            version = self.client.create_model_version(
+                _without_none(
+                    {
+                        "name": version_name,
+                        "registeredModelId": model_id,
+                        "description": mv.description,
+                        "author": mv.author or self.author,
+                        "state": "LIVE",
+                        "customProperties": {
+                            **typed_properties(mv.custom_properties),
+                            INCOMPLETE_MARKER: _MARKER_VALUE,
+                        },
+                    }
+                )
+            )
             log.info("created ModelVersion %s (%s)", version["id"], version_name)
         else:
             log.info("resuming unfinished ModelVersion %s (%s)", version["id"], version_name)
         self.ids.model_version_id = str(version["id"])
         self.ids.marked.append(("model_version", self.ids.model_version_id))
         ma = self.meta.model_artifact
-        body = _without_none({
-            "artifactType": "model-artifact",
-            "name": ma.name or model_name,
-            "description": ma.description,
-            "uri": artifact_uri,
-            "state": "PENDING",
-            "modelFormatName": ma.model_format_name,
-            "modelFormatVersion": ma.model_format_version,
-            "storageKey": ma.storage_key,
-            "storagePath": ma.storage_path,
-            "serviceAccountName": ma.service_account_name,
-            "modelSourceKind": ma.model_source_kind,
-            "modelSourceClass": ma.model_source_class,
-            "modelSourceGroup": ma.model_source_group,
-            "modelSourceId": ma.model_source_id,
-            "modelSourceName": ma.model_source_name,
-            "customProperties": typed_properties(ma.custom_properties),
-        })
+        body = _without_none(
+            {
+                "artifactType": "model-artifact",
+                "name": ma.name or model_name,
+                "description": ma.description,
+                "uri": artifact_uri,
+                "state": "PENDING",
+                "modelFormatName": ma.model_format_name,
+                "modelFormatVersion": ma.model_format_version,
+                "storageKey": ma.storage_key,
+                "storagePath": ma.storage_path,
+                "serviceAccountName": ma.service_account_name,
+                "modelSourceKind": ma.model_source_kind,
+                "modelSourceClass": ma.model_source_class,
+                "modelSourceGroup": ma.model_source_group,
+                "modelSourceId": ma.model_source_id,
+                "modelSourceName": ma.model_source_name,
+                "customProperties": typed_properties(ma.custom_properties),
+            }
+        )
         existing = self._artifact_of(version) if self._resume_version is not None else None
         if existing is not None:
             artifact = existing
@@ -286,11 +334,21 @@ class Registration:
             self.client.update_model_artifact(str(artifact["id"]), update)
         else:
             artifact = self.client.create_version_artifact(self.ids.model_version_id, body)
-            props = {k: v for k, v in (version.get("customProperties") or {}).items()
-                     if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)}
-            self.client.update_model_version(self.ids.model_version_id, {"customProperties": {
-                **props, INCOMPLETE_MARKER: _MARKER_VALUE,
-                ARTIFACT_OF_UNFINISHED: string_value(str(artifact["id"]))}})
+            props = {
+                k: v
+                for k, v in (version.get("customProperties") or {}).items()
+                if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)
+            }
+            self.client.update_model_version(
+                self.ids.model_version_id,
+                {
+                    "customProperties": {
+                        **props,
+                        INCOMPLETE_MARKER: _MARKER_VALUE,
+                        ARTIFACT_OF_UNFINISHED: string_value(str(artifact["id"])),
+                    }
+                },
+            )
         self.ids.model_artifact_id = str(artifact["id"])
         log.info("ModelArtifact %s is PENDING", self.ids.model_artifact_id)
         return self.ids
@@ -311,8 +369,9 @@ class Registration:
         try:
             self._journal = ArtifactLayerJournal(self.client, self.ids.model_artifact_id)
         except RegistryError as exc:
-            log.warning("cannot read ModelArtifact %s for layers of earlier attempts: %s",
-                        self.ids.model_artifact_id, exc)
+            log.warning(
+                "cannot read ModelArtifact %s for layers of earlier attempts: %s", self.ids.model_artifact_id, exc
+            )
             return None
         return self._journal
 
@@ -325,9 +384,13 @@ class Registration:
         after = self.client.update_model_artifact(self.ids.model_artifact_id, body)
         if UPLOADED_LAYERS in (after.get("customProperties") or {}) and journal is not None:
             # a server that merges custom properties on PATCH keeps the key: empty it instead
-            self.client.update_model_artifact(self.ids.model_artifact_id, {
-                "artifactType": "model-artifact", "customProperties": {**journal.props,
-                                                                      UPLOADED_LAYERS: string_value("[]")}})
+            self.client.update_model_artifact(
+                self.ids.model_artifact_id,
+                {
+                    "artifactType": "model-artifact",
+                    "customProperties": {**journal.props, UPLOADED_LAYERS: string_value("[]")},
+                },
+            )
         for kind, entity_id in self.ids.marked:
             self._clear_marker(kind, entity_id)
         log.info("ModelArtifact %s is LIVE: %s", self.ids.model_artifact_id, artifact_uri)
@@ -339,8 +402,11 @@ class Registration:
             entity = self.client.get_model_version(entity_id)
         if entity is None:
             return
-        props = {k: v for k, v in (entity.get("customProperties") or {}).items()
-                 if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)}
+        props = {
+            k: v
+            for k, v in (entity.get("customProperties") or {}).items()
+            if k not in (INCOMPLETE_MARKER, ARTIFACT_OF_UNFINISHED)
+        }
         update = self.client.update_registered_model if kind == "registered_model" else self.client.update_model_version
         after = update(entity_id, {"customProperties": props})
         if _has_marker(after):

@@ -40,13 +40,18 @@ class RegistryClient:
 
     # -- transport ---------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Json | None = None,
-              allow_404: bool = False) -> Json | None:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Json | None = None,
+        allow_404: bool = False,
+    ) -> Json | None:
         url = self.base + path
         try:
-            resp = self.session.request(
-                method, url, params=params, json=body, timeout=self.timeout, verify=self.verify
-            )
+            resp = self.session.request(method, url, params=params, json=body, timeout=self.timeout, verify=self.verify)
         except requests.exceptions.SSLError as exc:
             raise RegistryError(f"model registry {self.base}: TLS error: {exc.__class__.__name__}") from None
         except requests.exceptions.RequestException as exc:
@@ -61,9 +66,12 @@ class RegistryClient:
             if resp.status_code in (401, 403):
                 raise RegistryError(
                     f"model registry refused {method} {path}: HTTP {resp.status_code} (check the user token "
-                    f"and its permissions): {detail}", resp.status_code)
-            raise RegistryError(f"model registry {method} {path} failed: HTTP {resp.status_code}: {detail}",
-                                resp.status_code)
+                    f"and its permissions): {detail}",
+                    resp.status_code,
+                )
+            raise RegistryError(
+                f"model registry {method} {path} failed: HTTP {resp.status_code}: {detail}", resp.status_code
+            )
         if not resp.content:
             return {}
         data = resp.json()
@@ -122,8 +130,13 @@ class RegistryClient:
             return found
         if found is None and not _LIKE_WILDCARDS.intersection(name):
             return None
-        log.debug("%s?name=%s matched %s: searching %s for the exact name", path, name,
-                  found.get("name") if found is not None else "several", candidates)
+        log.debug(
+            "%s?name=%s matched %s: searching %s for the exact name",
+            path,
+            name,
+            found.get("name") if found is not None else "several",
+            candidates,
+        )
         return next((item for item in self._list(candidates) if item.get("name") == name), None)
 
     def find_registered_model(self, name: str) -> Json | None:
@@ -155,14 +168,23 @@ class RegistryClient:
         return [v for v in self._list("/model_versions") if str(v.get("registeredModelId")) == model_id]
 
     def list_versions(self, model_id: str) -> list[Json]:
-        scoped = self._scoped(f"the versions of RegisteredModel {model_id}",
-                              lambda: self._list(f"/registered_models/{model_id}/versions"))
+        scoped = self._scoped(
+            f"the versions of RegisteredModel {model_id}", lambda: self._list(f"/registered_models/{model_id}/versions")
+        )
         return self._versions_of(model_id) if scoped is None else scoped
 
     def find_model_version(self, name: str, model_id: str) -> Json | None:
-        found = self._scoped(f"the versions of RegisteredModel {model_id}", lambda: [self._find_exact(
-            "/model_version", {"name": name, "parentResourceId": model_id}, name,
-            f"/registered_models/{model_id}/versions")])
+        found = self._scoped(
+            f"the versions of RegisteredModel {model_id}",
+            lambda: [
+                self._find_exact(
+                    "/model_version",
+                    {"name": name, "parentResourceId": model_id},
+                    name,
+                    f"/registered_models/{model_id}/versions",
+                )
+            ],
+        )
         if found is not None:
             return found[0]
         return next((v for v in self._versions_of(model_id) if v.get("name") == name), None)
@@ -179,8 +201,10 @@ class RegistryClient:
     def version_artifacts(self, version_id: str) -> list[Json] | None:
         """The artifacts of a version; ``None`` when the server cannot list them (see
         :attr:`parent_lookups`: the global list does not say which version an artifact is of)."""
-        page = self._scoped(f"the artifacts of ModelVersion {version_id}",
-                            lambda: self.get(f"/model_versions/{version_id}/artifacts", {"pageSize": "100"}))
+        page = self._scoped(
+            f"the artifacts of ModelVersion {version_id}",
+            lambda: self.get(f"/model_versions/{version_id}/artifacts", {"pageSize": "100"}),
+        )
         return None if page is None else list(page.get("items") or [])
 
     def create_version_artifact(self, version_id: str, body: Json) -> Json:

@@ -60,21 +60,22 @@ def _uri_encode(value: str, safe: str = "-_.~") -> str:
 
 
 class S3Client:
-    def __init__(self, loc: S3Location, *, timeout: float = 60.0, verify: bool | str = True,
-                 pool: int = 10) -> None:
+    def __init__(self, loc: S3Location, *, timeout: float = 60.0, verify: bool | str = True, pool: int = 10) -> None:
         self.region = loc.region or "us-east-1"
         self.endpoint = (loc.endpoint or f"https://s3.{self.region}.amazonaws.com").rstrip("/")
         self.access_key = loc.access_key_id.get_secret_value()
         self.secret_key = loc.secret_access_key.get_secret_value()
         self.timeout = timeout
         self.verify: bool | str = str(loc.ca_bundle) if loc.ca_bundle else verify
-        self.session = session_with_retries(methods=frozenset({"GET", "HEAD", "PUT"}), total=4,
-                                            statuses=(500, 502, 503, 504), pool=pool)
+        self.session = session_with_retries(
+            methods=frozenset({"GET", "HEAD", "PUT"}), total=4, statuses=(500, 502, 503, 504), pool=pool
+        )
 
     # -- signing -------------------------------------------------------------------------
 
-    def _headers(self, method: str, path: str, query: dict[str, str], payload_hash: str,
-                 extra: dict[str, str] | None = None) -> dict[str, str]:
+    def _headers(
+        self, method: str, path: str, query: dict[str, str], payload_hash: str, extra: dict[str, str] | None = None
+    ) -> dict[str, str]:
         now = dt.datetime.now(dt.UTC)
         amz_date = now.strftime("%Y%m%dT%H%M%SZ")
         date = now.strftime("%Y%m%d")
@@ -82,14 +83,13 @@ class S3Client:
         headers = {"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash}
         for name, value in (extra or {}).items():
             headers[name.lower()] = value
-        canonical_query = "&".join(
-            f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(query.items())
-        )
+        canonical_query = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(query.items()))
         signed = sorted(headers)
         canonical_headers = "".join(f"{k}:{headers[k].strip()}\n" for k in signed)
         signed_headers = ";".join(signed)
-        canonical = "\n".join([method, _uri_encode(path, safe="/-_.~"), canonical_query, canonical_headers,
-                               signed_headers, payload_hash])
+        canonical = "\n".join(
+            [method, _uri_encode(path, safe="/-_.~"), canonical_query, canonical_headers, signed_headers, payload_hash]
+        )
         scope = f"{date}/{self.region}/s3/aws4_request"
         to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
         key = _sign(("AWS4" + self.secret_key).encode(), date)
@@ -104,9 +104,18 @@ class S3Client:
         del headers["host"]
         return headers
 
-    def request(self, method: str, bucket: str, key: str = "", *, query: dict[str, str] | None = None,
-                body: bytes = b"", headers: dict[str, str] | None = None, stream: bool = False,
-                ok: tuple[int, ...] = (200, 204, 206)) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        bucket: str,
+        key: str = "",
+        *,
+        query: dict[str, str] | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200, 204, 206),
+    ) -> requests.Response:
         path = f"/{bucket}" + (f"/{key}" if key else "")
         q = query or {}
         payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
@@ -115,8 +124,9 @@ class S3Client:
         if q:
             url += "?" + "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(q.items()))
         try:
-            resp = self.session.request(method, url, data=body or None, headers=hdrs,
-                                        stream=stream, timeout=self.timeout, verify=self.verify)
+            resp = self.session.request(
+                method, url, data=body or None, headers=hdrs, stream=stream, timeout=self.timeout, verify=self.verify
+            )
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"S3 endpoint {self.endpoint} unreachable: {exc.__class__.__name__}") from None
         if resp.status_code not in ok:
@@ -149,8 +159,9 @@ class S3Client:
             if exc.status == 404:
                 return None
             raise
-        metadata = {k.lower().removeprefix(META_PREFIX): v for k, v in resp.headers.items()
-                    if k.lower().startswith(META_PREFIX)}
+        metadata = {
+            k.lower().removeprefix(META_PREFIX): v for k, v in resp.headers.items() if k.lower().startswith(META_PREFIX)
+        }
         return S3Object(key, int(resp.headers.get("Content-Length", "0")), resp.headers.get("ETag", ""), metadata)
 
     def head(self, bucket: str, key: str) -> int | None:
@@ -167,8 +178,11 @@ class S3Client:
             root = ET.fromstring(self.request("GET", bucket, query=query).content)  # noqa: S314
             ns = root.tag.split("}", 1)[0] + "}" if root.tag.startswith("{") else ""
             for item in root.findall(f"{ns}Contents"):
-                yield S3Object(item.findtext(f"{ns}Key") or "", int(item.findtext(f"{ns}Size") or 0),
-                               item.findtext(f"{ns}ETag") or "")
+                yield S3Object(
+                    item.findtext(f"{ns}Key") or "",
+                    int(item.findtext(f"{ns}Size") or 0),
+                    item.findtext(f"{ns}ETag") or "",
+                )
             if (root.findtext(f"{ns}IsTruncated") or "false").lower() != "true":
                 return
             token = root.findtext(f"{ns}NextContinuationToken")
@@ -200,13 +214,13 @@ class S3Client:
         return upload_id
 
     def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
-        resp = self.request("PUT", bucket, key, query={"partNumber": str(number), "uploadId": upload_id},
-                            body=body)
+        resp = self.request("PUT", bucket, key, query={"partNumber": str(number), "uploadId": upload_id}, body=body)
         return resp.headers.get("ETag", "")
 
     def complete_multipart(self, bucket: str, key: str, upload_id: str, etags: list[str]) -> None:
-        parts = "".join(f"<Part><PartNumber>{i}</PartNumber><ETag>{etag}</ETag></Part>"
-                        for i, etag in enumerate(etags, start=1))
+        parts = "".join(
+            f"<Part><PartNumber>{i}</PartNumber><ETag>{etag}</ETag></Part>" for i, etag in enumerate(etags, start=1)
+        )
         body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
         resp = self.request("POST", bucket, key, query={"uploadId": upload_id}, body=body)
         if b"<Error>" in resp.content:

@@ -76,7 +76,10 @@ class StatusReporter:
             except (OSError, requests.RequestException) as exc:
                 ok, problem = False, f"{exc.__class__.__name__}: {exc}"
             if not ok and not self._failed:
-                log.warning("could not report progress in the status of ModelUploadJob %s (%s); "
-                            "progress stays in this log", self.target, problem)
+                log.warning(
+                    "could not report progress in the status of ModelUploadJob %s (%s); progress stays in this log",
+                    self.target,
+                    problem,
+                )
             self._failed = self._failed or not ok
             return ok

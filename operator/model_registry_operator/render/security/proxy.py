@@ -14,6 +14,8 @@ EXTERNAL_ADDRESS_ANNOTATION = "routing.opendatahub.io/external-address-rest"
 ROUTER_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}
 DASHBOARD_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"opendatahub.io/generated-namespace": "true"}}}
 HEALTH_PATHS = ("/readyz/isDirty", "/readyz/health")
+# The OAuth proxy's unauthenticated paths: its own metrics and health, and the probes' paths.
+UNAUTHENTICATED_REGEX = "(" + "|".join(f"^{path}$" for path in ("/metrics", "/oauth/healthz", *HEALTH_PATHS)) + ")"
 """The REST server's probe paths: the only ones a proxy passes on without authentication (the
 REST server listens on loopback behind a proxy, so its probes go through the proxy)."""
 
@@ -59,7 +61,13 @@ def render_proxy(
     simply no Route, as upstream.
     """
     name = ctx.registry.name
-    values = ctx.template_context(proxy=proxy, peers=peers, health_paths=HEALTH_PATHS, **template_values)
+    values = ctx.template_context(
+        proxy=proxy,
+        peers=peers,
+        health_paths=HEALTH_PATHS,
+        unauthenticated_regex=UNAUTHENTICATED_REGEX,
+        **template_values,
+    )
     feature = Feature(mode=mode, sidecar=mode, replaces_http_port=True)
     container = render_fragment(f"modelregistry/{mode}/container.yaml.j2", values)
     container["volumeMounts"] = [*container.get("volumeMounts", []), TOKEN_MOUNT]

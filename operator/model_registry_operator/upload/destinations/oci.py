@@ -89,8 +89,9 @@ def _model_entries(files: list[SourceFile]) -> list[tuple[bytes, SourceFile | No
         while parent:
             dirs.add(f"{MODELS_DIR}/{parent}")
             parent = posixpath.dirname(parent)
-    entries: list[tuple[bytes, SourceFile | None]] = [(_header(_tarinfo(d + "/", directory=True)), None)
-                                                      for d in sorted(dirs)]
+    entries: list[tuple[bytes, SourceFile | None]] = [
+        (_header(_tarinfo(d + "/", directory=True)), None) for d in sorted(dirs)
+    ]
     entries += [(_header(_tarinfo(f"{MODELS_DIR}/{f.path}", f.size)), f) for f in ordered]
     return entries
 
@@ -264,8 +265,14 @@ class OciModelcar:
         self.parallelism = max(1, parallelism)
         password = dest.password.get_secret_value() if dest.password else None
         self.ca = str(dest.ca_bundle) if dest.ca_bundle else None
-        self.reg = RegistrySession(self.ref.api_host, username=dest.username, password=password,
-                                   tls_verify=dest.tls_verify, timeout=timeout, ca_bundle=self.ca)
+        self.reg = RegistrySession(
+            self.ref.api_host,
+            username=dest.username,
+            password=password,
+            tls_verify=dest.tls_verify,
+            timeout=timeout,
+            ca_bundle=self.ca,
+        )
 
     def uri(self) -> str:
         return f"oci://{self.ref}"
@@ -282,18 +289,28 @@ class OciModelcar:
         auth = self.dest.auths.get(ref.registry)
         user = auth[0] if auth else None
         password = auth[1].get_secret_value() if auth else None
-        return RegistrySession(ref.api_host, username=user, password=password, tls_verify=self.dest.tls_verify,
-                               timeout=self.timeout, ca_bundle=self.ca)
+        return RegistrySession(
+            ref.api_host,
+            username=user,
+            password=password,
+            tls_verify=self.dest.tls_verify,
+            timeout=self.timeout,
+            ca_bundle=self.ca,
+        )
 
-    def _base(self) -> tuple[ImageRef | None, RegistrySession | None, dict[str, Any], list[dict[str, Any]],
-                              str | None]:
+    def _base(self) -> tuple[ImageRef | None, RegistrySession | None, dict[str, Any], list[dict[str, Any]], str | None]:
         """``(ref, session, config, layers, manifest digest)`` of the chosen base platform."""
         base = self.dest.base_image.strip()
         os_name, _, arch = self.dest.platform.partition("/")
         arch, _, variant = arch.partition("/")
         if base in ("", "scratch"):
-            cfg: dict[str, Any] = {"architecture": arch, "os": os_name, "config": {},
-                                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+            cfg: dict[str, Any] = {
+                "architecture": arch,
+                "os": os_name,
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "history": [],
+            }
             return None, None, cfg, [], None
         ref = parse_ref(base)
         sess = self._base_session(ref)
@@ -303,8 +320,11 @@ class OciModelcar:
             chosen = None
             for m in manifest.get("manifests", []):
                 plat = m.get("platform") or {}
-                if plat.get("os") == os_name and plat.get("architecture") == arch and (
-                        not variant or plat.get("variant") == variant):
+                if (
+                    plat.get("os") == os_name
+                    and plat.get("architecture") == arch
+                    and (not variant or plat.get("variant") == variant)
+                ):
                     chosen = m
                     break
             if chosen is None:
@@ -390,8 +410,9 @@ class OciModelcar:
         if not candidates:
             return None
         if f.fingerprint:
-            match = next((d for d in candidates if (d.get("annotations") or {}).get(FINGERPRINT) == f.fingerprint),
-                         None)
+            match = next(
+                (d for d in candidates if (d.get("annotations") or {}).get(FINGERPRINT) == f.fingerprint), None
+            )
         elif f.local_path is not None:
             digest = layer_digest(group)
             match = next((d for d in candidates if d.get("digest") == digest), None)
@@ -400,12 +421,18 @@ class OciModelcar:
         if match is None or not self.reg.has_blob(self.ref.repository, match["digest"]):
             return None
         seen = f"tag {match['tag']}" if match["tag"] != EARLIER_ATTEMPT else "pushed by an earlier attempt"
-        log.info("model layer %s (%s) is already in %s (%s): not uploaded again", match["digest"],
-                 _title(group), self.ref.repository, seen)
+        log.info(
+            "model layer %s (%s) is already in %s (%s): not uploaded again",
+            match["digest"],
+            _title(group),
+            self.ref.repository,
+            seen,
+        )
         return _descriptor(group, match["digest"], size)
 
-    def _push_model_layers(self, files: list[SourceFile], progress: Progress | None,
-                           journal: LayerJournal | None = None) -> list[dict[str, Any]]:
+    def _push_model_layers(
+        self, files: list[SourceFile], progress: Progress | None, journal: LayerJournal | None = None
+    ) -> list[dict[str, Any]]:
         """One layer per file (see :func:`model_layer_groups`), up to ``parallelism`` uploads at
         once; descriptors in file order.
 
@@ -435,8 +462,13 @@ class OciModelcar:
         if not todo:
             log.info("all %d model layers are already in %s", len(groups), self.ref.repository)
             return [reused[i] for i in range(len(groups))]
-        log.info("streaming %d model layers (%d files, up to %d layers at once) to %s", len(todo), len(files),
-                 self.parallelism, self.ref)
+        log.info(
+            "streaming %d model layers (%d files, up to %d layers at once) to %s",
+            len(todo),
+            len(files),
+            self.parallelism,
+            self.ref,
+        )
         workers = min(self.parallelism, len(todo))
         pool = BufferPool(self.chunk_size, workers + 1)
         failed = threading.Event()
@@ -450,14 +482,19 @@ class OciModelcar:
                 failed.set()
                 raise
             try:
-                digest, size = up.upload_stream(_stop_on(failed, model_tar_chunks(group, progress, pool)),
-                                                model_tar_size(group))
+                digest, size = up.upload_stream(
+                    _stop_on(failed, model_tar_chunks(group, progress, pool)), model_tar_size(group)
+                )
             except BaseException:
                 failed.set()
                 up.cancel()
                 raise
-            log.info("model layer %s (%s, %d bytes) uploaded", digest,
-                     _title(group) if len(group) == 1 else f"{len(group)} files", size)
+            log.info(
+                "model layer %s (%s, %d bytes) uploaded",
+                digest,
+                _title(group) if len(group) == 1 else f"{len(group)} files",
+                size,
+            )
             desc = _descriptor(group, digest, size)
             if journal is not None and len(group) == 1:
                 journal.record(desc)
@@ -480,8 +517,13 @@ class OciModelcar:
 
     # -- push ----------------------------------------------------------------------------
 
-    def push(self, files: list[SourceFile], progress: Progress | None, annotations: dict[str, str],
-             journal: LayerJournal | None = None) -> str:
+    def push(
+        self,
+        files: list[SourceFile],
+        progress: Progress | None,
+        annotations: dict[str, str],
+        journal: LayerJournal | None = None,
+    ) -> str:
         """Build and push the modelcar; returns the manifest digest."""
         base_ref, sess, base_config, base_layers, base_digest = self._base()
         layers: list[dict[str, Any]] = []
@@ -489,8 +531,13 @@ class OciModelcar:
             assert base_ref is not None
             assert sess is not None
             self._copy_blob(base_ref, sess, desc)
-            layers.append({"mediaType": _LAYER_TYPES.get(desc["mediaType"], desc["mediaType"]),
-                           "digest": desc["digest"], "size": desc["size"]})
+            layers.append(
+                {
+                    "mediaType": _LAYER_TYPES.get(desc["mediaType"], desc["mediaType"]),
+                    "digest": desc["digest"],
+                    "size": desc["size"],
+                }
+            )
         model_layers = self._push_model_layers(files, progress, journal)
         layers += model_layers
         config = copy.deepcopy(base_config)
@@ -498,8 +545,13 @@ class OciModelcar:
         history = config.setdefault("history", [])
         for layer in model_layers:
             rootfs.setdefault("diff_ids", []).append(layer["digest"])  # uncompressed: digest == diff_id
-            history.append({"created": EPOCH, "created_by": "model-registry-operator upload",
-                            "comment": layer["annotations"]["org.opencontainers.image.title"]})
+            history.append(
+                {
+                    "created": EPOCH,
+                    "created_by": "model-registry-operator upload",
+                    "comment": layer["annotations"]["org.opencontainers.image.title"],
+                }
+            )
         for entry in config["history"]:
             entry.setdefault("created", EPOCH)
         config_raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()

@@ -96,8 +96,17 @@ def parse_ref(ref: str) -> ImageRef:
 class RegistrySession:
     """One registry host. Tries https; when TLS verify is off, falls back to plain http."""
 
-    def __init__(self, host: str, *, username: str | None, password: str | None, tls_verify: bool,
-                 timeout: float, ca_bundle: str | None = None, side: str = "destination") -> None:
+    def __init__(
+        self,
+        host: str,
+        *,
+        username: str | None,
+        password: str | None,
+        tls_verify: bool,
+        timeout: float,
+        ca_bundle: str | None = None,
+        side: str = "destination",
+    ) -> None:
         self.host = host
         self.side = side
         """``source`` or ``destination``: which parameters a TLS error message names."""
@@ -122,9 +131,11 @@ class RegistrySession:
             return "https"
         except requests.exceptions.SSLError as exc:
             if self.tls_verify:
-                raise OciError(f"registry {self.host}: TLS verification failed ({_reason(exc)}); give its CA "
-                               f"with --{self.side}-oci-ca-bundle, or set --{self.side}-oci-enable-tls-verify=false "
-                               "only for test registries") from None
+                raise OciError(
+                    f"registry {self.host}: TLS verification failed ({_reason(exc)}); give its CA "
+                    f"with --{self.side}-oci-ca-bundle, or set --{self.side}-oci-enable-tls-verify=false "
+                    "only for test registries"
+                ) from None
         except requests.exceptions.ConnectionError as exc:
             if self.tls_verify:
                 raise OciError(f"registry {self.host} unreachable over https: {_reason(exc)}") from None
@@ -165,8 +176,10 @@ class RegistrySession:
         except requests.exceptions.RequestException as exc:
             raise OciError(f"registry {self.host}: token service {realm} unreachable: {_reason(exc)}") from None
         if tok.status_code != 200:
-            raise OciError(f"registry {self.host}: token request refused (HTTP {tok.status_code}); check the "
-                           "credentials", tok.status_code)
+            raise OciError(
+                f"registry {self.host}: token request refused (HTTP {tok.status_code}); check the credentials",
+                tok.status_code,
+            )
         data = tok.json()
         token = data.get("token") or data.get("access_token")
         if not token:
@@ -174,15 +187,32 @@ class RegistrySession:
         self.tokens[scope] = token
         return True
 
-    def request(self, method: str, url_or_path: str, *, scope: str, ok: tuple[int, ...] = (200,),
-                headers: dict[str, str] | None = None, data: Any = None, stream: bool = False,  # noqa: ANN401
-                params: dict[str, str] | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url_or_path: str,
+        *,
+        scope: str,
+        ok: tuple[int, ...] = (200,),
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        stream: bool = False,  # noqa: ANN401
+        params: dict[str, str] | None = None,
+    ) -> requests.Response:
         url = url_or_path if "://" in url_or_path else self.base() + url_or_path
         for _ in range(3):
             hdrs = {**(headers or {}), **self._auth_headers(scope)}
             try:
-                resp = self.session.request(method, url, headers=hdrs, data=data, stream=stream, params=params,
-                                            timeout=self.timeout, verify=self.verify)
+                resp = self.session.request(
+                    method,
+                    url,
+                    headers=hdrs,
+                    data=data,
+                    stream=stream,
+                    params=params,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                )
             except requests.exceptions.RequestException as exc:
                 raise OciError(f"registry {self.host}: {method} failed: {_reason(exc)}") from None
             if resp.status_code == 401 and self._challenge(resp, scope):
@@ -190,18 +220,27 @@ class RegistrySession:
             if resp.status_code in ok:
                 return resp
             if resp.status_code in (401, 403):
-                raise OciError(f"registry {self.host} refused {method} {_path(url)}: HTTP {resp.status_code} "
-                               "(missing or wrong credentials?)", resp.status_code)
-            raise OciError(f"registry {self.host}: {method} {_path(url)} failed: HTTP {resp.status_code} "
-                           f"{_error_text(resp)}", resp.status_code)
+                raise OciError(
+                    f"registry {self.host} refused {method} {_path(url)}: HTTP {resp.status_code} "
+                    "(missing or wrong credentials?)",
+                    resp.status_code,
+                )
+            raise OciError(
+                f"registry {self.host}: {method} {_path(url)} failed: HTTP {resp.status_code} {_error_text(resp)}",
+                resp.status_code,
+            )
         raise OciError(f"registry {self.host}: authentication failed for {method} {_path(url)}", 401)
 
     # -- reads ---------------------------------------------------------------------------
 
     def get_manifest(self, repo: str, reference: str) -> tuple[dict[str, Any], str, bytes]:
         """``(manifest, media type, raw bytes)``."""
-        resp = self.request("GET", f"/v2/{repo}/manifests/{reference}", scope=f"repository:{repo}:pull",
-                            headers={"Accept": MANIFEST_ACCEPT})
+        resp = self.request(
+            "GET",
+            f"/v2/{repo}/manifests/{reference}",
+            scope=f"repository:{repo}:pull",
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
         raw = resp.content
         data = json.loads(raw)
         media = data.get("mediaType") or resp.headers.get("Content-Type", "").split(";")[0]
@@ -209,8 +248,12 @@ class RegistrySession:
 
     def head_manifest(self, repo: str, reference: str) -> str | None:
         try:
-            resp = self.request("HEAD", f"/v2/{repo}/manifests/{reference}", scope=f"repository:{repo}:pull",
-                                headers={"Accept": MANIFEST_ACCEPT})
+            resp = self.request(
+                "HEAD",
+                f"/v2/{repo}/manifests/{reference}",
+                scope=f"repository:{repo}:pull",
+                headers={"Accept": MANIFEST_ACCEPT},
+            )
         except OciError as exc:
             if exc.status == 404:
                 return None
@@ -241,21 +284,36 @@ class RegistrySession:
     # -- writes --------------------------------------------------------------------------
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
-        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", scope=f"repository:{repo}:pull,push",
-                            params={"mount": digest, "from": from_repo}, ok=(201, 202))
+        resp = self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            scope=f"repository:{repo}:pull,push",
+            params={"mount": digest, "from": from_repo},
+            ok=(201, 202),
+        )
         if resp.status_code == 201:
             return True
         # mount refused: cancel the upload session the registry opened instead
         location = resp.headers.get("Location")
         if location:
             with contextlib.suppress(OciError):
-                self.request("DELETE", urljoin(self.base() + "/", location), scope=f"repository:{repo}:pull,push",
-                             ok=(200, 202, 204, 404))
+                self.request(
+                    "DELETE",
+                    urljoin(self.base() + "/", location),
+                    scope=f"repository:{repo}:pull,push",
+                    ok=(200, 202, 204, 404),
+                )
         return False
 
     def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
-        resp = self.request("PUT", f"/v2/{repo}/manifests/{reference}", scope=f"repository:{repo}:pull,push",
-                            headers={"Content-Type": media_type}, data=raw, ok=(200, 201))
+        resp = self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            scope=f"repository:{repo}:pull,push",
+            headers={"Content-Type": media_type},
+            data=raw,
+            ok=(200, 201),
+        )
         return resp.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
@@ -342,11 +400,18 @@ class BlobUpload:
 
     def _patch(self, chunk: bytes) -> None:
         end = self.sent + len(chunk) - 1
-        resp = self.reg.request("PATCH", self.location, scope=self.scope, ok=(202,), data=chunk, headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Range": f"{self.sent}-{end}",
-            "Content-Length": str(len(chunk)),
-        })
+        resp = self.reg.request(
+            "PATCH",
+            self.location,
+            scope=self.scope,
+            ok=(202,),
+            data=chunk,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{self.sent}-{end}",
+                "Content-Length": str(len(chunk)),
+            },
+        )
         self.sent += len(chunk)
         self.location = self._location(resp)
 
@@ -361,11 +426,18 @@ class BlobUpload:
             raise OciError("upload_stream on an upload that already has data")
         body = _StreamedBody(chunks, total, self.hash)
         if total:
-            resp = self.reg.request("PATCH", self.location, scope=self.scope, ok=(202,), data=body, headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"0-{total - 1}",
-                "Content-Length": str(total),
-            })
+            resp = self.reg.request(
+                "PATCH",
+                self.location,
+                scope=self.scope,
+                ok=(202,),
+                data=body,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"0-{total - 1}",
+                    "Content-Length": str(total),
+                },
+            )
             self.location = self._location(resp)
         else:
             body.drain()
@@ -384,8 +456,14 @@ class BlobUpload:
         self._stop_sender()
         digest = "sha256:" + self.hash.hexdigest()
         sep = "&" if "?" in self.location else "?"
-        self.reg.request("PUT", f"{self.location}{sep}digest={digest}", scope=self.scope, ok=(201, 204),
-                         headers={"Content-Length": "0", "Content-Type": "application/octet-stream"}, data=b"")
+        self.reg.request(
+            "PUT",
+            f"{self.location}{sep}digest={digest}",
+            scope=self.scope,
+            ok=(201, 204),
+            headers={"Content-Length": "0", "Content-Type": "application/octet-stream"},
+            data=b"",
+        )
         return digest, self.size
 
     def cancel(self) -> None:

@@ -54,8 +54,9 @@ def multipart_etag(path: Path, size: int, part_size: int) -> str:
 
 
 class S3Upload:
-    def __init__(self, loc: S3Location, *, part_size: int, parallelism: int, timeout: float,
-                 verify: bool | str = True) -> None:
+    def __init__(
+        self, loc: S3Location, *, part_size: int, parallelism: int, timeout: float, verify: bool | str = True
+    ) -> None:
         self.loc = loc
         self.prefix = loc.key.strip("/")
         self.client = S3Client(loc, timeout=timeout, verify=verify, pool=max(10, parallelism * 2))

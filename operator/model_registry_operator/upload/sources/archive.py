@@ -61,7 +61,8 @@ def _unpack_tar(tf: tarfile.TarFile, name: str, dest: Path) -> None:
                 joined = posixpath.normpath(target)
             if target.startswith("/") or joined == ".." or joined.startswith("../"):
                 raise UnsafeArchiveError(
-                    f"unsafe archive {name}: link {m.name!r} -> {m.linkname!r} points outside the target directory")
+                    f"unsafe archive {name}: link {m.name!r} -> {m.linkname!r} points outside the target directory"
+                )
         elif not (m.isfile() or m.isdir()):
             raise UnsafeArchiveError(f"unsafe archive {name}: member {m.name!r} is a device or fifo")
     if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: second line of defence

@@ -167,8 +167,9 @@ class BufferPool:
             while (buf := self._take()) is None:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._cond.wait(left):
-                    raise TransferError(f"no transfer buffer freed in {self.WAIT:.0f} s "
-                                        f"({self.count} of {self.size} bytes in use)")
+                    raise TransferError(
+                        f"no transfer buffer freed in {self.WAIT:.0f} s ({self.count} of {self.size} bytes in use)"
+                    )
             return buf
 
     def release(self, buf: bytearray) -> None:
@@ -243,8 +244,9 @@ def check_range_answer(resp: requests.Response, start: int, length: int, what: s
     body = resp.headers.get("Content-Length")
     whole = resp.status_code == 200 and start == 0
     if (resp.status_code != 206 and not whole) or (body is not None and ascii_digits(body) and int(body) != length):
-        raise TransferError(f"{what}: bad answer to a ranged read at {start} (HTTP {resp.status_code}, "
-                            f"{body} bytes for {length})")
+        raise TransferError(
+            f"{what}: bad answer to a ranged read at {start} (HTTP {resp.status_code}, {body} bytes for {length})"
+        )
 
 
 def response_readinto(resp: requests.Response, view: memoryview, what: str) -> int:
@@ -257,7 +259,9 @@ def response_readinto(resp: requests.Response, view: memoryview, what: str) -> i
     raw = resp.raw
     fp = getattr(raw, "_fp", None)
     direct = isinstance(fp, http.client.HTTPResponse) and resp.headers.get("Content-Encoding", "identity") in (
-        "", "identity")
+        "",
+        "identity",
+    )
     got = 0
     try:
         while got < len(view):
@@ -273,8 +277,12 @@ def response_readinto(resp: requests.Response, view: memoryview, what: str) -> i
             got += n
         if direct and got == len(view) and fp is not None and fp.isclosed():
             raw.release_conn()  # body fully read: the connection goes back to the pool
-    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError,
-            requests.exceptions.RequestException) as exc:
+    except (
+        OSError,
+        http.client.HTTPException,
+        urllib3.exceptions.HTTPError,
+        requests.exceptions.RequestException,
+    ) as exc:
         raise TransferError(f"{what}: read failed after {got} bytes: {exc.__class__.__name__}: {exc}") from None
     return got
 
@@ -293,8 +301,16 @@ class ParallelRangeReader(io.RawIOBase):
     the object's size. ``fetch_into`` writes a range straight into the part's buffer.
     """
 
-    def __init__(self, fetch_into: RangeFetchInto, size: int, part_size: int, parallelism: int, what: str, *,
-                 pool: BufferPool | None = None) -> None:
+    def __init__(
+        self,
+        fetch_into: RangeFetchInto,
+        size: int,
+        part_size: int,
+        parallelism: int,
+        what: str,
+        *,
+        pool: BufferPool | None = None,
+    ) -> None:
         self.fetch_into = fetch_into
         self.size = size
         self.parallelism = max(1, parallelism)
@@ -321,8 +337,11 @@ class ParallelRangeReader(io.RawIOBase):
             end = min(start + self.part_size, self.size) - 1
             self.next_offset = end + 1
             try:
-                fut = self.pool.submit(retry, f"{self.what} bytes {start}-{end}",
-                                       self._part(start, end, memoryview(buf)[: end - start + 1]))
+                fut = self.pool.submit(
+                    retry,
+                    f"{self.what} bytes {start}-{end}",
+                    self._part(start, end, memoryview(buf)[: end - start + 1]),
+                )
             except BaseException:
                 self.buffers.release(buf)
                 raise

@@ -58,14 +58,30 @@ class _IterStream:
 
 
 class OciSource(Source):
-    def __init__(self, uri: str, *, username: str | None, password: str | None, tls_verify: bool,
-                 ca_bundle: Path | None, platform: str, storage_path: Path, timeout: float) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        username: str | None,
+        password: str | None,
+        tls_verify: bool,
+        ca_bundle: Path | None,
+        platform: str,
+        storage_path: Path,
+        timeout: float,
+    ) -> None:
         self.ref: ImageRef = parse_ref(uri)
         self.platform = platform
         self.storage_path = storage_path
-        self.reg = RegistrySession(self.ref.api_host, username=username, password=password, tls_verify=tls_verify,
-                                   timeout=timeout, ca_bundle=str(ca_bundle) if ca_bundle else None,
-                                   side="source")
+        self.reg = RegistrySession(
+            self.ref.api_host,
+            username=username,
+            password=password,
+            tls_verify=tls_verify,
+            timeout=timeout,
+            ca_bundle=str(ca_bundle) if ca_bundle else None,
+            side="source",
+        )
 
     def describe(self) -> str:
         return f"oci://{self.ref}"
@@ -76,9 +92,15 @@ class OciSource(Source):
         if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in manifest:
             os_name, _, arch = self.platform.partition("/")
             arch = arch.split("/", 1)[0]
-            chosen = next((m for m in manifest.get("manifests", [])
-                           if (m.get("platform") or {}).get("os") == os_name
-                           and (m.get("platform") or {}).get("architecture") == arch), None)
+            chosen = next(
+                (
+                    m
+                    for m in manifest.get("manifests", [])
+                    if (m.get("platform") or {}).get("os") == os_name
+                    and (m.get("platform") or {}).get("architecture") == arch
+                ),
+                None,
+            )
             if chosen is None:
                 raise TransferError(f"source image {self.ref} has no {self.platform} manifest")
             manifest, media, _ = self.reg.get_manifest(repo, chosen["digest"])
@@ -110,14 +132,14 @@ class OciSource(Source):
             name = _strip_root(member.name)
             if not name.startswith(MODELS_PREFIX):
                 continue
-            rel = posixpath.normpath(name[len(MODELS_PREFIX):])
+            rel = posixpath.normpath(name[len(MODELS_PREFIX) :])
             if rel in (".", "") or rel.startswith("../") or rel == "..":
                 if rel in (".", ""):
                     continue
                 raise UnsafeArchiveError(f"source image {self.ref}: member {member.name!r} escapes /models")
             base = posixpath.basename(rel)
             if base.startswith(".wh."):
-                victim = target / posixpath.dirname(rel) / base[len(".wh."):]
+                victim = target / posixpath.dirname(rel) / base[len(".wh.") :]
                 if base == ".wh..wh..opq":
                     shutil.rmtree(target / posixpath.dirname(rel), ignore_errors=True)
                 elif victim.is_dir() and not victim.is_symlink():
@@ -141,11 +163,12 @@ class OciSource(Source):
                     outside = link.startswith("/") or joined == ".." or joined.startswith("../")
                 else:  # hard link: the target is a path from the image root
                     target_path = _strip_root(link)
-                    joined = posixpath.normpath(target_path[len(MODELS_PREFIX):])
+                    joined = posixpath.normpath(target_path[len(MODELS_PREFIX) :])
                     outside = not target_path.startswith(MODELS_PREFIX) or joined.startswith("..")
                 if outside:
                     raise UnsafeArchiveError(
-                        f"source image {self.ref}: link {member.name!r} -> {link!r} points outside /models")
+                        f"source image {self.ref}: link {member.name!r} -> {link!r} points outside /models"
+                    )
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.unlink(missing_ok=True)
                 if member.issym():

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class S3Source(Source):
-    def __init__(self, loc: S3Location, *, part_size: int, parallelism: int, timeout: float,
-                 verify: bool | str = True) -> None:
+    def __init__(
+        self, loc: S3Location, *, part_size: int, parallelism: int, timeout: float, verify: bool | str = True
+    ) -> None:
         self.loc = loc
         self.client = S3Client(loc, timeout=timeout, verify=verify, pool=max(10, parallelism * 2))
         self.part_size = part_size
@@ -50,8 +51,7 @@ class S3Source(Source):
                 raise TransferError(f"S3 short read on {what} at {start}: {got} of {len(view)} bytes")
 
         def opener() -> BinaryIO:
-            reader = ParallelRangeReader(fetch_into, size, self.part_size, self.parallelism, what,
-                                         pool=self.buffers)
+            reader = ParallelRangeReader(fetch_into, size, self.part_size, self.parallelism, what, pool=self.buffers)
             return cast(BinaryIO, reader)
 
         self._keys[rel] = key
@@ -77,10 +77,11 @@ class S3Source(Source):
         for obj in self.client.list_objects(bucket, key):
             if obj.key.endswith("/"):
                 continue  # directory marker
-            rel = safe_relpath(obj.key[len(key):], f"S3 key {obj.key!r}")
+            rel = safe_relpath(obj.key[len(key) :], f"S3 key {obj.key!r}")
             out.append(self._file(obj.key, rel, obj.size, obj.etag))
         if not out:
-            raise TransferError(f"S3 NoSuchKey: no object s3://{bucket}/{self.loc.key} and nothing under "
-                                f"s3://{bucket}/{key}")
+            raise TransferError(
+                f"S3 NoSuchKey: no object s3://{bucket}/{self.loc.key} and nothing under s3://{bucket}/{key}"
+            )
         log.info("S3 source: %d objects under s3://%s/%s", len(out), bucket, key)
         return out

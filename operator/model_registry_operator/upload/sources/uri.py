@@ -69,8 +69,9 @@ class Probe:
 
 
 class HttpFetcher:
-    def __init__(self, *, timeout: float, headers: dict[str, str] | None = None, pool: int = 10,
-                 verify: bool | str = True) -> None:
+    def __init__(
+        self, *, timeout: float, headers: dict[str, str] | None = None, pool: int = 10, verify: bool | str = True
+    ) -> None:
         self.timeout = timeout
         self.verify = verify
         self.session = requests.Session()
@@ -117,8 +118,10 @@ class HttpFetcher:
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
         with resp:
             if resp.status_code == 412:  # not retried: every further read would be refused too
-                raise HttpError(f"GET {public_url(url)}: the file changed on the server while it was read "
-                                f"(ETag no longer {etag})", 412)
+                raise HttpError(
+                    f"GET {public_url(url)}: the file changed on the server while it was read (ETag no longer {etag})",
+                    412,
+                )
             self._check(resp, url)
             check_range_answer(resp, start, len(view), f"GET {public_url(url)}")
             got = response_readinto(resp, view, f"GET {public_url(url)}")
@@ -152,20 +155,33 @@ class HttpFetcher:
                 if exc.status < 500:
                     raise
                 err: Exception = exc
-            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                    http.client.HTTPException, OSError) as exc:
+            except (
+                requests.exceptions.RequestException,
+                urllib3.exceptions.HTTPError,
+                http.client.HTTPException,
+                OSError,
+            ) as exc:
                 err = exc
             if attempt == attempts:
-                raise TransferError(f"download of {public_url(url)} failed after {attempts} attempts: "
-                                    f"{err.__class__.__name__}")
+                raise TransferError(
+                    f"download of {public_url(url)} failed after {attempts} attempts: {err.__class__.__name__}"
+                )
             log.warning("download of %s interrupted (%s), resuming", public_url(url), err.__class__.__name__)
             time.sleep(0.5 * attempt)
         os.replace(part, dest)
 
 
 class UriSource(Source):
-    def __init__(self, uri: str, *, storage_path: Path, part_size: int, parallelism: int, timeout: float,
-                 ca_bundle: Path | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        storage_path: Path,
+        part_size: int,
+        parallelism: int,
+        timeout: float,
+        ca_bundle: Path | None = None,
+    ) -> None:
         self.verify: bool | str = str(ca_bundle) if ca_bundle else True
         self.uri = uri
         self.storage_path = storage_path
@@ -195,11 +211,21 @@ class UriSource(Source):
         probe = fetcher.probe(url)
         size = probe.size
         if size is not None and probe.ranges:
+
             def opener() -> BinaryIO:
                 assert size is not None
-                return cast(BinaryIO, ParallelRangeReader(
-                    lambda s, e, v: fetcher.get_range_into(url, s, e, v, probe.etag), size, self.part_size,
-                    self.parallelism, public_url(url), pool=self.buffers))
+                return cast(
+                    BinaryIO,
+                    ParallelRangeReader(
+                        lambda s, e, v: fetcher.get_range_into(url, s, e, v, probe.etag),
+                        size,
+                        self.part_size,
+                        self.parallelism,
+                        public_url(url),
+                        pool=self.buffers,
+                    ),
+                )
+
             return SourceFile(rel, size, opener, fingerprint=etag_fingerprint(probe.etag, size, public_url(url)))
         # no Range support or unknown size: stage on disk (resume is impossible otherwise)
         staged = self.storage_path / "download" / rel
@@ -222,7 +248,7 @@ class UriSource(Source):
         return local_files(target, "unpacked archive")
 
     def _hf_files(self) -> list[SourceFile]:
-        spec = self.uri[len("hf://"):]
+        spec = self.uri[len("hf://") :]
         repo, _, revision = spec.partition(":")
         revision = revision or "main"
         if repo.count("/") != 1 or not all(repo.split("/")):
@@ -230,8 +256,9 @@ class UriSource(Source):
         endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
         token = os.environ.get("HF_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        fetcher = HttpFetcher(timeout=self.timeout, headers=headers, pool=max(10, self.parallelism * 2),
-                              verify=self.verify)
+        fetcher = HttpFetcher(
+            timeout=self.timeout, headers=headers, pool=max(10, self.parallelism * 2), verify=self.verify
+        )
         api = f"{endpoint}/api/models/{repo}/revision/{revision}"
         try:
             resp = fetcher.session.get(api, timeout=self.timeout, verify=self.verify)
