@@ -152,8 +152,13 @@ def test_update_port_image_and_database_switch(
     mr = cluster.get(MR, namespace, "reg")
     assert mr is not None
     cluster.wait_condition(namespace, "reg", "Progressing", "False", "RolloutComplete")
-    reasons = {e["reason"] for e in cluster.list(EVENT, namespace) if e["involvedObject"]["name"] == "reg"}
-    assert "Updated" in reasons
+    # Events are posted after the status write: wait for it rather than read it once.
+    wait_for(
+        lambda: (
+            "Updated" in {e["reason"] for e in cluster.list(EVENT, namespace) if e["involvedObject"]["name"] == "reg"}
+        ),
+        what="Updated event",
+    )
     assert cluster.condition(namespace, "reg", "Progressing")["observedGeneration"] == mr["metadata"]["generation"]  # type: ignore[index]
 
     # PostgreSQL -> MariaDB: the connection switches, the registry converges on the new database.
