@@ -45,13 +45,13 @@ def create_upload(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]
     return wait_for(lambda: cluster.get(MUJ, namespace, name), what=f"ModelUploadJob {name}")
 
 
-def service_account_dir(cluster: Cluster, namespace: str, tmp: Path) -> Path:
+def service_account_dir(cluster: Cluster, namespace: str, tmp: Path, account: str = "default") -> Path:
     """What a kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount."""
     wait_for(
-        lambda: cluster.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
-        what="the default service account",
+        lambda: cluster.kubectl("get", "sa", account, "-n", namespace, check=False).returncode == 0,
+        what=f"the service account {account}",
     )
-    token = cluster.kubectl("create", "token", "default", "-n", namespace).stdout.strip()
+    token = cluster.kubectl("create", "token", account, "-n", namespace).stdout.strip()
     ca = wait_for(
         lambda: (
             cluster.kubectl(
@@ -82,7 +82,6 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
 ) -> None:
     mine = create_upload(cluster, namespace, "mine")
     other = create_upload(cluster, namespace, "other")
-    # The Role and RoleBinding exactly as the operator renders them for "mine".
     raw = mine["spec"]
     objects = render_model_upload_job(
         UploadJobRef("mine", namespace, mine["metadata"]["uid"]),
@@ -91,9 +90,10 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
         ENDPOINT,
         "example.com/op:1",
     )
-    rbac = [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    # The ServiceAccount, Role and RoleBinding exactly as the operator renders them for "mine".
+    rbac = [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
     cluster.apply_yaml(yaml.safe_dump_all(rbac), namespace)
-    sa_dir = service_account_dir(cluster, namespace, tmp_path / "sa")
+    sa_dir = service_account_dir(cluster, namespace, tmp_path / "sa", "mine-upload")
 
     reporter = StatusReporter.from_env(api_env(cluster, namespace, "mine"), sa_dir)
     assert reporter is not None
@@ -140,6 +140,13 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
     assert after is not None
     assert "progress" not in (after.get("status") or {})
     assert other["metadata"]["uid"] == after["metadata"]["uid"]
+
+    # The namespace's default account was given the progress Role when the spec named none; it
+    # is no longer: the upload's own account is the binding's only subject.
+    default_dir = service_account_dir(cluster, namespace, tmp_path / "default-sa")
+    bystander = StatusReporter.from_env(api_env(cluster, namespace, "mine"), default_dir)
+    assert bystander is not None
+    assert bystander.report(ProgressSnapshot("Transferring", 1, 2, 1.0)) is False
 
 
 def test_no_cluster_credentials_means_log_only(tmp_path: Path) -> None:
