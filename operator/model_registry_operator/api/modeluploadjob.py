@@ -13,7 +13,19 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import QUANTITY_SCHEMA, ApiModel, Condition, ResourceRequirements, SecretKeyValue, cel, with_rules
+from .common import (
+    IMAGE_DOMAIN,
+    IMAGE_PATH,
+    IMAGE_PATTERN,
+    IMAGE_TAG_DIGEST,
+    QUANTITY_SCHEMA,
+    ApiModel,
+    Condition,
+    ResourceRequirements,
+    SecretKeyValue,
+    cel,
+    with_rules,
+)
 
 KIND = "ModelUploadJob"
 PLURAL = "modeluploadjobs"
@@ -37,19 +49,10 @@ NAME_RULES = [
     )
 ]
 
-# The OCI distribution reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest].
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?"
-_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-_TAG_DIGEST = (
-    r"(?::[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?"
-    r"(?:@[a-zA-Z][a-zA-Z0-9]*(?:[-_+.][a-zA-Z][a-zA-Z0-9]*)*:[0-9a-fA-F]{32,})?"
-)
-IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_PATH}{_TAG_DIGEST}$"
-"""An image reference: ``[host[:port]/]repository[:tag][@digest]``, ASCII, lower-case repository."""
-PUSH_IMAGE_PATTERN = rf"^(?:oci://)?{_DOMAIN}/{_PATH}{_TAG_DIGEST}$"
+# The OCI reference grammar of api/common.py, with the prefixes upload images may carry.
+PUSH_IMAGE_PATTERN = rf"^(oci://)?{IMAGE_DOMAIN}/{IMAGE_PATH}{IMAGE_TAG_DIGEST}$"
 """An image reference with its registry host (where to push), optionally prefixed ``oci://``."""
-SOURCE_IMAGE_PATTERN = rf"^(?:(?:oci|docker)://)?(?:{_DOMAIN}/)?{_PATH}{_TAG_DIGEST}$"
+SOURCE_IMAGE_PATTERN = rf"^((oci|docker)://)?({IMAGE_DOMAIN}/)?{IMAGE_PATH}{IMAGE_TAG_DIGEST}$"
 MAX_IMAGE_LENGTH = 512
 _QUANTITY = re.compile(QUANTITY_SCHEMA["pattern"])
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.modeluploadjob import IMAGE_PATTERN, ModelUploadJobSpec
+from ..api.common import IMAGE_PATTERN
+from ..api.modeluploadjob import ModelUploadJobSpec
 from ..kube import CONFIG_MAP, JOB, MODEL_REGISTRY, MODEL_UPLOAD_JOB, POD, PVC, SECRET, ApiError, Kube, Obj
 from ..render.engine import RenderError
 from ..render.modeluploadjob import (
