@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 from kubernetes import client
 
+from model_registry_operator.devcluster.process_runner import kubelet_expand
 from model_registry_operator.devcluster.testing import wait_for
 
 SCRIPT = r"""
@@ -103,3 +105,40 @@ def test_sim_exec_falls_back_to_logs_and_reports_missing_secrets(api: Any, names
     term = terminated(core, namespace, "missing")
     assert (term.exit_code, term.reason) == (128, "StartError")
     assert "nope" in term.message
+
+
+def test_sim_exec_expands_variables_in_env_and_args_as_the_kubelet_does(api: Any, namespace: str) -> None:
+    """`$(VAR)` in env values and args is replaced, `$$` passes a literal `$` (what the operator
+    doubles user values with), an unknown `$(X)` stays as written."""
+    core = client.CoreV1Api(api)
+    env = [
+        {"name": "FOO", "value": "bar"},
+        {"name": "DERIVED", "value": "$(FOO)-x $$(FOO) $(NOPE)"},
+    ]
+    script = 'printf "%s|%s|%s|%s" "$1" "$2" "$3" "$DERIVED" > /dev/termination-log'
+    args = ["--", "$(FOO)", "$$(FOO)", "cost: $$5 $(NOPE"]
+    pod = exec_pod("expand", ["/bin/sh", "-c", script], env=env, args=args)
+    pod["spec"]["volumes"] = []
+    core.create_namespaced_pod(namespace, pod)
+    term = terminated(core, namespace, "expand")
+    assert term.exit_code == 0, term.message
+    assert term.message == "bar|$(FOO)|cost: $5 $(NOPE|bar-x $(FOO) $(NOPE)"
+
+
+@pytest.mark.parametrize(
+    ("value", "expanded"),
+    [
+        ("$(A)", "1"),
+        ("$$(A)", "$(A)"),
+        ("$$$(A)", "$1"),
+        ("$$$$", "$$"),
+        ("$(MISSING)", "$(MISSING)"),
+        ("$(A", "$(A"),
+        ("a$", "a$"),
+        ("$x$(A)", "$x1"),
+        ("$(A)$(B)", "12"),
+        ("$()", "$()"),
+    ],
+)
+def test_kubelet_expansion_rules(value: str, expanded: str) -> None:
+    assert kubelet_expand(value, {"A": "1", "B": "2"}) == expanded

@@ -150,15 +150,18 @@ class ProcessRunner:
             found = self._image_entrypoints.get(image) or self._image_entrypoints.get(_repository(image))
             return (list(found[0]), list(found[1])) if found else ([], [])
 
-    def _argv(self, container: Obj) -> list[str]:
+    def _argv(self, container: Obj, env: dict[str, str]) -> list[str]:
         """``command`` + ``args``, with the image's ``ENTRYPOINT`` / ``CMD`` filling in as a runtime does:
         no ``command`` runs the entrypoint with ``args`` (else the image's ``CMD``); a ``command``
-        ignores the image's ``CMD``."""
+        ignores the image's ``CMD``. The kubelet expands ``$(VAR)`` in ``command`` and ``args``
+        (never in the image's own), from the container's environment."""
         command, args = container.get("command"), container.get("args")
         if command:
-            return [str(a) for a in [*command, *(args or [])]]
+            return [kubelet_expand(str(a), env) for a in [*command, *(args or [])]]
         entrypoint, cmd = self.image_entrypoint(str(container.get("image", "")))
-        return [*entrypoint, *[str(a) for a in (cmd if args is None else args)]]
+        if args is None:
+            return [*entrypoint, *cmd]
+        return [*entrypoint, *[kubelet_expand(str(a), env) for a in args]]
 
     def image_files(self, image: str) -> dict[str, Path]:
         """What ``image`` provides: the entry for the exact reference, else for its repository."""
@@ -236,7 +239,7 @@ class ProcessRunner:
         for item in c.get("env") or []:
             name = item["name"]
             if "valueFrom" not in item:
-                env[name] = _expand(str(item.get("value", "")), env)
+                env[name] = kubelet_expand(str(item.get("value", "")), env)
                 continue
             vf = item["valueFrom"]
             for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
@@ -394,12 +397,12 @@ class ProcessRunner:
         if os.geteuid() != 0:
             raise ContainerConfigError("running a container as a process needs root (unshare --mount)")
         c = ctx.container
-        argv = self._argv(c)
+        env = self._env(ctx)
+        argv = self._argv(c, env)
         if not argv:
             raise ContainerConfigError("the container has no command (and its image declares no entrypoint)")
         root = Path(tempfile.mkdtemp(prefix=f"simnode-exec-{ctx.namespace}-{ctx.pod_name}-"))
         try:
-            env = self._env(ctx)
             mounts = self._mounts(ctx, root)
             termination = root / "termination-log"
             termination.write_bytes(b"")
@@ -412,7 +415,7 @@ class ProcessRunner:
             raise
         base_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])
         full_env = {"PATH": base_path, "HOME": "/root", "HOSTNAME": ctx.pod_name, **env}
-        full_env["PATH"] = _expand(full_env["PATH"], {"PATH": base_path})
+        full_env["PATH"] = kubelet_expand(full_env["PATH"], {"PATH": base_path})
         read_only_root = bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem"))
         script = _mount_script(mounts, read_only_root=read_only_root)
         log_name = f"{ctx.namespace}_{ctx.pod_name}_{c['name']}_{ctx.restart_count}.log"
@@ -483,11 +486,39 @@ def _check_command(command: str, mounts: list[tuple[Path, str, bool, bool]]) -> 
         raise ContainerConfigError(f'exec: "{command}": permission denied')
 
 
-def _expand(value: str, env: dict[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` references to variables defined earlier."""
-    for key, val in env.items():
-        value = value.replace(f"$({key})", val)
-    return value
+def kubelet_expand(value: str, env: Mapping[str, str]) -> str:
+    """The kubelet's expansion of env values, ``command`` and ``args``.
+
+    As Kubernetes' ``third_party/forked/golang/expansion``: ``$(VAR)`` becomes the value of a
+    variable defined earlier, and stays as written when there is none; ``$$`` becomes ``$``; any
+    other ``$`` stays. Written by hand: no library implements these rules, and a node that did
+    not apply them would start with arguments a real one never passes.
+    """
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        char = value[i]
+        if char != "$" or i + 1 == n:
+            out.append(char)
+            i += 1
+            continue
+        following = value[i + 1]
+        if following == "$":
+            out.append("$")
+            i += 2
+        elif following == "(":
+            close = value.find(")", i + 2)
+            if close < 0:
+                out.append("$(")
+                i += 2
+            else:
+                name = value[i + 2 : close]
+                out.append(env.get(name, f"$({name})"))
+                i = close + 1
+        else:
+            out.append("$" + following)
+            i += 2
+    return "".join(out)
 
 
 # Mounts a runtime keeps writable whatever readOnlyRootFilesystem says (its own tmpfs / procfs / sysfs).
