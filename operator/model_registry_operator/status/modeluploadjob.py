@@ -103,7 +103,7 @@ def _last_lines(text: str, limit: int) -> str:
         kept.insert(0, line)
         size += len(line) + 3
     if not kept:
-        return "..." + lines[-1][-(limit - 3):]
+        return "..." + lines[-1][-(limit - 3) :]
     return ("... " if len(kept) < len(lines) else "") + " | ".join(kept)
 
 
