@@ -19,7 +19,9 @@ from model_registry_operator.kube import JOB, Kube, load_api_client
 from model_registry_operator.platform.capabilities import PLAIN_KUBERNETES
 from model_registry_operator.reconcile import errors
 from model_registry_operator.reconcile import modelregistry as reconcile_module
+from model_registry_operator.reconcile import modeluploadjob as upload_module
 from model_registry_operator.reconcile.modelregistry import RegistryReconciler
+from model_registry_operator.reconcile.modeluploadjob import UploadJobReconciler
 from model_registry_operator.render.modeluploadjob import job_name
 from model_registry_operator.settings import OperatorSettings
 
@@ -99,7 +101,7 @@ def test_issue_example_emoji_job_image_is_a_condition_naming_the_field(
     """The same for a ModelUploadJob's `job.image`: a condition naming the field, no traceback,
     and a fixed one creates its Job."""
     start = len(operator.text())
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "/".join(MUJ[:1]),
         "kind": MUJ[1],
         "metadata": {"name": "emoji"},
@@ -240,3 +242,57 @@ async def test_an_unexpected_error_is_a_reconcile_error_logged_once_and_retried_
     assert degraded is not None
     assert degraded["reason"] != "ReconcileError"
     reconciler.forget(namespace, "buggy")
+
+
+async def test_an_unexpected_error_of_an_upload_is_a_reconcile_error_logged_once(
+    cluster: Cluster,
+    namespace: str,
+    reconciler: RegistryReconciler,  # only for the operator to be stopped meanwhile
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same for a ModelUploadJob (the injected fault again a render bug, which no real server
+    can produce): `Started=False` with ReconcileError, one traceback, retries with backoff, and the
+    Job once the bug is gone."""
+    uploads = UploadJobReconciler(Kube(load_api_client(str(cluster.kubeconfig))), OperatorSettings())
+    body = {
+        "apiVersion": "/".join(MUJ[:1]),
+        "kind": MUJ[1],
+        "metadata": {"name": "buggy"},
+        "spec": {
+            "registry": {"address": "https://registry.example:8443"},
+            "intent": "create_model",
+            "source": {"uri": {"uri": "https://example.com/model.onnx"}},
+            "destination": {"oci": {"uri": "quay.io/example/model:v1"}},
+            "model": {"registeredModel": {"name": "m"}, "modelVersion": {"name": "v1"}},
+        },
+    }
+    cluster.apply_yaml(yaml.safe_dump(body), namespace)
+    calls: list[float] = []
+    original = upload_module.render_model_upload_job  # type: ignore[attr-defined]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(time.monotonic())
+        raise KeyError("job")
+
+    monkeypatch.setattr(upload_module, "render_model_upload_job", broken)
+    monkeypatch.setattr(errors, "BACKOFF_BASE_SECONDS", 0.5)
+    monkeypatch.setattr(errors, "BACKOFF_CAP_SECONDS", 1.0)
+    caplog.set_level(logging.DEBUG, logger="model_registry_operator")
+
+    assert await uploads.run(namespace, "buggy") is None  # reported, not raised
+    await asyncio.to_thread(wait_for, lambda: len(calls) >= 4, 20, what="four failed attempts")
+    result = cluster.kubectl("get", "-n", namespace, "modeluploadjob/buggy", "-o", "yaml")
+    status = yaml.safe_load(result.stdout)["status"]
+    started = next(c for c in status["conditions"] if c["type"] == "Started")
+    assert (started["status"], started["reason"]) == ("False", "ReconcileError")
+    assert "KeyError: 'job'" in started["message"]
+    assert status["phase"] == "Pending"
+    tracebacks = [r for r in caplog.records if "Traceback (most recent call last)" in r.getMessage()]
+    assert len(tracebacks) == 1, [r.getMessage()[:200] for r in caplog.records]
+
+    monkeypatch.setattr(upload_module, "render_model_upload_job", original)
+    await asyncio.to_thread(
+        wait_for, lambda: cluster.get(JOB, namespace, job_name("buggy")), 20, what="the Job after the bug is gone"
+    )
+    uploads.forget(namespace, "buggy")

@@ -341,6 +341,7 @@ class RegistryReconciler:
                     retry_in = (await self._reconcile(namespace, name, prune=relist, relist=relist)).retry_in
                 else:
                     await self._refresh(namespace, name)
+                    self._failures.pop(key, None)  # (a refresh runs only after a full reconcile succeeded)
         except Exception as exc:  # before the registry was read, or writing its status: no condition
             retry_in, _failure = self._failed(key, None, exc)
         if retry_in is not None:
