@@ -35,7 +35,7 @@ def _free_port() -> int:
 def cluster(control_plane: ControlPlane) -> Cluster:
     c = Cluster(control_plane.kubeconfig)
     c.kubectl("apply", "--server-side", "-k", str(ROOT / "config" / "crd"))
-    c.kubectl("wait", "--for=condition=Established", "crd/modelregistries.modelregistry.opendatahub.io")
+    c.wait_established("crd/modelregistries.modelregistry.opendatahub.io")
     return c
 
 

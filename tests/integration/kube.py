@@ -51,6 +51,17 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
 
+    def wait_established(self, crd: str, timeout: float = 60.0) -> None:
+        """Wait until a CRD is Established. `kubectl wait` fails at once ("accessor error") when it
+        reads the CRD before the API server has written any condition, so it is retried."""
+        wait_for(
+            lambda: (
+                self.kubectl("wait", "--for=condition=Established", crd, "--timeout=10s", check=False).returncode == 0
+            ),
+            timeout=timeout,
+            what=f"{crd} Established",
+        )
+
     def apply_yaml(self, text: str, namespace: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", "-n", namespace, "-f", "-", input=text, check=check)
 

@@ -67,7 +67,7 @@ def mr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRegistryServer]
 
 @pytest.fixture(scope="module", autouse=True)
 def _crds(cluster: Cluster) -> None:
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeluploadjobs.modelregistry.opendatahub.io")
+    cluster.wait_established("crd/modeluploadjobs.modelregistry.opendatahub.io")
 
 
 def s3_to_oci(

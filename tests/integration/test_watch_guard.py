@@ -114,7 +114,7 @@ async def test_a_gone_api_is_waited_out_and_watched_again_once_served(
 
         # The API comes (back): the same watch lists and streams it, no restart needed.
         cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(CRD))
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+        cluster.wait_established(f"crd/{CRD_NAME}")
         name = f"thing-{uuid.uuid4().hex[:6]}"
         thing = {"apiVersion": f"{GROUP}/v1", "kind": "Thing", "metadata": {"name": name}}
         wait_for(

@@ -31,7 +31,7 @@ def install(cluster: Cluster, *groups: str) -> None:
     for group in groups:
         cluster.kubectl("apply", "--server-side", "-f", str(CRDS / f"{group}.yaml"))
         for name in crd_names(group):
-            cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+            cluster.wait_established(f"crd/{name}")
     # The API server serves a new group shortly after Established.
     wait_for(
         lambda: all(g in _served(cluster) for g in groups), timeout=30, what=f"discovery to serve {', '.join(groups)}"
