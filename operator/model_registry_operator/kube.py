@@ -158,6 +158,10 @@ class Kube:
         timeout: float = 30.0,
     ) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        if body is not None and content_type.endswith("yaml"):
+            # The client would write JSON with ASCII escapes, a character beyond the BMP as a
+            # UTF-16 surrogate pair, which the API server's YAML parser refuses: send UTF-8.
+            body = json.dumps(body, ensure_ascii=False).encode()
         serialized = self.api_client.param_serialize(
             method=method,
             resource_path=path,
