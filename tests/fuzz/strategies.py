@@ -266,7 +266,40 @@ def _make_realistic(draw: st.DrawFn, node: Any, path: Path = ()) -> None:
             _make_realistic(draw, value, child)
 
 
-def _mutate(draw: st.DrawFn, obj: Obj) -> list[str]:
+def _schema_at(schema: Obj, path: Path) -> Obj | None:
+    """The schema of the value at ``path`` (``None`` off the schema)."""
+    node: Any = schema
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        if isinstance(part, int):
+            node = node.get("items")
+        elif part in (node.get("properties") or {}):
+            node = node["properties"][part]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return None
+    return node if isinstance(node, dict) else None
+
+
+def _limits(node: Obj | None) -> list[Any]:
+    """Values at and just past every limit the schema sets on a field."""
+    if node is None:
+        return []
+    values: list[Any] = []
+    for key, delta in (("maxLength", 1), ("minLength", -1)):
+        if key in node:
+            n = int(node[key])
+            values += ["a" * n, "a" * max(n + delta, 0)]
+    for key, delta in (("maximum", 1), ("minimum", -1)):
+        if key in node:
+            n = int(node[key])
+            values += [n, n + delta]
+    return values
+
+
+def _mutate(draw: st.DrawFn, obj: Obj, schema: Obj) -> list[str]:
     """One to three hostile changes; returns what was done (for the failure messages)."""
     done: list[str] = []
     for _ in range(draw(st.integers(0, 3))):
@@ -276,9 +309,13 @@ def _mutate(draw: st.DrawFn, obj: Obj) -> list[str]:
         sensitive = [p for p in paths if isinstance(p[-1], str) and p[-1] in SENSITIVE]
         pool = sensitive if sensitive and draw(st.integers(0, 3)) < 3 else paths
         path = draw(st.sampled_from(pool))
-        how = draw(st.sampled_from(["hostile", "wrong-type", "unknown-field", "delete"]))
-        if how == "hostile":
-            value: Any = draw(st.sampled_from(draw(st.sampled_from(HOSTILE_CATEGORIES))))
+        limits = _limits(_schema_at(schema, path))
+        how = draw(st.sampled_from(["hostile", "wrong-type", "unknown-field", "delete", "limit"]))
+        if how == "limit" and limits:
+            value: Any = draw(st.sampled_from(limits))
+            _set(obj, path, value)
+        elif how in ("hostile", "limit"):
+            value = draw(st.sampled_from(draw(st.sampled_from(HOSTILE_CATEGORIES))))
             _set(obj, path, value)
         elif how == "wrong-type":
             value = copy.deepcopy(draw(st.sampled_from(WRONG_TYPES)))
@@ -395,7 +432,7 @@ def registry_specs(draw: st.DrawFn) -> tuple[Obj, list[str]]:
     _make_realistic(draw, spec)
     if draw(st.integers(0, 9)) < 9:
         _repair_registry(spec)
-    return spec, _mutate(draw, spec)
+    return spec, _mutate(draw, spec, schema)
 
 
 # --------------------------------------------------------------------------- ModelUploadJob
@@ -453,7 +490,7 @@ def upload_specs(draw: st.DrawFn) -> tuple[Obj, list[str]]:
     _make_realistic(draw, spec)
     if draw(st.integers(0, 9)) < 9:
         _repair_upload(spec)
-    return spec, _mutate(draw, spec)
+    return spec, _mutate(draw, spec, schema)
 
 
 # The ModelRegistry a ModelUploadJob names (registry.name): each way the operator resolves one.
