@@ -77,9 +77,12 @@ def test_issue_example_same_name_in_two_namespaces_never_shares_the_auth_delegat
     name = shared_name(first)
     binding_name = f"{name}-auth-delegator"
     apply_registry(cluster, first, name)
-    binding = wait_for(lambda: cluster.get(CLUSTER_ROLE_BINDING, None, binding_name), what="the first's binding")
-    assert owner(binding) == (first, name)
+    wait_for(lambda: cluster.get(CLUSTER_ROLE_BINDING, None, binding_name), what="the first's binding")
     cluster.wait_condition(first, name, "Available", "True", timeout=90)
+    # Read once the claim has settled: its create and first apply are two writes.
+    binding = cluster.get(CLUSTER_ROLE_BINDING, None, binding_name)
+    assert binding is not None
+    assert owner(binding) == (first, name)
 
     apply_registry(cluster, second, name)
     available = cluster.wait_condition(second, name, "Available", "False", "NameConflict")

@@ -310,6 +310,11 @@ def test_missing_required_names_flag_and_env(drop: str, expected: str) -> None:
 def test_invalid_values() -> None:
     with pytest.raises(ConfigError, match=r"--source-type \(MODEL_SYNC_SOURCE_TYPE\): invalid value 'ftp'"):
         load_config(["--source-type", "ftp"], BASE_ENV)
+    # Found by the parameter fuzz: an empty flag value skipped the check and failed in the typed config.
+    with pytest.raises(
+        ConfigError, match=r"--model-upload-intent \(MODEL_SYNC_MODEL_UPLOAD_INTENT\): invalid value ''"
+    ):
+        load_config(["--model-upload-intent", ""], BASE_ENV)
     with pytest.raises(ConfigError, match="invalid boolean value 'maybe'"):
         load_config(["--destination-oci-enable-tls-verify", "maybe"], BASE_ENV)
     with pytest.raises(ConfigError, match="is not a whole number"):

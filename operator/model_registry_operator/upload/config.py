@@ -878,7 +878,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     env = os.environ if environ is None else environ
     raw = resolve_raw(argv, env)
     for p in PARAMS:
-        if p.choices and raw.get(p.name) and raw[p.name] not in p.choices:
+        if p.choices and p.name in raw and raw[p.name] not in p.choices:  # "" too: nothing defaults it
             raise ConfigError(f"{p.label}: invalid value {shown(raw[p.name])} (choose from {', '.join(p.choices)})")
     intent = raw["model_upload_intent"]
     if intent == "update_artifact":
