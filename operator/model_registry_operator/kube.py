@@ -16,6 +16,7 @@ from urllib.parse import quote
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from . import yamljson
 from .settings import FIELD_MANAGER
 
 Obj = dict[str, Any]
@@ -159,9 +160,9 @@ class Kube:
     ) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         if body is not None and content_type.endswith("yaml"):
-            # The client would write JSON with ASCII escapes, a character beyond the BMP as a
-            # UTF-16 surrogate pair, which the API server's YAML parser refuses: send UTF-8.
-            body = json.dumps(body, ensure_ascii=False).encode()
+            # The client's JSON writes characters beyond the BMP as surrogate pairs, which the
+            # API server's YAML parser refuses (see yamljson).
+            body = yamljson.dumps(body).encode()
         serialized = self.api_client.param_serialize(
             method=method,
             resource_path=path,

@@ -480,10 +480,11 @@ def test_same_name_in_two_namespaces_never_takes_over_the_first_registrys_bindin
         )
 
         def second_settled() -> bool:
-            conflict = fuzz_cluster.condition(second, "shared", "NameConflict")
-            return bool(_bindings_of(fuzz_cluster, second, "shared")) or (conflict or {}).get("status") == "True"
+            degraded = fuzz_cluster.condition(second, "shared", "Degraded") or {}
+            conflict = (degraded.get("status"), degraded.get("reason")) == ("True", "NameConflict")
+            return bool(_bindings_of(fuzz_cluster, second, "shared")) or conflict
 
-        wait_for(second_settled, what="a binding or a NameConflict condition for the second registry")
+        wait_for(second_settled, what="a binding or Degraded=True / NameConflict for the second registry")
         time.sleep(2)  # a take-over would happen on the second's reconcile, already done
         assert _bindings_of(fuzz_cluster, first, "shared"), "the second registry took the first one's binding over"
         fuzz_cluster.kubectl("delete", "modelregistry", "shared", "-n", second, "--wait=true", "--timeout=60s")

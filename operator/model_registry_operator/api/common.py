@@ -6,9 +6,13 @@ defaults, ranges, enums and descriptions all come from here (see ``api/crd.py``)
 
 from __future__ import annotations
 
+import json
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from kubernetes.utils import parse_quantity as k8s_parse_quantity
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 GROUP = "modelregistry.opendatahub.io"
 
@@ -167,28 +171,72 @@ class SecretKeyValue(ApiModel):
 
 
 QUANTITY_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    # Kubernetes refuses negative resource quantities (and a negative scratch size makes no sense).
+    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
     "pattern": (
-        r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+        r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
         r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
     ),
     "x-kubernetes-int-or-string": True,
 }
+_QUANTITY_RE = re.compile(QUANTITY_SCHEMA["pattern"])
+
+CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+"""The resources a registry or upload container may name: its servers need no extended resources."""
+_RESOURCE_NAMES_RULE: dict[str, Any] = cel(
+    "self.all(k, k in " + json.dumps(list(CONTAINER_RESOURCES)) + ")",
+    "keys must be one of " + ", ".join(CONTAINER_RESOURCES),
+)
+_RESOURCE_LIST: dict[str, Any] = {
+    "additionalProperties": QUANTITY_SCHEMA,
+    "maxProperties": len(CONTAINER_RESOURCES),
+    "x-kubernetes-validations": [_RESOURCE_NAMES_RULE],
+}
+
+
+def parse_quantity(value: int | str) -> Decimal:
+    """A Kubernetes quantity as a number; ValueError for anything the schema's pattern refuses."""
+    if isinstance(value, bool) or (isinstance(value, str) and not _QUANTITY_RE.fullmatch(value)):
+        raise ValueError(f"{value!r} is not a quantity (e.g. 100m, 256Mi, 1)")
+    quantity: Decimal = Decimal(k8s_parse_quantity(value))  # type: ignore[no-untyped-call]
+    if quantity < 0:
+        raise ValueError(f"{value!r} is negative")
+    return quantity
+
+
+def _resource_list(resources: dict[str, int | str] | None) -> dict[str, int | str] | None:
+    for name, value in (resources or {}).items():
+        if name not in CONTAINER_RESOURCES:
+            raise ValueError(f"key {name!r}: {_RESOURCE_NAMES_RULE['message']}")
+        try:
+            parse_quantity(value)
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return resources
 
 
 class ResourceRequirements(ApiModel):
     """Compute resources of a container (as in a Pod spec)."""
 
-    limits: dict[str, int | str] | None = Field(
+    limits: Annotated[dict[str, int | str] | None, AfterValidator(_resource_list)] = Field(
         default=None,
         description="Maximum amount of compute resources allowed, e.g. {memory: 256Mi}.",
-        json_schema_extra={"additionalProperties": QUANTITY_SCHEMA},
+        json_schema_extra=_RESOURCE_LIST,
     )
-    requests: dict[str, int | str] | None = Field(
+    requests: Annotated[dict[str, int | str] | None, AfterValidator(_resource_list)] = Field(
         default=None,
         description="Minimum amount of compute resources required, e.g. {cpu: 100m, memory: 256Mi}.",
-        json_schema_extra={"additionalProperties": QUANTITY_SCHEMA},
+        json_schema_extra=_RESOURCE_LIST,
     )
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourceRequirements:
+        # Kubernetes refuses a Pod whose request exceeds its limit; say so on the spec instead.
+        for name, request in (self.requests or {}).items():
+            limit = (self.limits or {}).get(name)
+            if limit is not None and parse_quantity(request) > parse_quantity(limit):
+                raise ValueError(f"requests.{name} ({request}) must not exceed limits.{name} ({limit})")
+        return self
 
 
 class Condition(BaseModel):

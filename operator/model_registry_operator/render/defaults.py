@@ -9,9 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils import parse_quantity
-
-from ..api.common import ResourceRequirements, SecretKeyValue
+from ..api.common import ResourceRequirements, SecretKeyValue, parse_quantity
 from ..api.modelregistry import ModelRegistrySpec
 from ..platform.capabilities import PLAIN_KUBERNETES, Capabilities
 from ..settings import OperatorSettings
@@ -32,8 +30,7 @@ def postgres_names(registry_name: str) -> dict[str, str]:
 
 def _quantity(value: int | str) -> Decimal | None:
     try:
-        quantity: Decimal = Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
-        return quantity
+        return parse_quantity(value)
     except (ValueError, ArithmeticError):  # the schema checks the format; never fail the render on it
         return None
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
 
+from .. import yamljson
 from .escaping import no_expansion
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -49,21 +49,9 @@ def _b64(value: Any) -> str:
     return base64.b64encode(str(value).encode()).decode()
 
 
-# JSON writes a character beyond the BMP as a UTF-16 surrogate pair, which YAML reads as two
-# invalid characters; YAML's own escape for it is \UXXXXXXXX.
-_SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
-
-
-def _astral(match: re.Match[str]) -> str:
-    high, low = int(match.group(1), 16) - 0xD800, int(match.group(2), 16) - 0xDC00
-    return f"\\U{0x10000 + (high << 10) + low:08x}"
-
-
 def _tojson_str(value: Any) -> str:
-    """A scalar as a double-quoted YAML string: JSON's escapes (ASCII only, so no raw line
-    separators) are YAML's, except for characters beyond the BMP."""
-    text = json.dumps(str(value))
-    return _SURROGATE_PAIR.sub(_astral, text) if "\\ud" in text else text
+    """A scalar as a double-quoted YAML string."""
+    return yamljson.dumps(str(value))
 
 
 @functools.cache
