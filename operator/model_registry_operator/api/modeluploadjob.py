@@ -19,6 +19,7 @@ from .common import (
     IMAGE_PATTERN,
     IMAGE_TAG_DIGEST,
     QUANTITY_SCHEMA,
+    SUBDOMAIN_PATTERN,
     ApiModel,
     Condition,
     ResourceRequirements,
@@ -66,6 +67,7 @@ def _secret_name(description: str) -> Any:  # noqa: ANN401 - a pydantic FieldInf
         alias="credentialsSecret",
         min_length=1,
         max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
         description=description,
     )
 
@@ -100,6 +102,7 @@ class RegistryTarget(ApiModel):
         default=None,
         min_length=1,
         max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
         description=(
             "Name of a ModelRegistry in the same namespace. The operator resolves its Service and REST port and "
             "waits until the registry is Available."
@@ -188,6 +191,7 @@ class S3Location(ApiModel):
         alias="credentialsSecret",
         min_length=1,
         max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
         description=(
             "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and optionally AWS_DEFAULT_REGION, "
             "AWS_S3_ENDPOINT and AWS_S3_BUCKET (the data connection format), mounted into the Job."
@@ -254,7 +258,11 @@ class PvcSource(ApiModel):
     model_config = with_rules(PVC_RULES)
 
     claim_name: str = Field(
-        alias="claimName", min_length=1, max_length=253, description="Name of the PersistentVolumeClaim."
+        alias="claimName",
+        min_length=1,
+        max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
+        description="Name of the PersistentVolumeClaim.",
     )
     path: str = Field(
         default="",
@@ -441,6 +449,7 @@ class JobOptions(ApiModel):
         alias="serviceAccountName",
         min_length=1,
         max_length=253,
+        pattern=SUBDOMAIN_PATTERN,
         description=(
             "Service account of the Job's Pod (its token authenticates to a secure registry by default). Default: "
             "the ServiceAccount <name>-upload that the operator creates for this upload, allowed only to report "
