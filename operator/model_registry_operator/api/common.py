@@ -171,8 +171,8 @@ class SecretKeyValue(ApiModel):
 
 
 QUANTITY_SCHEMA: dict[str, Any] = {
-    # Kubernetes refuses negative resource quantities (and a negative scratch size makes no sense).
-    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    # No sign: Kubernetes refuses negative resource quantities (negative integers: the reconcile).
     "pattern": (
         r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
         r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
