@@ -17,16 +17,20 @@ so a value quoted in an exception never reaches a condition or the log.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3.exceptions
 
 from ..kube import ApiError
 from ..render.values import value_problems as value_problems
 from .claims import ClaimRace
+
+log = logging.getLogger(__name__)
 
 # Retry delays after failed reconciles: BASE, 2 * BASE, ... up to CAP.
 BACKOFF_BASE_SECONDS = 5.0
@@ -113,3 +117,35 @@ class Backoff:
         new = failure.signature != self.signature
         self.signature = failure.signature
         return backoff_delay(self.attempts), new
+
+
+Key = tuple[str, str]
+
+
+def record_failure(
+    failures: dict[Key, Backoff],
+    key: Key,
+    body: dict[str, Any] | None,
+    exc: BaseException,
+    what: str,
+    secrets: Iterable[str] = (),
+) -> tuple[float, Failure]:
+    """Count a failure of ``what`` (e.g. "upload ns/name"), log it (its traceback once, not at every
+    retry); the delay before the retry. A new uid or generation starts the backoff over."""
+    meta = (body or {}).get("metadata") or {}
+    uid, generation = str(meta.get("uid", "")), int(meta.get("generation") or 0)
+    backoff = failures.get(key)
+    if backoff is None or (body is not None and (backoff.uid, backoff.generation) != (uid, generation)):
+        backoff = failures[key] = Backoff(uid, generation)
+    failure = classify(exc, secrets)
+    delay, new = backoff.failed(failure)
+    where = f"{what}: reconcile failed (attempt %d); retrying in %.0f s"
+    if not new:
+        log.debug(where + ": %s", backoff.attempts, delay, failure.message)
+    elif failure.transient:
+        log.warning(where + ": %s", backoff.attempts, delay, failure.details)
+    else:
+        log.error(
+            where + ", with backoff (repeats are logged at debug level)\n%s", backoff.attempts, delay, failure.details
+        )
+    return delay, failure

@@ -67,7 +67,7 @@ from ..status.modelregistry import (
 )
 from ..status.security import MODE_CONDITIONS, SecurityObservation, auth_config_state, route_state
 from .claims import Claims, NameConflict, Ref, ref_of
-from .errors import Backoff, Failure, classify, value_problems
+from .errors import Backoff, Failure, record_failure, value_problems
 from .observed import ObservedChildren
 
 log = logging.getLogger(__name__)
@@ -351,22 +351,7 @@ class RegistryReconciler:
         self, key: tuple[str, str], body: Obj | None, exc: Exception, secrets: set[str] | None = None
     ) -> tuple[float, Failure]:
         """Count a failure, log it (its traceback once, not at every retry); the delay before the retry."""
-        meta = (body or {}).get("metadata") or {}
-        uid, generation = str(meta.get("uid", "")), int(meta.get("generation") or 0)
-        backoff = self._failures.get(key)
-        if backoff is None or (body is not None and (backoff.uid, backoff.generation) != (uid, generation)):
-            backoff = self._failures[key] = Backoff(uid, generation)  # a new spec starts over
-        failure = classify(exc, secrets or ())
-        delay, new = backoff.failed(failure)
-        where = "%s/%s: reconcile failed (attempt %d); retrying in %.0f s"
-        if not new:
-            log.debug(where + ": %s", *key, backoff.attempts, delay, failure.message)
-        elif failure.transient:
-            log.warning(where + ": %s", *key, backoff.attempts, delay, failure.details)
-        else:
-            repeats = ", with backoff (repeats are logged at debug level)\n%s"
-            log.error(where + repeats, *key, backoff.attempts, delay, failure.details)
-        return delay, failure
+        return record_failure(self._failures, key, body, exc, f"{key[0]}/{key[1]}", secrets or ())
 
     async def drift_loop(self, interval: float) -> None:
         """Re-apply every registry once per ``interval``, spread evenly over it: one task for all

@@ -50,7 +50,7 @@ from ..status.modeluploadjob import (
     upload_status,
 )
 from ..upload.config import ascii_digits
-from .errors import Backoff, classify, value_problems
+from .errors import Backoff, record_failure, value_problems
 
 log = logging.getLogger(__name__)
 
@@ -173,21 +173,7 @@ class UploadJobReconciler:
 
     def _note_failure(self, key: tuple[str, str], body: Obj | None, exc: Exception) -> tuple[float, str]:
         """Count a failure and log it (its traceback once): the delay and the condition's message."""
-        meta = (body or {}).get("metadata") or {}
-        uid, generation = str(meta.get("uid", "")), int(meta.get("generation") or 0)
-        backoff = self._failures.get(key)
-        if backoff is None or (body is not None and (backoff.uid, backoff.generation) != (uid, generation)):
-            backoff = self._failures[key] = Backoff(uid, generation)
-        failure = classify(exc)
-        delay, new = backoff.failed(failure)
-        where = "upload %s/%s: reconcile failed (attempt %d); retrying in %.0f s"
-        if not new:
-            log.debug(where + ": %s", *key, backoff.attempts, delay, failure.message)
-        elif failure.transient:
-            log.warning(where + ": %s", *key, backoff.attempts, delay, failure.details)
-        else:
-            repeats = ", with backoff (repeats are logged at debug level)\n%s"
-            log.error(where + repeats, *key, backoff.attempts, delay, failure.details)
+        delay, failure = record_failure(self._failures, key, body, exc, f"upload {key[0]}/{key[1]}")
         return delay, f"{failure.message} (retrying in {delay:.0f} s)"
 
     async def _reconcile_failed(self, key: tuple[str, str], exc: Exception) -> None:
