@@ -481,6 +481,7 @@ def _expected_dsn(name: str, raw_spec: Obj, settings: OperatorSettings) -> tuple
     pg = effective.postgres
     assert pg is not None
     password = DB_PASSWORD if pg.password_secret is not None else ""
+    has_root_certificate = (pg.ssl_root_certificate_config_map or pg.ssl_root_certificate_secret) is not None
     if pg.generate_deployment:  # the password of the database the operator deploys
         password = GENERATED_PASSWORD
     return "postgres", {
@@ -489,7 +490,8 @@ def _expected_dsn(name: str, raw_spec: Obj, settings: OperatorSettings) -> tuple
         "database": pg.database or "",
         "user": pg.username or "",
         "password": password,
-        "tls": pg.ssl_mode,
+        # libpq's rule, which pgconn follows: with a root certificate, require verifies the CA.
+        "tls": "verify-ca" if pg.ssl_mode == "require" and has_root_certificate else pg.ssl_mode,
     }
 
 

@@ -467,12 +467,17 @@ class JobOptions(ApiModel):
         ),
     )
     active_deadline_seconds: int | None = Field(
-        default=None, alias="activeDeadlineSeconds", ge=1, description="Time limit of the whole Job, in seconds."
+        default=None,
+        alias="activeDeadlineSeconds",
+        ge=1,
+        le=2**63 - 1,  # the Job's field is an int64
+        description="Time limit of the whole Job, in seconds.",
     )
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         alias="ttlSecondsAfterFinished",
         ge=0,
+        le=2**31 - 1,  # the Job's field is an int32 (found by the fuzz suite: a larger one refused the Job)
         description="Delete the finished Job (and its Pods) after this many seconds; the status is kept.",
     )
     scratch_size: int | str | None = Field(
