@@ -27,7 +27,8 @@ def parse_dsns(items: list[tuple[str, str]]) -> list[dict[str, Any]]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"dsncheck exited with {done.returncode}: {done.stderr.strip()}")
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    # Lines end at "\n" only: splitlines() would also split at \x85 or U+2028 inside a value.
+    results = [json.loads(line) for line in done.stdout.split("\n") if line.strip()]
     if len(results) != len(items):
         raise RuntimeError(f"dsncheck answered {len(results)} lines for {len(items)} DSNs: {done.stderr.strip()}")
     return results

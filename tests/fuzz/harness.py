@@ -47,6 +47,7 @@ from model_registry_operator.render.modeluploadjob import (
     address_endpoint,
     registry_endpoint,
     render_model_upload_job,
+    token_problem,
 )
 from model_registry_operator.settings import OperatorSettings
 
@@ -715,7 +716,14 @@ def check_upload(api: ApiServer, name: str, raw_spec: Obj, target: Obj, mutation
         if spec.registry.address is not None:
             endpoint = address_endpoint(spec.registry)
         else:
-            endpoint = registry_endpoint(str(spec.registry.name), api.namespace, target)
+            endpoint = registry_endpoint(
+                str(spec.registry.name),
+                api.namespace,
+                target,
+                allow_token_over_http=bool(spec.registry.allow_token_over_http),
+            )
+            if token_problem(spec.registry, endpoint):  # the reconcile's check: a condition naming the field
+                return Outcome("problem")
         objects = render_model_upload_job(
             UploadJobRef(name, api.namespace, "00000000-0000-0000-0000-000000000000"),
             spec,

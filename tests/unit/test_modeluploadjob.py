@@ -25,6 +25,7 @@ from model_registry_operator.render.modeluploadjob import (
     registry_endpoint,
     render_model_upload_job,
     spec_hash,
+    token_problem,
 )
 from model_registry_operator.render.offline import render_documents
 from model_registry_operator.status.conditions import FALSE, TRUE
@@ -648,6 +649,25 @@ def test_a_plain_http_address_without_a_token_is_insecure() -> None:
     endpoint = address_endpoint(spec.registry)
     assert (endpoint.is_secure, endpoint.token_over_http) == (False, "refuse")
     assert address_endpoint(ModelUploadJobSpec.model_validate(spec_raw("s3", "oci", "create_model")).registry).is_secure
+
+
+def test_a_token_for_a_registry_without_security_needs_the_explicit_opt_out() -> None:
+    """Found by the fuzz suite: ``registry.name`` naming a registry with no security mode, plus a
+    ``tokenSecret``, mounted the token for a plain http:// address. It is now a problem naming the
+    field, unless ``allowTokenOverHTTP: true``, which the Job passes on as ``allow``."""
+    raw = spec_raw("s3", "oci", "create_model", registry={"name": "mr", "tokenSecret": {"name": "t", "key": "token"}})
+    spec = ModelUploadJobSpec.model_validate(raw)
+    endpoint = registry_endpoint("mr", "ns1", {"rest": {}})
+    problem = token_problem(spec.registry, endpoint)
+    assert problem is not None
+    assert problem.startswith("spec.registry.tokenSecret: http://mr.ns1.svc.cluster.local serves plain HTTP")
+    for secured in ({"rest": {}, "kubeRBACProxy": {}}, {"rest": {}, "istio": {}}):
+        assert token_problem(spec.registry, registry_endpoint("mr", "ns1", secured)) is None
+    allowed = ModelUploadJobSpec.model_validate({**raw, "registry": {**raw["registry"], "allowTokenOverHTTP": True}})
+    opted_out = registry_endpoint("mr", "ns1", {"rest": {}}, allow_token_over_http=True)
+    assert token_problem(allowed.registry, opted_out) is None
+    job = objects_of(raw, opted_out)["Job"]
+    assert env_of(job)["MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP"] == "allow"
 
 
 PASSWORD = "url-pass-Zq81x"  # noqa: S105 - test value

@@ -32,6 +32,7 @@ from ..render.modeluploadjob import (
     registry_endpoint,
     render_model_upload_job,
     spec_hash,
+    token_problem,
     without_userinfo,
 )
 from ..settings import OperatorSettings
@@ -339,7 +340,11 @@ class UploadJobReconciler:
         if available is None or available.get("status") != TRUE:
             detail = f": {available.get('message')}" if available and available.get("message") else ""
             return None, Problem(REGISTRY_NOT_AVAILABLE, f"ModelRegistry {target.name!r} is not Available{detail}")
-        return registry_endpoint(target.name, namespace, registry.get("spec") or {}), None
+        endpoint = registry_endpoint(
+            target.name, namespace, registry.get("spec") or {}, allow_token_over_http=bool(target.allow_token_over_http)
+        )
+        problem = token_problem(target, endpoint)
+        return (None, Problem(CONFIGURATION_ERROR, problem)) if problem else (endpoint, None)
 
     async def _check_references(self, namespace: str, spec: ModelUploadJobSpec) -> Problem | None:
         refs = referenced_objects(spec)

@@ -97,7 +97,9 @@ class RegistryEndpoint:
         return self.token_over_http == MESH
 
 
-def registry_endpoint(name: str, namespace: str, registry_spec: Obj) -> RegistryEndpoint:
+def registry_endpoint(
+    name: str, namespace: str, registry_spec: Obj, *, allow_token_over_http: bool = False
+) -> RegistryEndpoint:
     """How a Job in the registry's namespace reaches a ModelRegistry through its Service.
 
     Behind kube-rbac-proxy / oauth-proxy: HTTPS on the proxy port with a token (the Job's
@@ -115,7 +117,19 @@ def registry_endpoint(name: str, namespace: str, registry_spec: Obj) -> Registry
     port = int((registry_spec.get("rest") or {}).get("port") or DEFAULT_REST_PORT)
     if registry_spec.get("istio") is not None:
         return RegistryEndpoint(f"http://{host}", port, True, MESH)
-    return RegistryEndpoint(f"http://{host}", port, False)
+    return RegistryEndpoint(f"http://{host}", port, False, ALLOW if allow_token_over_http else REFUSE)
+
+
+def token_problem(target: RegistryTarget, endpoint: RegistryEndpoint) -> str | None:
+    """Why the ``tokenSecret`` of ``target`` must not go to ``endpoint`` (plain HTTP, no mesh,
+    no opt-out), or None."""
+    if target.token_secret is None or endpoint.is_secure or endpoint.token_over_http != REFUSE:
+        return None
+    return (
+        f"spec.registry.tokenSecret: {endpoint.address} serves plain HTTP (the registry has no kubeRBACProxy, "
+        "oauthProxy or istio), so the token would travel unencrypted; secure the registry, remove tokenSecret, "
+        "or set spec.registry.allowTokenOverHTTP: true"
+    )
 
 
 def address_endpoint(target: RegistryTarget) -> RegistryEndpoint:

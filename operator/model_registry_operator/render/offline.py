@@ -20,7 +20,13 @@ from ..settings import OperatorSettings
 from .database import DatabaseSecrets
 from .defaults import apply_runtime_defaults
 from .modelregistry import RegistryRef, RenderInputs, render_model_registry
-from .modeluploadjob import UploadJobRef, address_endpoint, registry_endpoint, render_model_upload_job
+from .modeluploadjob import (
+    UploadJobRef,
+    address_endpoint,
+    registry_endpoint,
+    render_model_upload_job,
+    token_problem,
+)
 
 PLACEHOLDER_PASSWORD = "<from-secret>"  # noqa: S105 - a placeholder, not a credential
 
@@ -68,7 +74,15 @@ def _render_upload(doc: dict[str, Any], registries: dict[Any, Any], settings: Op
     if target.address is not None:
         endpoint = address_endpoint(target)
     else:
-        endpoint = registry_endpoint(str(target.name), namespace, registries.get(target.name) or {})
+        endpoint = registry_endpoint(
+            str(target.name),
+            namespace,
+            registries.get(target.name) or {},
+            allow_token_over_http=bool(target.allow_token_over_http),
+        )
+        problem = token_problem(target, endpoint)
+        if problem:
+            raise ValueError(f"{upload_api.KIND} {name}: {problem}")
     ref = UploadJobRef(name, namespace, "<uid>")
     return render_model_upload_job(ref, spec, raw, endpoint, settings.upload_job_image)
 
