@@ -669,7 +669,8 @@ _INJECT = "sidecar.istio.io/inject"
 
 
 def check_tokens(raw_spec: Obj, objects: list[Obj], obj: Obj, mutations: list[str]) -> None:
-    explicit_opt_out = (raw_spec.get("registry") or {}).get("isSecure") is False
+    registry = raw_spec.get("registry") or {}
+    explicit_opt_out = registry.get("isSecure") is False or registry.get("allowTokenOverHTTP") is True
     for owner, pod in pod_specs(objects):
         template_meta = (owner["spec"].get("template") or {}).get("metadata") or {}
         meshed = "true" in (
