@@ -470,7 +470,6 @@ class JobOptions(ApiModel):
         default=None,
         alias="activeDeadlineSeconds",
         ge=1,
-        le=2**63 - 1,  # the Job's field is an int64
         description="Time limit of the whole Job, in seconds.",
     )
     ttl_seconds_after_finished: int | None = Field(
