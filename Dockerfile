@@ -3,10 +3,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-COPY templates ./templates
-# The package links to ../../templates; the wheel must carry real files.
-RUN rm operator/model_registry_operator/templates && cp -r templates operator/model_registry_operator/templates \
- && pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
 COPY --from=build /wheels /wheels
