@@ -4,8 +4,10 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
+UPLOAD_VENV ?= .venv-upload
 PY := $(VENV)/bin/python
 IMG ?= quay.io/opendatahub/model-registry-operator:latest
+UPLOAD_IMG ?= quay.io/opendatahub/model-registry-upload:latest
 KUBECTL ?= kubectl
 PYTEST_ARGS ?=
 
@@ -15,14 +17,22 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_\/-]+:.*?##/ { printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml upload/contract/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e upload/contract -e '.[dev]'
+	touch $@
+
+# The upload program's own environment: boto3 and the model-registry client need
+# python-dateutil<3, the operator's kubernetes client >=3.
+$(UPLOAD_VENV)/.installed: upload/pyproject.toml upload/contract/pyproject.toml
+	$(PYTHON) -m venv $(UPLOAD_VENV)
+	$(UPLOAD_VENV)/bin/python -m pip install -q --upgrade pip
+	$(UPLOAD_VENV)/bin/python -m pip install -q -e upload/contract -e 'upload[test]'
 	touch $@
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Create the virtualenv with the package and dev tools
+venv: $(VENV)/.installed $(UPLOAD_VENV)/.installed ## Create the virtualenvs: the operator's (with dev tools) and the upload program's
 
 .PHONY: k8s
 k8s: ## Build the local control plane binaries (cached outside the repo)
@@ -39,13 +49,19 @@ manifests: venv ## Regenerate the CRDs from the pydantic models
 	$(VENV)/bin/model-registry-operator crds -o crds -o config/crd/bases
 
 .PHONY: lint
-lint: venv ## ruff + mypy
-	$(VENV)/bin/ruff check operator tests
+lint: venv ## ruff + mypy (the operator and the upload program, each in its own environment)
+	$(VENV)/bin/ruff check operator upload tests
 	$(VENV)/bin/mypy operator
+	cd upload && ../$(UPLOAD_VENV)/bin/mypy
 
 .PHONY: test
 test: deps lint ## Run the whole test suite (unit, database, control plane, integration, upload)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(UPLOAD_VENV)/bin/pytest -c upload/pyproject.toml --rootdir . $(PYTEST_ARGS)
+
+.PHONY: test-upload
+test-upload: venv ## Only the upload program's suite (in its own environment)
+	$(UPLOAD_VENV)/bin/pytest -c upload/pyproject.toml --rootdir . $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## Only the fast tests that need nothing running
@@ -56,7 +72,7 @@ bench: deps ## Benchmarks (figures printed and written to build/*benchmark*.md; 
 # skopeo + upstream's pinned upload-job packages in their own venv: (c) of the upload benchmark
 	bash hack/install-upstream-upload.sh
 	$(PY) -m tests.bench.reconcile --write build/benchmarks.md
-	$(PY) -m tests.bench.upload --size-mib 2048 --files 8 --write build/upload-benchmark.md
+	$(UPLOAD_VENV)/bin/python -m tests.bench.upload --size-mib 2048 --files 8 --write build/upload-benchmark.md
 
 .PHONY: run
 run: venv ## Run the operator against the current cluster, or on a local control plane when none answers
@@ -90,9 +106,11 @@ certificates/clean: ## Remove what `make certificates` created
 
 ##@ Build
 .PHONY: docker-build
-docker-build: ## Build the image (needs a container engine)
-	docker build -t $(IMG) .
+docker-build: ## Build the operator and upload images (needs a container engine)
+	docker build --target operator -t $(IMG) .
+	docker build --target upload -t $(UPLOAD_IMG) .
 
 .PHONY: docker-push
-docker-push: ## Push the image
+docker-push: ## Push the images
 	docker push $(IMG)
+	docker push $(UPLOAD_IMG)

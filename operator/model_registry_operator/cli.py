@@ -1,4 +1,6 @@
-"""The console command: ``model-registry-operator run | render | crds | upload``."""
+"""The console command: ``model-registry-operator run | render | crds``.
+
+The upload Job's program is a distribution of its own (``model-registry-upload``, its own image)."""
 
 from __future__ import annotations
 
@@ -59,21 +61,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_upload(args: argparse.Namespace) -> int:
-    from .upload.cli import main as upload_main
-
-    return upload_main(args.upload_args)
-
-
-def upload_argv(argv: list[str]) -> list[str] | None:
-    """The upload program's own arguments when the command is ``upload`` (None otherwise).
-
-    argparse's REMAINDER does not take arguments that start with ``-`` (``upload --help``,
-    ``upload --source-type s3``), so ``upload`` hands everything after it to the upload program's
-    own parser, which also accepts a leading ``--``."""
-    return argv[1:] if argv[:1] == ["upload"] else None
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="model-registry-operator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -88,22 +75,10 @@ def parser() -> argparse.ArgumentParser:
     crds_p = sub.add_parser("crds", help="print the CustomResourceDefinitions")
     crds_p.add_argument("-o", "--output-dir", action="append", help="write one file per CRD here (repeatable)")
     crds_p.set_defaults(func=cmd_crds)
-    upload_p = sub.add_parser(
-        "upload",
-        help="copy a model and register it (the upload Job's program; 'upload --help' lists its flags)",
-        add_help=False,
-    )
-    upload_p.add_argument("upload_args", nargs=argparse.REMAINDER)
-    upload_p.set_defaults(func=cmd_upload)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    upload_args = upload_argv(list(sys.argv[1:] if argv is None else argv))
-    if upload_args is not None:
-        from .upload.cli import main as upload_main
-
-        return upload_main(upload_args)
     args = parser().parse_args(argv)
     result: int = args.func(args)
     return result

@@ -47,7 +47,7 @@ class OperatorSettings(BaseSettings):
         default="quay.io/sclorg/postgresql-16-c10s:latest", validation_alias="RELATED_IMAGE_POSTGRESQL_16_IMAGE"
     )
     upload_job_image: str = Field(
-        default="quay.io/opendatahub/model-registry-operator:latest",
+        default="quay.io/opendatahub/model-registry-upload:latest",
         validation_alias="RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE",
     )
 

@@ -34,11 +34,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import requests
 
-from model_registry_operator.api.modelregistry import MySQLConfig, PostgresConfig
-from model_registry_operator.render.database import DatabaseSecrets, mysql_dsn, postgres_dsn
 from tests.backends.certs import CertificateAuthority
 from tests.backends.databases import MariaDBServer, MissingServerBinaryError, PostgresServer
 from tests.backends.http import NginxProcess
@@ -49,8 +48,6 @@ Database = Literal["mariadb", "postgres"]
 DATABASES: tuple[Database, ...] = ("mariadb", "postgres")
 PARENT_LOOKUP_DEFECT = re.compile(r'HTTP 500: .*relation "(parentcontext|attribution)" does not exist')
 """The PostgreSQL defect of the pinned server, as the upload program reports its HTTP 500 answers."""
-
-_PASSWORD_REF = {"name": "db", "key": "password"}
 
 
 def server_binary() -> Path:
@@ -75,32 +72,17 @@ class RealRegistryServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def _dsn(self) -> tuple[str, str]:
-        """``(--embedmd-database-type, DSN)`` as the operator renders them for this database."""
+        """``(--embedmd-database-type, DSN)`` for this database, in the form the operator renders
+        (``postgresql://u:p@h:port/db?sslmode=disable``, ``u:p@tcp(h:port)/db?charset=utf8mb4``).
+        Written here rather than imported from the operator: the upload program's tests run this
+        server in their own environment, without the operator. The operator's own DSNs are run
+        against the real server through the operator (tests/integration/test_flagship.py)."""
         db = self.db
         assert db is not None
-        secrets = DatabaseSecrets(password=db.password)
+        user, password = quote(db.user, safe=""), quote(db.password, safe="")
         if isinstance(db, PostgresServer):
-            pg = PostgresConfig.model_validate(
-                {
-                    "host": db.host,
-                    "port": db.port,
-                    "username": db.user,
-                    "passwordSecret": _PASSWORD_REF,
-                    "database": db.database,
-                    "sslMode": "disable",
-                }
-            )
-            return "postgres", postgres_dsn(pg, secrets)
-        my = MySQLConfig.model_validate(
-            {
-                "host": db.host,
-                "port": db.port,
-                "username": db.user,
-                "passwordSecret": _PASSWORD_REF,
-                "database": db.database,
-            }
-        )
-        return "mysql", mysql_dsn(my, secrets)
+            return "postgres", f"postgresql://{user}:{password}@{db.host}:{db.port}/{db.database}?sslmode=disable"
+        return "mysql", f"{user}:{password}@tcp({db.host}:{db.port})/{db.database}?charset=utf8mb4"
 
     def start(self) -> None:
         binary = server_binary()

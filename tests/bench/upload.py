@@ -6,7 +6,7 @@ Generates a model of ``--files`` files of random bytes (``--size-mib`` in total)
 S3 bucket (multipart, streamed part by part), then moves the same bytes to the registry three ways,
 each in its own child process so that its peak RSS can be read back:
 
-(a) the upload program (``python -m model_registry_operator.upload``), source ``s3``, destination
+(a) the upload program (``python -m model_registry_upload``), source ``s3``, destination
     ``oci``, registration (``create_model``) in the real model registry server on MariaDB, inside
     the timed run like every other step of the program;
 (b) a plain copy: sequential streamed GETs from S3 feeding one uncompressed tar layer, pushed to
@@ -51,8 +51,8 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from model_registry_operator.upload.config import S3Location
-from model_registry_operator.upload.s3 import S3Client
+from model_registry_upload.config import S3Location
+from model_registry_upload.s3 import S3Client
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import RealRegistryServer
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
@@ -340,7 +340,7 @@ def run_benchmark(size_mib: int, files: int) -> tuple[list[Result], float]:
                     }
                 )
 
-            upload = [sys.executable, "-m", "model_registry_operator.upload"]
+            upload = [sys.executable, "-m", "model_registry_upload"]
             servers = [s3, reg, mr]
             settle(servers)
             results.append(

@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 
 from model_registry_operator.devcluster.controlplane import ControlPlane
+from model_registry_operator.devcluster.simnode import SimulatedNode
 from tests.backends.oci import DistributionRegistry
 from tests.backends.process import cache_bin
 from tests.backends.s3 import SeaweedS3
+from tests.backends.upload_program import upload_entrypoint
 
 from .kube import Cluster
+from .uploads import UPLOAD_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +32,13 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@pytest.fixture(scope="session", autouse=True)
+def upload_image(sim_node: SimulatedNode) -> str:
+    """The upload image as the simulated node runs it: its ENTRYPOINT is the upload program."""
+    sim_node.process_runner.provide_image_entrypoint(UPLOAD_IMAGE, [str(upload_entrypoint())])
+    return UPLOAD_IMAGE
 
 
 @pytest.fixture(scope="session")

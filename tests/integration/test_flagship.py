@@ -39,10 +39,10 @@ import yaml
 
 from model_registry_operator.devcluster.simnode import SimulatedNode
 from tests.backends.databases import MariaDBServer, PostgresServer
+from tests.backends.models import model_files, s3_upload
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import API, client_python, official_client_read
 from tests.backends.s3 import SeaweedS3
-from tests.upload.helpers import model_files, s3_upload
 
 from .kube import Cluster
 from .served_registry import (

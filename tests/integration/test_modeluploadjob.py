@@ -1,7 +1,7 @@
 """ModelUploadJob end to end: the operator's Job runs the real upload program on the simulated node.
 
 The Job's image contains ``sim-exec``, so the simulated node runs its command
-(``model-registry-operator upload``) as a local process with the Pod's env, Secrets and
+(``model-registry-upload``) as a local process with the Pod's env, Secrets and
 ConfigMap mounted (devcluster/process_runner.py). The program copies a model from SeaweedFS S3
 to a distribution registry and registers it in the real model registry server (on MariaDB, see
 tests/backends/registry_server.py); what the registry holds is read back over its REST API and
@@ -27,23 +27,23 @@ from model_registry_operator.devcluster.process_runner import HOST_PATH_ANNOTATI
 from model_registry_operator.devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 from model_registry_operator.render.modeluploadjob import RegistryEndpoint, UploadJobRef, render_model_upload_job
-from model_registry_operator.upload.registration import UPLOADED_LAYERS
+from model_registry_upload_contract import UPLOADED_LAYERS
 from tests.backends.faults import Fault, FaultProxy
+from tests.backends.models import (
+    model_files,
+    placeholder_artifact,
+    pull_model_layers,
+    s3_bucket,
+    s3_keys,
+    s3_upload,
+    sha,
+    write_dir,
+)
 from tests.backends.oci import DistributionRegistry
 from tests.backends.process import LOOPBACK
 from tests.backends.registry_server import API, RealRegistryServer, official_client_read, registry_server
 from tests.backends.s3 import ADMIN_SECRET, SeaweedS3
 from tests.unit.upload_cases import DESTINATIONS, ENDPOINT, INTENTS, SOURCES, spec_raw
-from tests.upload.helpers import (
-    model_files,
-    placeholder_artifact,
-    pull_model_layers,
-    s3_admin,
-    s3_bucket,
-    s3_upload,
-    sha,
-    write_dir,
-)
 
 from .kube import Cluster, wait_for
 from .uploads import BUCKET, MUJ, UPLOAD_IMAGE, s3_to_oci_spec, secrets, upload, upload_status
@@ -158,14 +158,15 @@ def test_s3_to_oci_create_model_pending_then_succeeded(
     assert digest == status["digest"]
     assert len(manifest["layers"]) >= 2
 
-    # The Job as rendered: our image and command, owner reference, no secret value in it.
+    # The Job as rendered: the upload image (its entrypoint runs the program), owner reference,
+    # no secret value in it.
     job = cluster.get(JOB, namespace, "llm-upload")
     assert job is not None
     muj = cluster.get(MUJ, namespace, "llm")
     assert muj is not None
     assert [o["uid"] for o in job["metadata"]["ownerReferences"]] == [muj["metadata"]["uid"]]
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert (container["image"], container["command"]) == (UPLOAD_IMAGE, ["model-registry-operator", "upload"])
+    assert (container["image"], container.get("command")) == (UPLOAD_IMAGE, None)
     assert ADMIN_SECRET not in json.dumps(job)
     managers = {m["manager"] for m in job["metadata"]["managedFields"] if m["operation"] == "Apply"}
     assert managers == {"model-registry-operator"}
@@ -396,7 +397,7 @@ def test_pvc_to_s3_update_artifact(
     assert status["artifactURI"].startswith(f"s3://out/{namespace}/llm?endpoint=")
     got = requests.get(f"{mr.url}{API}/model_artifacts/{artifact['id']}", timeout=10).json()
     assert (got["state"], got["uri"]) == ("LIVE", status["artifactURI"])
-    listed = {o.key for o in s3_admin(s3).list_objects("out", f"{namespace}/llm/")}
+    listed = s3_keys(s3, "out", f"{namespace}/llm/")
     assert listed == {f"{namespace}/llm/{rel}" for rel in files}
 
 

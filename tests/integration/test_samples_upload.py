@@ -35,10 +35,10 @@ import yaml
 from model_registry_operator.devcluster.simnode import SimulatedNode
 from tests.backends.databases import MariaDBServer
 from tests.backends.http import NginxServer
+from tests.backends.models import placeholder_artifact, pull_model_layers, s3_upload, sha
 from tests.backends.oci import PASSWORD, USER, DistributionRegistry
 from tests.backends.registry_server import client_python, official_client_read
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
-from tests.upload.helpers import placeholder_artifact, pull_model_layers, s3_upload, sha
 
 from .kube import Cluster
 from .served_registry import REGISTRY_IMAGE, host_free_port, manifests, official_client_list, registry_pod

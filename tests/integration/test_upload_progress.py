@@ -1,24 +1,23 @@
 """The upload Pod writes its progress into its ModelUploadJob's status, and into nothing else.
 
-The reporter of the upload program runs here against the real API server with a real service
-account token (TokenRequest API), through the Role and RoleBinding the operator renders for each
-upload. The operator runs meanwhile and keeps writing its own status fields: both coexist.
+The reporter of the upload program runs (in the program's own environment) against the real API
+server with a real service account token (TokenRequest API), through the Role and RoleBinding the
+operator renders for each upload. The operator runs meanwhile and keeps writing its own status fields: both coexist.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from model_registry_operator.api.modeluploadjob import ModelUploadJobSpec
 from model_registry_operator.kube import lookup
 from model_registry_operator.render.modeluploadjob import RegistryEndpoint, UploadJobRef, render_model_upload_job
-from model_registry_operator.upload.progress import Progress, ProgressSnapshot
-from model_registry_operator.upload.status_report import FIELD_MANAGER, StatusReporter
+from model_registry_upload_contract import STATUS_FIELD_MANAGER as FIELD_MANAGER
+from tests.backends.upload_program import popen_python, run_python
 
 from .kube import Cluster, wait_for
 
@@ -77,8 +76,43 @@ def api_env(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     }
 
 
+PROGRESS = """
+import json, sys
+from pathlib import Path
+from model_registry_upload.progress import Progress
+from model_registry_upload.status_report import StatusReporter
+env, sa_dir = json.loads(sys.argv[1]), Path(sys.argv[2])
+reporter = StatusReporter.from_env(env, sa_dir)
+assert reporter is not None
+with Progress(1000, interval=0.2, label="upload", report=reporter.report) as progress:
+    progress.add(400)
+    sys.stdin.readline()  # until the test has seen 400 in the status
+    progress.add(600)
+"""
+
+REPORTS = """
+import json, logging, sys
+from pathlib import Path
+from model_registry_upload.progress import ProgressSnapshot
+from model_registry_upload.status_report import StatusReporter
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+env, sa_dir, count = json.loads(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+reporter = StatusReporter.from_env(env, sa_dir)
+assert reporter is not None
+print(json.dumps([reporter.report(ProgressSnapshot("Transferring", i + 1, count, 1.0)) for i in range(count)]))
+"""
+
+
+def reports(env: dict[str, str], sa_dir: Path, count: int) -> tuple[list[bool], str]:
+    """(what each of ``count`` reports returned, the program's log)."""
+    proc = popen_python(REPORTS, json.dumps(env), str(sa_dir), str(count))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return json.loads(out), err
+
+
 def test_the_upload_pod_reports_progress_in_its_own_status_only(
-    cluster: Cluster, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     mine = create_upload(cluster, namespace, "mine")
     other = create_upload(cluster, namespace, "other")
@@ -95,10 +129,9 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
     cluster.apply_yaml(yaml.safe_dump_all(rbac), namespace)
     sa_dir = service_account_dir(cluster, namespace, tmp_path / "sa", "mine-upload")
 
-    reporter = StatusReporter.from_env(api_env(cluster, namespace, "mine"), sa_dir)
-    assert reporter is not None
-    with Progress(1000, interval=0.2, label="upload", report=reporter.report) as progress:
-        progress.add(400)
+    env = json.dumps(api_env(cluster, namespace, "mine"))
+    program = popen_python(PROGRESS, env, str(sa_dir))
+    try:
         wait_for(
             lambda: (
                 (((cluster.get(MUJ, namespace, "mine") or {}).get("status") or {}).get("progress") or {}).get(
@@ -109,7 +142,10 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
             timeout=20,
             what="progress 400 of 1000 in the status",
         )
-        progress.add(600)
+        _, err = program.communicate("go\n", timeout=60)
+        assert program.returncode == 0, err
+    finally:
+        program.kill()
     body = cluster.get(MUJ, namespace, "mine")
     assert body is not None
     got = body["status"]["progress"]
@@ -127,15 +163,12 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
     assert body["status"]["conditions"]
 
     # The same token cannot write another upload's status: refused, logged once, nothing raised.
-    intruder = StatusReporter.from_env(api_env(cluster, namespace, "other"), sa_dir)
-    assert intruder is not None
-    with caplog.at_level(logging.WARNING, logger="model_registry_operator.upload.status_report"):
-        assert intruder.report(ProgressSnapshot("Transferring", 1, 2, 1.0)) is False
-        assert intruder.report(ProgressSnapshot("Transferring", 2, 2, 1.0)) is False
-    warnings = [r.getMessage() for r in caplog.records if "could not report progress" in r.getMessage()]
+    results, log = reports(api_env(cluster, namespace, "other"), sa_dir, 2)
+    assert results == [False, False]
+    warnings = [line for line in log.splitlines() if "could not report progress" in line]
     assert len(warnings) == 1
     assert "HTTP 403" in warnings[0]
-    assert (sa_dir / "token").read_text() not in caplog.text
+    assert (sa_dir / "token").read_text() not in log
     after = cluster.get(MUJ, namespace, "other")
     assert after is not None
     assert "progress" not in (after.get("status") or {})
@@ -144,9 +177,8 @@ def test_the_upload_pod_reports_progress_in_its_own_status_only(
     # The namespace's default account was given the progress Role when the spec named none; it
     # is no longer: the upload's own account is the binding's only subject.
     default_dir = service_account_dir(cluster, namespace, tmp_path / "default-sa")
-    bystander = StatusReporter.from_env(api_env(cluster, namespace, "mine"), default_dir)
-    assert bystander is not None
-    assert bystander.report(ProgressSnapshot("Transferring", 1, 2, 1.0)) is False
+    results, _ = reports(api_env(cluster, namespace, "mine"), default_dir, 1)
+    assert results == [False]
 
 
 def test_no_cluster_credentials_means_log_only(tmp_path: Path) -> None:
@@ -156,7 +188,17 @@ def test_no_cluster_credentials_means_log_only(tmp_path: Path) -> None:
         "KUBERNETES_SERVICE_HOST": "127.0.0.1",
         "KUBERNETES_SERVICE_PORT": "6443",
     }
-    assert StatusReporter.from_env(env, tmp_path) is None  # no token file
+    check = (
+        "import json, sys\nfrom pathlib import Path\n"
+        "from model_registry_upload.status_report import StatusReporter\n"
+        "env, path = json.load(sys.stdin), Path(sys.argv[1])\n"
+        "print(json.dumps(StatusReporter.from_env(env, path) is None))"
+    )
+
+    def reporter_is_none(environ: dict[str, str]) -> bool:
+        return bool(json.loads(run_python(check, str(tmp_path), stdin=json.dumps(environ))))
+
+    assert reporter_is_none(env)  # no token file
     (tmp_path / "token").write_text("t")
-    assert StatusReporter.from_env({k: v for k, v in env.items() if k != "MODEL_UPLOAD_JOB_NAME"}, tmp_path) is None
-    assert StatusReporter.from_env(env, tmp_path) is not None
+    assert reporter_is_none({k: v for k, v in env.items() if k != "MODEL_UPLOAD_JOB_NAME"})
+    assert not reporter_is_none(env)

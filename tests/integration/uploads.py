@@ -14,8 +14,9 @@ from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET
 
 from .kube import Cluster, wait_for
 
-UPLOAD_IMAGE = "localhost/sim-exec/model-registry-operator:test"
-"""An image with ``sim-exec``: the simulated node runs the upload program as a local process."""
+UPLOAD_IMAGE = "localhost/sim-exec/model-registry-upload:test"
+"""An image with ``sim-exec``: the simulated node runs its entrypoint, the upload program of the
+upload venv (tests/backends/upload_program.py), as a local process."""
 BUCKET = "models"
 MUJ = lookup("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")
 

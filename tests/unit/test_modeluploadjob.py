@@ -38,7 +38,7 @@ from model_registry_operator.status.modeluploadjob import (
     UploadStatus,
     upload_status,
 )
-from model_registry_operator.upload.config import load_config
+from tests.backends.upload_program import run_python
 
 from .upload_cases import DESTINATIONS, ENDPOINT, INTENTS, SOURCES, spec_raw
 
@@ -102,7 +102,7 @@ def test_render_every_combination(source: str, destination: str, intent: str) ->
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["restartPolicy"] == "Never"
-    assert container["command"] == ["model-registry-operator", "upload"]
+    assert "command" not in container  # the upload image's entrypoint: model-registry-upload
     assert container["image"] == "quay.io/x/operator:1"
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -185,13 +185,18 @@ def test_rendered_env_is_understood_by_the_upload_program(
     (root / "var/run/model-upload/registry-token/token").write_text("tok")
     (root / "var/run/model-upload/registry-ca").mkdir(parents=True)
     (root / "var/run/model-upload/registry-ca/ca.crt").write_text("pem")
-    cfg = load_config([], env)
-    assert cfg.intent == intent
-    assert cfg.source.type == source
-    assert cfg.destination.type == destination
-    assert cfg.registry.url == "https://mr.example.com:443"
-    assert cfg.registry.token is not None
-    assert cfg.metadata_path is not None
+    # The program's own loader, in its own environment (it does not share the operator's).
+    loaded = json.loads(
+        run_python(
+            "import json, sys\n"
+            "from model_registry_upload.config import load_config\n"
+            "cfg = load_config([], json.load(sys.stdin))\n"
+            "print(json.dumps([cfg.intent, cfg.source.type, cfg.destination.type, cfg.registry.url,"
+            " cfg.registry.token is not None, cfg.metadata_path is not None]))",
+            stdin=json.dumps(env),
+        )
+    )
+    assert loaded == [intent, source, destination, "https://mr.example.com:443", True, True]
 
 
 def test_job_options_and_defaults() -> None:

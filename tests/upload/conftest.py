@@ -17,7 +17,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from model_registry_operator.upload import redact  # noqa: E402
+from model_registry_upload import redact  # noqa: E402
 from tests.backends.databases import MissingServerBinaryError, ServerStartError  # noqa: E402
 from tests.backends.http import BASIC_PASSWORD, BASIC_USER, NginxServer  # noqa: E402
 from tests.backends.oci import DistributionRegistry  # noqa: E402

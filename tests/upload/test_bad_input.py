@@ -3,7 +3,7 @@ the parameter, never a traceback; flags reach it through the console command and
 ``--registry-log-level`` sets the log level; no secret, URL user info included, shows up in any
 output at any level; a bearer token goes only over TLS unless told otherwise.
 
-The program runs as a real process (``python -m model_registry_operator.upload`` or the
+The program runs as a real process (``python -m model_registry_upload`` or the
 ``model-registry-operator`` console script) where the process boundary matters (argv, exit code,
 stderr, running as an unprivileged user), in-process through ``main()`` otherwise."""
 
@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY
+from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import RealRegistryServer
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
 
 from .helpers import metadata_dir, placeholder_artifact, pull_model_layers, rest, run_upload, s3_upload, sha, write_dir
 
-CONSOLE = str(Path(sys.executable).with_name("model-registry-operator"))
-MODULE = [sys.executable, "-m", "model_registry_operator.upload"]
+CONSOLE = str(Path(sys.executable).with_name("model-registry-upload"))
+MODULE = [sys.executable, "-m", "model_registry_upload"]
 # Root without the capabilities that let it read any file: a file of mode 0000 is unreadable to
 # it, as a wrongly mounted Secret is to the upload Pod's unprivileged user.
 WITHOUT_FILE_OVERRIDE = [
@@ -237,7 +237,7 @@ def test_bad_input_exits_2_naming_the_parameter(
 
 
 def test_bad_input_as_a_real_process_never_prints_a_traceback(tmp_path: Path) -> None:
-    """The same examples through ``python -m model_registry_operator.upload``: stderr has the one
+    """The same examples through ``python -m model_registry_upload``: stderr has the one
     error line, no traceback, and the exit code is 2 (a few, to bound the run time)."""
     for case, make, param in BAD_INPUTS[::4]:
         root = tmp_path / case
@@ -286,13 +286,13 @@ def test_parallelism_of_one_billion_is_refused_at_once(tmp_path: Path) -> None:
 # -- the console command takes the program's flags ---------------------------------------------
 
 
-@pytest.mark.parametrize("command", [[CONSOLE, "upload"], MODULE], ids=["console", "python-m"])
+@pytest.mark.parametrize("command", [[CONSOLE], MODULE], ids=["console", "python-m"])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_through_the_console_command_and_python_m(command: list[str], flag: str, tmp_path: Path) -> None:
-    """``model-registry-operator upload --help`` (and ``-h``) failed with "unrecognized arguments"."""
+    """``model-registry-upload --help`` (and ``-h``) failed with "unrecognized arguments"."""
     r = run_process([*command, flag], {}, tmp_path)
     assert r.code == EXIT_OK, r.stderr
-    assert "usage: model-registry-operator upload" in r.stdout
+    assert "usage: model-registry-upload" in r.stdout
     for documented in ("--source-type", "--registry-log-level", "--registry-token-over-http", "MODEL_SYNC_"):
         assert documented in r.stdout
 
@@ -304,7 +304,7 @@ def test_flags_through_the_console_command_do_a_real_upload(
     oci_registry: DistributionRegistry,
     mr_server: RealRegistryServer,
 ) -> None:
-    """``model-registry-operator upload --source-type pvc ...`` (and ``upload -- ...``): every
+    """``model-registry-upload --source-type pvc ...`` (and ``upload -- ...``): every
     parameter as a flag, no MODEL_SYNC_* variable at all; the model lands in the registry."""
     files = {"config.json": b"{}", "w/model.bin": os.urandom(4096)}
     src = write_dir(tmp_path / "pvc", files)
@@ -336,7 +336,7 @@ def test_flags_through_the_console_command_do_a_real_upload(
         "--registry-log-level",
         "INFO",
     ]
-    r = run_process([CONSOLE, "upload", *separator, *flags], {}, tmp_path)
+    r = run_process([CONSOLE, *separator, *flags], {}, tmp_path)
     assert r.code == EXIT_OK, r.stderr
     assert json.loads(r.termination)["ModelArtifact"]["id"] == art
     pulled, _, _ = pull_model_layers(oci_registry, "models/console", tag)
@@ -345,7 +345,7 @@ def test_flags_through_the_console_command_do_a_real_upload(
 
 
 def test_an_unknown_flag_is_exit_2_not_unrecognized_arguments(tmp_path: Path) -> None:
-    r = run_process([CONSOLE, "upload", "--source-type", "s3", "--no-such-flag", "x"], {}, tmp_path)
+    r = run_process([CONSOLE, "--source-type", "s3", "--no-such-flag", "x"], {}, tmp_path)
     assert r.code == EXIT_CONFIG
     assert "invalid command line: unrecognized arguments: --no-such-flag x" in r.stderr
     assert "Traceback" not in r.output

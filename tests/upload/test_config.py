@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from model_registry_operator.upload import redact
-from model_registry_operator.upload.config import (
+from model_registry_upload import redact
+from model_registry_upload.config import (
     DEFAULT_BASE_IMAGE,
     PARAMS,
     OciDestination,
@@ -20,7 +20,7 @@ from model_registry_operator.upload.config import (
     load_config,
     resolve_raw,
 )
-from model_registry_operator.upload.errors import EXIT_CONFIG, ConfigError
+from model_registry_upload.errors import EXIT_CONFIG, ConfigError
 
 
 def s3_dir(tmp_path: Path, name: str, **keys: str) -> Path:

@@ -24,8 +24,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_registry_operator.upload import redact
-from model_registry_operator.upload.config import (
+from model_registry_upload import redact
+from model_registry_upload.config import (
     MAX_PARALLELISM,
     MAX_PART_SIZE,
     MIN_PART_SIZE,
@@ -36,8 +36,8 @@ from model_registry_operator.upload.config import (
     log_level,
     register_given_secrets,
 )
-from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_REGISTRY, ConfigError
-from model_registry_operator.upload.metadata import load_metadata
+from model_registry_upload.errors import EXIT_CONFIG, EXIT_REGISTRY, ConfigError
+from model_registry_upload.metadata import load_metadata
 
 SECRET = "fuzz-secret-Vw93kQ"  # noqa: S105 - test value: the registry token, and URL passwords
 CLOSED_HOST = "127.0.0.1:9"
@@ -286,7 +286,7 @@ def test_fuzz_parameters_as_the_real_process() -> None:
             term = root / "termination-log"
             full = {"PATH": "/usr/bin:/bin", "TERMINATION_MESSAGE_PATH": str(term), **env}
             done = subprocess.run(
-                [sys.executable, "-m", "model_registry_operator.upload", *argv],  # noqa: S603
+                [sys.executable, "-m", "model_registry_upload", *argv],  # noqa: S603
                 env=full,
                 cwd=root,
                 capture_output=True,

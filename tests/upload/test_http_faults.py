@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from model_registry_operator.upload.destinations.s3 import FINGERPRINT_META
-from model_registry_operator.upload.errors import EXIT_OK, EXIT_TRANSFER
-from model_registry_operator.upload.registration import UPLOADED_LAYERS
-from model_registry_operator.upload.sources.uri import HTTP_ATTEMPTS
+from model_registry_upload.destinations.s3 import FINGERPRINT_META
+from model_registry_upload.errors import EXIT_OK, EXIT_TRANSFER
+from model_registry_upload.registration import UPLOADED_LAYERS
+from model_registry_upload.sources.uri import HTTP_ATTEMPTS
 from tests.backends.faults import Fault, FaultProxy, Request
 from tests.backends.http import NginxServer
 from tests.backends.oci import DistributionRegistry

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
-from model_registry_operator.upload.registration import INCOMPLETE_MARKER
+from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
+from model_registry_upload.registration import INCOMPLETE_MARKER
 from tests.backends.certs import CertificateAuthority
 from tests.backends.http import BASIC_PASSWORD, BASIC_USER, NginxServer
 from tests.backends.oci import PASSWORD, USER, DistributionRegistry
@@ -233,7 +233,7 @@ def test_progress_lines_at_the_configured_interval(
     pulled, _, _ = pull_model_layers(oci_registry, "models/paced", f"i{interval}")
     assert pulled == {rel: sha(data) for rel, data in files.items()}
 
-    records = [rec for rec in caplog.records if rec.name == "model_registry_operator.upload.progress"]
+    records = [rec for rec in caplog.records if rec.name == "model_registry_upload.progress"]
     lines: list[tuple[float, float, float, float, int]] = []  # (created, done, pct, rate, unit of done)
     for rec in records:
         m = _LINE.match(rec.getMessage())

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from model_registry_operator.upload.errors import EXIT_OK
+from model_registry_upload.errors import EXIT_OK
 from tests.backends.http import NginxServer
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import RealRegistryServer

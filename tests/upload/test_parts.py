@@ -21,18 +21,18 @@ from typing import Any
 
 import pytest
 
-from model_registry_operator.upload import redact
-from model_registry_operator.upload.destinations.oci import (
+from model_registry_upload import redact
+from model_registry_upload.destinations.oci import (
     _tarinfo,
     model_tar_chunks,
     model_tar_size,
 )
-from model_registry_operator.upload.destinations.oci_client import OciError, _StreamedBody, parse_ref
-from model_registry_operator.upload.errors import EXIT_CONFIG, ConfigError, TransferError, UnsafeArchiveError
-from model_registry_operator.upload.metadata import load_metadata, metadata_value, typed_properties
-from model_registry_operator.upload.progress import Progress
-from model_registry_operator.upload.sources.archive import unpack
-from model_registry_operator.upload.sources.base import (
+from model_registry_upload.destinations.oci_client import OciError, _StreamedBody, parse_ref
+from model_registry_upload.errors import EXIT_CONFIG, ConfigError, TransferError, UnsafeArchiveError
+from model_registry_upload.metadata import load_metadata, metadata_value, typed_properties
+from model_registry_upload.progress import Progress
+from model_registry_upload.sources.archive import unpack
+from model_registry_upload.sources.base import (
     BufferPool,
     Chunk,
     ParallelRangeReader,
@@ -40,7 +40,7 @@ from model_registry_operator.upload.sources.base import (
     read_chunks,
     safe_relpath,
 )
-from model_registry_operator.upload.sources.uri import UriSource, public_url
+from model_registry_upload.sources.uri import UriSource, public_url
 
 # -- metadata -----------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ def test_module_entry_point_config_error(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_SYNC_")}
     env["TERMINATION_MESSAGE_PATH"] = str(term)
     out = subprocess.run(
-        [sys.executable, "-m", "model_registry_operator.upload", "--source-type", "uri", "--model-artifact-id", "1"],
+        [sys.executable, "-m", "model_registry_upload", "--source-type", "uri", "--model-artifact-id", "1"],
         env=env,
         capture_output=True,
         text=True,
@@ -287,7 +287,7 @@ def test_module_entry_point_config_error(tmp_path: Path) -> None:
     assert "--source-uri (MODEL_SYNC_SOURCE_URI)" in term.read_text()
     assert "configuration error" in out.stderr
     help_out = subprocess.run(
-        [sys.executable, "-m", "model_registry_operator.upload", "--help"],
+        [sys.executable, "-m", "model_registry_upload", "--help"],
         env=env,
         capture_output=True,
         text=True,

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
-from model_registry_operator.upload.registration import INCOMPLETE_MARKER
+from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
+from model_registry_upload.registration import INCOMPLETE_MARKER
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import (
     API,

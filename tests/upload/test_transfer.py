@@ -22,16 +22,16 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from model_registry_operator.upload.config import OciDestination, S3Location
-from model_registry_operator.upload.destinations import oci as oci_dest
-from model_registry_operator.upload.destinations.oci import OciModelcar
-from model_registry_operator.upload.destinations.oci_client import BlobUpload
-from model_registry_operator.upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER, TransferError
-from model_registry_operator.upload.progress import Progress
-from model_registry_operator.upload.registration import INCOMPLETE_MARKER
-from model_registry_operator.upload.sources.base import SourceFile
-from model_registry_operator.upload.sources.s3 import S3Source
-from model_registry_operator.upload.sources.uri import UriSource
+from model_registry_upload.config import OciDestination, S3Location
+from model_registry_upload.destinations import oci as oci_dest
+from model_registry_upload.destinations.oci import OciModelcar
+from model_registry_upload.destinations.oci_client import BlobUpload
+from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER, TransferError
+from model_registry_upload.progress import Progress
+from model_registry_upload.registration import INCOMPLETE_MARKER
+from model_registry_upload.sources.base import SourceFile
+from model_registry_upload.sources.s3 import S3Source
+from model_registry_upload.sources.uri import UriSource
 from tests.backends.http import NginxServer
 from tests.backends.oci import PASSWORD, USER, DistributionRegistry
 from tests.backends.registry_server import BearerTLSProxy, RealRegistryServer, official_client_read

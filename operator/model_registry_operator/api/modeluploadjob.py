@@ -1,7 +1,7 @@
 """The ModelUploadJob custom resource: copy a model and register it, once, through a Job.
 
 The operator turns one ModelUploadJob into a metadata ConfigMap and a ``batch/v1`` Job running
-``model-registry-operator upload`` (the upload program), follows the Job and its Pod and reports
+``model-registry-upload`` (the upload program), follows the Job and its Pod and reports
 phase, conditions, the registered ids and the artifact URI in the status. The spec is immutable:
 an upload is a one-shot action; create a new ModelUploadJob to upload again.
 """

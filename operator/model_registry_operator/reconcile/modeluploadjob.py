@@ -50,7 +50,6 @@ from ..status.modeluploadjob import (
     UploadStatus,
     upload_status,
 )
-from ..upload.config import ascii_digits
 from .errors import Backoff, record_failure, value_problems
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,8 @@ def registry_url(endpoint: RegistryEndpoint) -> str:
     """The URL the upload program will use (``address`` keeps its own port when it has one),
     without the credentials an address may carry (it goes into the status)."""
     hostport = endpoint.address.split("://", 1)[-1].split("/", 1)[0]
-    has_port = ascii_digits(hostport.rsplit(":", 1)[-1]) and not hostport.endswith("]")
+    port = hostport.rsplit(":", 1)[-1]
+    has_port = port.isascii() and port.isdigit() and not hostport.endswith("]")  # isdigit alone takes "²"
     url = endpoint.address.rstrip("/") if has_port else f"{endpoint.address.rstrip('/')}:{endpoint.port}"
     return without_userinfo(url)
 

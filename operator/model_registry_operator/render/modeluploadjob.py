@@ -1,6 +1,6 @@
 """Render the objects of a ModelUploadJob: its metadata ConfigMap and its Job. Pure.
 
-The Job runs ``model-registry-operator upload`` configured only through ``MODEL_SYNC_*``
+The Job runs the upload image's entrypoint (``model-registry-upload``), configured only through ``MODEL_SYNC_*``
 environment variables and mounted files: credentials Secrets are mounted at the paths given in
 the ``*_CREDENTIALS_PATH`` variables (the upload program reads the files), the registry token
 and CA as files, the metadata ConfigMap as a directory. A URL of the spec that carries
@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from model_registry_upload_contract import EXIT_CONFIG, JOB_NAME_ENV, JOB_NAMESPACE_ENV
+
 from ..api.common import GROUP
 from ..api.modeluploadjob import KIND, VERSION, ModelUploadJobSpec, RegistryTarget, S3Location
-from ..upload.status_report import NAME_ENV as PROGRESS_NAME_ENV
-from ..upload.status_report import NAMESPACE_ENV as PROGRESS_NAMESPACE_ENV
 from .engine import render_template
 from .escaping import no_expansion
 
@@ -36,7 +36,6 @@ UPLOAD_JOB_LABEL = f"{GROUP}/upload-job"
 SPEC_HASH_ANNOTATION = f"{GROUP}/spec-hash"
 NAME_ANNOTATION = f"{GROUP}/upload-job-name"
 CONTAINER_NAME = "upload"
-COMMAND = ["model-registry-operator", "upload"]
 
 # Where things are mounted in the upload container.
 MOUNT_ROOT = "/var/run/model-upload"
@@ -69,7 +68,7 @@ ISTIO_NATIVE_SIDECAR_ANNOTATION = "sidecar.istio.io/nativeSidecar"
 """Istio runs its proxy as a native sidecar (an init container that keeps running), so the Job
 completes when the upload container exits."""
 # Configuration errors of the upload program (exit code 2) never succeed on a retry.
-CONFIG_ERROR_EXIT_CODE = 2
+CONFIG_ERROR_EXIT_CODE = EXIT_CONFIG
 
 
 @dataclass(frozen=True)
@@ -433,9 +432,9 @@ def container_wiring(job: UploadJobRef, spec: ModelUploadJobSpec, endpoint: Regi
     w.volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}})
     w.mounts.append({"name": "tmp", "mountPath": TMP_PATH})
     w.set("TMPDIR", TMP_PATH)
-    # Where the upload program reports its progress (upload/status_report.py).
-    w.set(PROGRESS_NAME_ENV, job.name)
-    w.set(PROGRESS_NAMESPACE_ENV, job.namespace)
+    # Where the upload program reports its progress (its status_report module).
+    w.set(JOB_NAME_ENV, job.name)
+    w.set(JOB_NAMESPACE_ENV, job.namespace)
     return w
 
 
@@ -505,7 +504,6 @@ def render_model_upload_job(
         "config_error_exit_code": CONFIG_ERROR_EXIT_CODE,
         "container_name": CONTAINER_NAME,
         "image": (options.image if options and options.image else default_image),
-        "command": COMMAND,
         "env": wiring.env,
         "volumes": wiring.volumes,
         "mounts": wiring.mounts,

@@ -9,9 +9,10 @@ upload program; a failure message from the failed Pod's termination message.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from model_registry_upload_contract import EXIT_CONFIG, EXIT_REGISTRY, EXIT_TRANSFER, parse_result
 
 from .conditions import FALSE, TRUE, Cond, find
 from .modelregistry import START_FAILURES
@@ -49,7 +50,7 @@ SPEC_IMMUTABLE = "SpecImmutable"
 SPEC_UNCHANGED = "AsCreated"
 
 # Exit codes of the upload program -> failure reason.
-EXIT_REASONS = {1: TRANSFER_FAILED, 2: CONFIGURATION_ERROR, 3: REGISTRY_ERROR}
+EXIT_REASONS = {EXIT_TRANSFER: TRANSFER_FAILED, EXIT_CONFIG: CONFIGURATION_ERROR, EXIT_REGISTRY: REGISTRY_ERROR}
 MAX_MESSAGE = 1024
 WRAPPER_ROOM = 128
 """Kept free in a log-tail failure message for the words put around it ("attempt 2 failed: ...",
@@ -125,11 +126,7 @@ def _sorted_pods(pods: list[Obj]) -> list[Obj]:
 
 def parse_termination(message: str) -> Obj | None:
     """The success JSON of the upload program, or None."""
-    try:
-        data = json.loads(message)
-    except (ValueError, TypeError):
-        return None
-    return data if isinstance(data, dict) else None
+    return parse_result(message)
 
 
 def _result_fields(data: Obj) -> Obj:

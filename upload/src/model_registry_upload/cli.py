@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from model_registry_upload_contract import DEFAULT_TERMINATION_PATH, MAX_TERMINATION_BYTES, TERMINATION_PATH_ENV
+
 from . import redact
 from .config import (
     OciDestination,
@@ -40,10 +42,8 @@ from .registry import RegistryClient
 from .sources import make_source
 from .status_report import StatusReporter
 
-log = logging.getLogger("model_registry_operator.upload")
+log = logging.getLogger("model_registry_upload")
 
-DEFAULT_TERMINATION_PATH = "/dev/termination-log"
-MAX_TERMINATION_BYTES = 4096
 STAGING_DIR = ".model-upload-staging"
 
 
@@ -74,7 +74,7 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def write_termination(message: str, environ: Mapping[str, str]) -> None:
-    path = environ.get("TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_PATH)
+    path = environ.get(TERMINATION_PATH_ENV, DEFAULT_TERMINATION_PATH)
     data = redact.redact(message).encode("utf-8", "backslashreplace")[:MAX_TERMINATION_BYTES]
     try:
         Path(path).write_bytes(data)
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     setup_logging()
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--"]:  # model-registry-operator upload -- --flag ...
+    if args[:1] == ["--"]:  # model-registry-upload -- --flag ...
         args = args[1:]
     if any(a in ("-h", "--help") for a in args):
         from .config import build_parser

@@ -1,4 +1,4 @@
-"""``python -m model_registry_operator.upload``."""
+"""``python -m model_registry_upload``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
 """The upload program: copy a model to an OCI modelcar image or S3 and register it.
 
-Run it as ``python -m model_registry_operator.upload`` (see :mod:`.cli`).
+Run it as ``python -m model_registry_upload`` (see :mod:`.cli`).
 """

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import requests
 
-from ..api.common import GROUP
-from ..api.modeluploadjob import PLURAL, VERSION
+from model_registry_upload_contract import GROUP, JOB_NAME_ENV, JOB_NAMESPACE_ENV, PLURAL, STATUS_FIELD_MANAGER, VERSION
+
 from .httputil import error_text
 from .progress import ProgressSnapshot
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "model-upload"
-NAME_ENV = "MODEL_UPLOAD_JOB_NAME"
-NAMESPACE_ENV = "MODEL_UPLOAD_JOB_NAMESPACE"
+FIELD_MANAGER = STATUS_FIELD_MANAGER
+NAME_ENV = JOB_NAME_ENV
+NAMESPACE_ENV = JOB_NAMESPACE_ENV
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TIMEOUT = 5.0
 

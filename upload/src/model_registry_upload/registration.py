@@ -26,19 +26,19 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from model_registry_upload_contract import INCOMPLETE_MARKER, UPLOADED_LAYERS
+
 from .errors import RegistryError
 from .metadata import ModelMetadata, string_value, typed_properties
 from .registry import Json, RegistryClient
 
 log = logging.getLogger(__name__)
 
-INCOMPLETE_MARKER = "modelregistry.opendatahub.io/upload-incomplete"
 ARTIFACT_OF_UNFINISHED = "modelregistry.opendatahub.io/upload-artifact"
 """Custom property of an unfinished version: the id of its artifact, for a retry to find it on
 a server that cannot list a version's artifacts (see ``RegistryClient.parent_lookups``)."""
-UPLOADED_LAYERS = "modelregistry.opendatahub.io/upload-layers"
-"""Custom property of an artifact whose upload has not completed: a JSON list of the OCI
-descriptors of the model layers its attempts pushed (removed when the upload completes)."""
+# UPLOADED_LAYERS (an artifact whose upload has not completed): a JSON list of the OCI
+# descriptors of the model layers its attempts pushed (removed when the upload completes).
 MAX_JOURNAL_CHARS = 256 * 1024
 """The journal stops growing beyond this (it only saves re-uploads)."""
 DEFAULT_VERSION_NAME = "1.0.0"

@@ -548,7 +548,7 @@ class OciModelcar:
             history.append(
                 {
                     "created": EPOCH,
-                    "created_by": "model-registry-operator upload",
+                    "created_by": "model-registry-upload",
                     "comment": layer["annotations"]["org.opencontainers.image.title"],
                 }
             )

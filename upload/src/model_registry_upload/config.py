@@ -275,7 +275,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="model-registry-operator upload",
+        prog="model-registry-upload",
         description="Copy a model to an OCI modelcar image or S3 and register it in Model Registry. "
         f"Every --flag can also be given as environment variable {ENV_PREFIX}<FLAG>.",
         allow_abbrev=False,

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_TRANSFER = 1
-"""The transfer (download, push, upload) or an unexpected step failed."""
-EXIT_CONFIG = 2
-"""Parameters or credential files are missing or invalid; nothing was contacted."""
-EXIT_REGISTRY = 3
-"""A model registry pre-check or call failed (name taken, unknown id, unreachable...)."""
+from model_registry_upload_contract import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
+
+__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_REGISTRY", "EXIT_TRANSFER"]
 
 
 class UploadError(Exception):
