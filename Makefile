@@ -15,10 +15,10 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_\/-]+:.*?##/ { printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tools/devcluster/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e tools/devcluster
 	touch $@
 
 .PHONY: venv
@@ -40,8 +40,8 @@ manifests: venv ## Regenerate the CRDs from the pydantic models
 
 .PHONY: lint
 lint: venv ## ruff + mypy
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/mypy operator
+	$(VENV)/bin/ruff check operator tests tools
+	$(VENV)/bin/mypy operator tools/devcluster
 
 .PHONY: test
 test: deps lint ## Run the whole test suite (unit, database, control plane, integration, upload)
