@@ -17,10 +17,10 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_\/-]+:.*?##/ { printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
-$(VENV)/.installed: pyproject.toml upload/contract/pyproject.toml
+$(VENV)/.installed: pyproject.toml upload/contract/pyproject.toml tools/devcluster/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e upload/contract -e '.[dev]'
+	$(PY) -m pip install -q -e upload/contract -e '.[dev]' -e tools/devcluster
 	touch $@
 
 # The upload program's own environment: boto3 and the model-registry client need
@@ -50,8 +50,8 @@ manifests: venv ## Regenerate the CRDs from the pydantic models
 
 .PHONY: lint
 lint: venv ## ruff + mypy (the operator and the upload program, each in its own environment)
-	$(VENV)/bin/ruff check operator upload tests
-	$(VENV)/bin/mypy operator
+	$(VENV)/bin/ruff check operator upload tests tools
+	$(VENV)/bin/mypy operator tools/devcluster
 	cd upload && ../$(UPLOAD_VENV)/bin/mypy
 
 .PHONY: test

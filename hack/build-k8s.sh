@@ -19,7 +19,7 @@
 #   GO                go binary (default: `go` on PATH, else /usr/local/go/bin/go)
 #   MRO_FORCE_BUILD=1 rebuild even when the binaries exist
 #
-# The Python side (model_registry_operator.devcluster) reads the same MRO_CACHE_DIR and
+# The Python side (model_registry_devcluster) reads the same MRO_CACHE_DIR and
 # MRO_K8S_VERSION. Should a release not build with the local Go, pick another one for both, e.g.
 # MRO_K8S_VERSION=v1.36.3 (v1.35.4, ...): the staging list is read from that release's go.mod.
 #

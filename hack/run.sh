@@ -18,7 +18,7 @@ echo "No reachable cluster: starting the local control plane in ${WORKDIR}"
 bash hack/build-k8s.sh >/dev/null
 mkdir -p "${WORKDIR}"
 rm -f "${WORKDIR}/kubeconfig"
-"${PY}" -m model_registry_operator.devcluster up --workdir "${WORKDIR}" > "${WORKDIR}/devcluster.log" 2>&1 &
+"${PY}" -m model_registry_devcluster up --workdir "${WORKDIR}" > "${WORKDIR}/devcluster.log" 2>&1 &
 CLUSTER_PID=$!
 OPERATOR_PID=""
 stop() {

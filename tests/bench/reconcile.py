@@ -33,8 +33,8 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 
-from model_registry_operator.devcluster.controlplane import ControlPlane
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.controlplane import ControlPlane
+from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 from tests.integration.conftest import ROOT, OperatorProcess
 from tests.integration.kube import Cluster

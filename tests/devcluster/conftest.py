@@ -1,7 +1,7 @@
 """Fixtures for the control-plane / simulated-node tests.
 
-``dev_cluster`` and ``control_plane`` come from :mod:`model_registry_operator.devcluster.testing`
-(one cluster per test process, shared with any other folder that imports them).
+``dev_cluster`` and ``control_plane`` come from ``tests/conftest.py`` (one cluster per test
+process, shared with every other folder).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from model_registry_operator.devcluster.testing import DevCluster, wait_for
-from model_registry_operator.devcluster.testing import control_plane as control_plane
-from model_registry_operator.devcluster.testing import dev_cluster as dev_cluster
+from model_registry_devcluster.testing import DevCluster, wait_for
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from model_registry_operator.devcluster import simnode as sn
-from model_registry_operator.devcluster.controlplane import ControlPlane
-from model_registry_operator.devcluster.simnode import (
+from model_registry_devcluster import simnode as sn
+from model_registry_devcluster.controlplane import ControlPlane
+from model_registry_devcluster.simnode import (
     ContainerBehaviour,
     ContainerContext,
     ContainerExit,
     IPAllocator,
     SimulatedNode,
 )
-from model_registry_operator.devcluster.testing import DevCluster, wait_for
+from model_registry_devcluster.testing import DevCluster, wait_for
 
 pytestmark = pytest.mark.integration
 

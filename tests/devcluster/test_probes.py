@@ -1,4 +1,4 @@
-"""Kubelet-style probes of process containers (devcluster/probes.py), against real servers on loopback.
+"""Kubelet-style probes of process containers (model_registry_devcluster/probes.py), against real servers on loopback.
 
 No cluster needed: the handlers probe real HTTP / TCP servers bound to a loopback address other
 than 127.0.0.1 (as a Pod IP is), the prober runs its real worker threads with sub-second timings,
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from model_registry_operator.devcluster.probes import (
+from model_registry_devcluster.probes import (
     LIVENESS,
     READINESS,
     STARTUP,
@@ -33,8 +33,8 @@ from model_registry_operator.devcluster.probes import (
     container_probes,
     run_probe,
 )
-from model_registry_operator.devcluster.process_runner import RunningProcess
-from model_registry_operator.devcluster.testing import wait_for
+from model_registry_devcluster.process_runner import RunningProcess
+from model_registry_devcluster.testing import wait_for
 from tests.backends.certs import CertificateAuthority
 
 POD_IP = "127.77.0.9"  # a loopback address that is not 127.0.0.1, like a Pod IP of the simulated node

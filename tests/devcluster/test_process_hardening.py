@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes import client
 
-from model_registry_operator.devcluster.testing import DevCluster
+from model_registry_devcluster.testing import DevCluster
 
 from .test_process_runner import terminated
 

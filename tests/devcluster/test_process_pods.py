@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
-from model_registry_operator.devcluster.testing import DevCluster, wait_for
+from model_registry_devcluster.testing import DevCluster, wait_for
 
 CTL = "/var/run/simexec-test/ctl"
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from model_registry_operator.devcluster.process_runner import kubelet_expand
-from model_registry_operator.devcluster.testing import wait_for
+from model_registry_devcluster.process_runner import kubelet_expand
+from model_registry_devcluster.testing import wait_for
 
 SCRIPT = r"""
 set -e

@@ -1,4 +1,4 @@
-"""Service names in the private /etc/hosts of process containers (devcluster/service_hosts.py).
+"""Service names in the private /etc/hosts of process containers (model_registry_devcluster/service_hosts.py).
 
 The pure part: which address each Service name gets from Services and EndpointSlices as the API
 serves them, and how the hosts file reads. The live part (a process resolving a Service of the
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from model_registry_operator.devcluster.service_hosts import (
+from model_registry_devcluster.service_hosts import (
     ServiceRecord,
     hosts_text,
     service_records,

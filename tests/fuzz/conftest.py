@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.internal.conjecture import engine as _engine
 
-from model_registry_operator.devcluster.controlplane import ControlPlane
+from model_registry_devcluster.controlplane import ControlPlane
 from tests.integration import thirdparty
 from tests.integration.kube import Cluster
 

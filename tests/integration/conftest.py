@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from model_registry_operator.devcluster.controlplane import ControlPlane
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.controlplane import ControlPlane
+from model_registry_devcluster.simnode import SimulatedNode
 from tests.backends.oci import DistributionRegistry
 from tests.backends.process import cache_bin
 from tests.backends.s3 import SeaweedS3

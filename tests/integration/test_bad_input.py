@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 
 from .conftest import OperatorProcess
 from .kube import Cluster

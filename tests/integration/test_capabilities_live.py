@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import Kube, load_api_client
 from model_registry_operator.platform.capabilities import ROUTE_API, Capabilities
 from model_registry_operator.platform.discovery import CapabilityWatcher

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 
 from . import thirdparty

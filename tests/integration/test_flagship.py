@@ -37,7 +37,7 @@ import pytest
 import requests
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 from tests.backends.databases import MariaDBServer, PostgresServer
 from tests.backends.models import model_files, s3_upload
 from tests.backends.oci import DistributionRegistry

@@ -2,7 +2,7 @@
 
 The Job's image contains ``sim-exec``, so the simulated node runs its command
 (``model-registry-upload``) as a local process with the Pod's env, Secrets and
-ConfigMap mounted (devcluster/process_runner.py). The program copies a model from SeaweedFS S3
+ConfigMap mounted (model_registry_devcluster/process_runner.py). The program copies a model from SeaweedFS S3
 to a distribution registry and registers it in the real model registry server (on MariaDB, see
 tests/backends/registry_server.py); what the registry holds is read back over its REST API and
 with the official client.
@@ -22,9 +22,9 @@ import pytest
 import requests
 import yaml
 
+from model_registry_devcluster.process_runner import HOST_PATH_ANNOTATION
+from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.api.modeluploadjob import ModelUploadJobSpec
-from model_registry_operator.devcluster.process_runner import HOST_PATH_ANNOTATION
-from model_registry_operator.devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 from model_registry_operator.render.modeluploadjob import RegistryEndpoint, UploadJobRef, render_model_upload_job
 from model_registry_upload_contract import UPLOADED_LAYERS

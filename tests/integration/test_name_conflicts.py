@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import ApiError, Kube, load_api_client, lookup
 from model_registry_operator.reconcile.claims import Claims, NameConflict
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import JOB, Kube, load_api_client
 from model_registry_operator.platform.capabilities import PLAIN_KUBERNETES
 from model_registry_operator.reconcile import errors

@@ -35,7 +35,7 @@ import pytest
 import requests
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 from tests.backends.certs import CertificateAuthority
 from tests.backends.databases import PostgresServer
 from tests.backends.registry_server import API

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 
 from .conftest import OperatorProcess
 from .kube import MR, Cluster, wait_for

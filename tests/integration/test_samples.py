@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 
 from .kube import Cluster
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 
 from . import thirdparty
 from .conftest import ROOT, OperatorProcess

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from model_registry_operator.devcluster.simnode import SimulatedNode
+from model_registry_devcluster.simnode import SimulatedNode
 from tests.backends.databases import MariaDBServer
 from tests.backends.http import NginxServer
 from tests.backends.models import placeholder_artifact, pull_model_layers, s3_upload, sha

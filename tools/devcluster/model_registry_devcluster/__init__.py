@@ -3,7 +3,7 @@
 - :class:`ControlPlane`: etcd, kube-apiserver and kube-controller-manager built from source by
   ``hack/build-k8s.sh`` (``make k8s``), all on 127.0.0.1.
 - :class:`SimulatedNode`: binds Pods and writes their status like a kubelet would.
-- ``python -m model_registry_operator.devcluster up``: both in the foreground.
+- ``python -m model_registry_devcluster up``: both in the foreground.
 """
 
 from .controlplane import DEFAULT_K8S_VERSION, ControlPlane, ControlPlaneError, default_bin_dir

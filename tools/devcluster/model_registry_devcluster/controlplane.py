@@ -4,7 +4,7 @@ The binaries are built from source by ``hack/build-k8s.sh`` (``make k8s``) into 
 Every listener is bound to 127.0.0.1 on a port chosen at start time, so several control planes can
 run side by side (one per test session, for instance).
 
-There is no scheduler and no kubelet: :class:`~model_registry_operator.devcluster.simnode.SimulatedNode`
+There is no scheduler and no kubelet: :class:`~model_registry_devcluster.simnode.SimulatedNode`
 plays both for the Pods.
 """
 

@@ -1,4 +1,4 @@
-"""``python -m model_registry_operator.devcluster up [--workdir DIR]``.
+"""``python -m model_registry_devcluster up [--workdir DIR]``.
 
 Starts a local control plane and a simulated node in the foreground (no build: run ``make k8s``
 first), writes ``<workdir>/kubeconfig``, prints the matching ``export KUBECONFIG=...`` and stops
@@ -21,7 +21,7 @@ from .simnode import DEFAULT_NODE_NAME, SimulatedNode
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m model_registry_operator.devcluster",
+        prog="python -m model_registry_devcluster",
         description="Local Kubernetes control plane + simulated node for development.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

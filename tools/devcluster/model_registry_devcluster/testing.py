@@ -1,16 +1,16 @@
 """Helpers for test-suites that need a real control plane and a simulated node.
 
-Typical use in a ``conftest.py``::
+:func:`shared_dev_cluster` starts one :class:`DevCluster` per process however many suites ask
+for it; a ``conftest.py`` wraps it in a session fixture::
 
-    from model_registry_operator.devcluster.testing import control_plane as control_plane
-    from model_registry_operator.devcluster.testing import dev_cluster as dev_cluster
+    @pytest.fixture(scope="session")
+    def dev_cluster(tmp_path_factory):
+        with shared_dev_cluster(lambda: tmp_path_factory.mktemp("dev-cluster")) as cluster:
+            yield cluster
 
-which provides the session-scoped fixtures ``dev_cluster`` (a :class:`DevCluster`) and
-``control_plane`` (its :class:`ControlPlane`). Import them in the top-level ``tests/conftest.py``
-to share one cluster between all test folders of a session.
-
-Without the binaries the fixture fails the tests that use it, telling to run ``make deps``:
-a suite that did not run is not a suite that passed.
+:func:`k8s_unavailable_reason` says why no control plane can start here (the binaries are
+missing), for the fixture to fail with. This module does not import pytest: the package is a
+development tool, not a pytest plugin.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import kubernetes
-import pytest
 
 from .controlplane import ControlPlane, default_bin_dir, missing_binaries
 from .simnode import DEFAULT_POD_NETWORK, BehaviourPolicy, SimulatedNode
@@ -106,13 +105,6 @@ def run_dev_cluster(
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def fail_without_k8s(bin_dir: Path | None = None) -> None:
-    """``pytest.fail`` naming the fix when the control-plane binaries are missing."""
-    reason = k8s_unavailable_reason(bin_dir)
-    if reason is not None:
-        pytest.fail(f"{reason} (run `make deps`)")
-
-
 class _Shared:
     """One cluster per test process, however many conftest files register the fixture."""
 
@@ -140,20 +132,6 @@ def shared_dev_cluster(workdir_factory: Callable[[], Path]) -> Iterator[DevClust
             if _Shared.users == 0 and _Shared.stack is not None:
                 stack, _Shared.stack, _Shared.cluster = _Shared.stack, None, None
                 stack.close()
-
-
-@pytest.fixture(scope="session")
-def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    """Session-wide control plane + simulated node (default image-name policy)."""
-    fail_without_k8s()
-    with shared_dev_cluster(lambda: tmp_path_factory.mktemp("dev-cluster")) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="session")
-def control_plane(dev_cluster: DevCluster) -> ControlPlane:
-    """The session cluster's :class:`ControlPlane` (its simulated node is running too)."""
-    return dev_cluster.control_plane
 
 
 def wait_for(
