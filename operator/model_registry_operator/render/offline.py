@@ -57,10 +57,7 @@ def api_groups(names: Iterable[str]) -> frozenset[str]:
 
 
 def offline_cluster(
-    platform: str = "kubernetes",
-    apis: Iterable[str] = (),
-    domain: str | None = None,
-    ingress_service: IngressService = DEFAULT_INGRESS_SERVICE,
+    platform: str = "kubernetes", apis: Iterable[str] = (), domain: str | None = None
 ) -> OfflineCluster:
     """The cluster of a ``--platform`` preset plus the ``--api`` names; the cluster domain only
     where the operator reads it (config.openshift.io served), a placeholder when not given."""
@@ -72,7 +69,7 @@ def offline_cluster(
             "work on any cluster)"
         )
     cluster_domain = (domain or PLACEHOLDER_CLUSTER_DOMAIN) if CONFIG_API in groups else ""
-    return OfflineCluster(Capabilities.from_groups(groups, cluster_domain), ingress_service)
+    return OfflineCluster(Capabilities.from_groups(groups, cluster_domain))
 
 
 def render_documents(
