@@ -5,13 +5,19 @@ The upload Job's program is a distribution of its own (``model-registry-upload``
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .api.crd import all_crds
+from .platform.capabilities import API_NAMES, PLATFORMS
+
+# A namespace or Service name (an RFC 1123 label).
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _dump(objects: list[dict[str, Any]]) -> str:
@@ -36,16 +42,76 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    from .render.input import BadInput, render_input
+def _api_names(value: str) -> list[str]:
+    """``--api``: a comma list of API names, each checked here so a typo is an argparse error."""
+    from .render.offline import api_groups
 
+    names = [name.strip() for name in value.split(",") if name.strip()]
     try:
-        objects = render_input(args.file)
+        api_groups(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def _ingress_service(value: str) -> tuple[str, str]:
+    namespace, _, name = value.partition("/")
+    if not (_DNS_LABEL.fullmatch(namespace) and _DNS_LABEL.fullmatch(name)):
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAMESPACE/NAME (lower-case DNS labels)")
+    return namespace, name
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render.features import IngressService
+    from .render.input import BadInput, render_input
+    from .render.offline import offline_cluster
+
+    apis = [name for names in args.api or [] for name in names]
+    try:
+        cluster = offline_cluster(args.platform, apis, args.domain)
+    except ValueError as exc:
+        print(f"error: argument --domain: {exc}", file=sys.stderr)
+        return 2
+    if args.ingress_service is not None:
+        if not cluster.capabilities.openshift_routes:
+            print(
+                "error: argument --ingress-service: only the Istio gateway Routes point at it, and they need "
+                "route.openshift.io, which is not served here (--platform openshift-istio, or --api openshift-routes)",
+                file=sys.stderr,
+            )
+            return 2
+        cluster = replace(cluster, ingress_service=IngressService(*args.ingress_service))
+    notes: list[str] = []
+    try:
+        objects = render_input(args.file, cluster, notes)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(_dump(objects))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+RENDER_DESCRIPTION = """\
+Print every object the operator would apply for the CRs in a file, without a
+cluster: placeholders stand in for secret values and generated passwords. The
+render is the one the operator makes on a cluster serving the optional APIs
+given by --platform and --api (none by default: plain Kubernetes); what needs
+an API not served is left out, and a note on standard error says so. Operator
+settings (DEFAULT_DOMAIN, GATEWAY_DOMAIN for the HTTPRoute,
+DEFAULT_AUTH_PROVIDER, ...) come from the environment, as for 'run'."""
+
+
+def _render_epilog() -> str:
+    platforms = "\n".join(f"  {name:<18} {', '.join(groups) or '(none)'}" for name, groups in PLATFORMS.items())
+    apis = "\n".join(f"  {name:<18} {', '.join(groups)}" for name, groups in API_NAMES.items() if (name,) != groups)
+    return (
+        f"platforms (--platform) and the APIs they serve:\n{platforms}\n\n"
+        f"API names (--api), and the API groups they stand for:\n{apis}\n"
+        "  (an API group's own name is accepted too)\n\n"
+        "example: model-registry-operator render -f registry.yaml --platform openshift-istio --domain apps.example.com"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -62,14 +128,48 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from .render.offline import DEFAULT_INGRESS_SERVICE
+
     p = argparse.ArgumentParser(prog="model-registry-operator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the operator against the current cluster")
     run_p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG)")
     run_p.set_defaults(func=cmd_run)
-    render_p = sub.add_parser("render", help="print every object the operator would apply for a CR (offline)")
+    render_p = sub.add_parser(
+        "render",
+        help="print every object the operator would apply for a CR (offline)",
+        description=RENDER_DESCRIPTION,
+        epilog=_render_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     render_p.add_argument(
         "-f", "--file", required=True, help="a ModelRegistry or ModelUploadJob YAML file ('-' for stdin)"
+    )
+    render_p.add_argument(
+        "--platform",
+        choices=list(PLATFORMS),
+        default="kubernetes",
+        help="the kind of cluster: the optional APIs it serves (default: %(default)s, none)",
+    )
+    render_p.add_argument(
+        "--api",
+        action="append",
+        type=_api_names,
+        metavar="NAMES",
+        help="comma list of further optional APIs served (repeatable; names below)",
+    )
+    render_p.add_argument(
+        "--domain",
+        help="the cluster's ingress domain, which the operator reads from ingresses.config.openshift.io/cluster "
+        "when config.openshift.io is served (default there: the placeholder <cluster-domain>)",
+    )
+    render_p.add_argument(
+        "--ingress-service",
+        type=_ingress_service,
+        metavar="NAMESPACE/NAME",
+        help="the Istio ingress gateway Service the gateway Routes point at, which the operator looks up by "
+        "the istioIngress label on OpenShift (default: "
+        f"{DEFAULT_INGRESS_SERVICE.namespace}/{DEFAULT_INGRESS_SERVICE.name})",
     )
     render_p.set_defaults(func=cmd_render)
     crds_p = sub.add_parser("crds", help="print the CustomResourceDefinitions")

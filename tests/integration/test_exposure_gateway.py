@@ -12,7 +12,7 @@ import yaml
 from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 
-from . import thirdparty
+from . import offline, thirdparty
 from .conftest import OperatorProcess
 from .kube import MR, Cluster, wait_for
 
@@ -31,6 +31,10 @@ def routes_namespace(cluster: Cluster) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+def gateway_settings(routes_namespace: str) -> dict[str, str]:
+    return {"GATEWAY_DOMAIN": "gateway.example.test", "HTTPROUTE_NAMESPACE": routes_namespace}
+
+
 @pytest.fixture(scope="module")
 def gateway_operator(
     cluster: Cluster, operator: OperatorProcess, routes_namespace: str, tmp_path_factory: pytest.TempPathFactory
@@ -38,8 +42,7 @@ def gateway_operator(
     """The session's operator, restarted in place with gateway settings (and back afterwards)."""
     thirdparty.install(cluster, "gateway.networking.k8s.io")
     operator.stop()
-    env = {"GATEWAY_DOMAIN": "gateway.example.test", "HTTPROUTE_NAMESPACE": routes_namespace}
-    operator.start(tmp_path_factory.mktemp("gateway-operator"), env)
+    operator.start(tmp_path_factory.mktemp("gateway-operator"), gateway_settings(routes_namespace))
     try:
         yield operator
     finally:
@@ -80,3 +83,22 @@ def test_httproute_and_reference_grant_follow_the_registry(
     cluster.kubectl("delete", "-n", namespace, "mr/gw", "--wait=true", "--timeout=60s")
     assert cluster.get(HTTP_ROUTE, routes_namespace, "model-registry-gw") is None
     wait_for(lambda: cluster.get(REFERENCE_GRANT, namespace, "model-registry-gw") is None, what="grant collected")
+
+
+def test_offline_render_with_the_gateway_api_names_what_the_operator_applies(
+    cluster: Cluster, gateway_operator: OperatorProcess, routes_namespace: str, namespace: str, sim_node: SimulatedNode
+) -> None:
+    """`render --api gateway` with the operator's gateway settings: the same objects, the HTTPRoute
+    and ReferenceGrant with the same spec."""
+    body = {
+        "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+        "kind": "ModelRegistry",
+        "metadata": {"name": "offline", "namespace": namespace},
+        "spec": {"rest": {}, "postgres": {"generateDeployment": True}},
+    }
+    text = yaml.safe_dump(body)
+    rendered = offline.render(text, "--api", "gateway", env=gateway_settings(routes_namespace))
+    assert ("HTTPRoute", routes_namespace, "model-registry-offline") in rendered
+    cluster.apply_yaml(text, namespace)
+    offline.assert_applied(cluster, namespace, "offline", rendered, same_spec=("HTTPRoute", "ReferenceGrant"))
+    cluster.kubectl("delete", "-n", namespace, "mr/offline", "--wait=true", "--timeout=60s")

@@ -10,7 +10,7 @@ import yaml
 from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
 
-from . import thirdparty
+from . import offline, thirdparty
 from .conftest import OperatorProcess
 from .kube import MR, Cluster, wait_for
 
@@ -142,4 +142,50 @@ def test_gateway_routes_live_in_the_ingress_namespace_and_go_with_the_registry(
         cluster.kubectl("delete", "-n", namespace, "mr/gw", "--wait=true", "--timeout=60s")
         assert cluster.get(ROUTE, ingress_ns, route_name) is None
     finally:
+        cluster.kubectl("delete", "namespace", ingress_ns, "--wait=false", check=False)
+
+
+def test_offline_render_with_these_apis_names_what_the_operator_applies(
+    cluster: Cluster, namespace: str, istio: None, sim_node: SimulatedNode
+) -> None:
+    """`render --api` with the APIs this module serves (Istio, Authorino, Routes) and the ingress
+    gateway Service the operator finds: the same objects, and the same Istio and Route specs."""
+    ingress_ns = f"{namespace}-ingress"
+    cluster.create_namespace(ingress_ns)
+    selector = f"ingress-{namespace[2:]}"
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
+        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
+    }
+    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
+    try:
+        istio_spec = {
+            "authProvider": "odh-auth",
+            "tlsMode": "ISTIO_MUTUAL",
+            "gateway": {
+                "domain": "apps.example.test",
+                "istioIngress": selector,
+                "rest": {"tls": {"mode": "SIMPLE", "credentialName": "rest-cert"}},
+                "grpc": {},
+            },
+        }
+        body = yaml.safe_load(registry("offline", istio_spec))
+        body["metadata"]["namespace"] = namespace
+        text = yaml.safe_dump(body)
+        rendered = offline.render(
+            text, "--api", "istio,authorino,openshift-routes", "--ingress-service", f"{ingress_ns}/istio-ingressgateway"
+        )
+        assert {kind for kind, _, _ in rendered} >= {"Gateway", "VirtualService", "AuthConfig", "Route", "Deployment"}
+        cluster.apply_yaml(text, namespace)
+        offline.assert_applied(
+            cluster,
+            namespace,
+            "offline",
+            rendered,
+            same_spec=("VirtualService", "DestinationRule", "AuthorizationPolicy", "AuthConfig", "Gateway", "Route"),
+        )
+    finally:
+        cluster.kubectl("delete", "-n", namespace, "mr/offline", "--wait=true", "--timeout=60s", check=False)
         cluster.kubectl("delete", "namespace", ingress_ns, "--wait=false", check=False)

@@ -13,7 +13,7 @@ from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import Kind, lookup
 from model_registry_operator.reconcile.modelregistry import PRUNABLE, PRUNABLE_OPTIONAL, UNOWNED
 
-from . import thirdparty
+from . import offline, thirdparty
 from .conftest import OperatorProcess
 from .kube import MR, Cluster, wait_for
 
@@ -186,3 +186,29 @@ def test_switching_modes_then_deleting_leaves_nothing_behind(
     assert cluster.get(CLUSTER_ROLE_BINDING, None, f"{name}-auth-delegator") is None
     wait_for(lambda: _ours(cluster, namespace, name) == [], timeout=60, what="every object to be collected")
     assert cluster.get(ROLE_BINDING, namespace, "alice-uses-registry") is not None
+
+
+def test_offline_render_for_openshift_names_what_the_operator_applies(
+    cluster: Cluster, namespace: str, openshift: None, sim_node: SimulatedNode
+) -> None:
+    """`render --platform openshift --domain` (the cluster's ingress domain): the same objects as
+    the operator applied, the Routes with the same spec (hosts under the cluster's domain)."""
+    name = registry_name(namespace)
+    body = {
+        "apiVersion": "modelregistry.opendatahub.io/v1beta1",
+        "kind": "ModelRegistry",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"rest": {"serviceRoute": "enabled"}, "postgres": {"generateDeployment": True}, "kubeRBACProxy": {}},
+    }
+    text = yaml.safe_dump(body)
+    rendered = offline.render(text, "--platform", "openshift", "--domain", DOMAIN)
+    assert {(kind, n) for kind, _, n in rendered} >= {
+        ("Route", f"{name}-http"),
+        ("Route", f"{name}-https"),
+        ("NetworkPolicy", f"{name}-https-route"),
+        ("Group", f"{name}-users"),
+        ("RoleBinding", f"{name}-users"),
+    }
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=text)
+    offline.assert_applied(cluster, namespace, name, rendered, same_spec=("Route", "NetworkPolicy"))
+    cluster.kubectl("delete", "-n", namespace, f"mr/{name}", "--wait=true", "--timeout=60s")

@@ -75,3 +75,23 @@ class Capabilities:
 
 
 PLAIN_KUBERNETES = Capabilities()
+
+# Short names of the optional APIs (``render --api``), each standing for the groups it serves.
+# Istio always serves both of its groups; an API group's own name is accepted too.
+API_NAMES: dict[str, tuple[str, ...]] = {
+    "openshift": (ROUTE_API, USER_API, CONFIG_API),
+    "openshift-routes": (ROUTE_API,),
+    "openshift-users": (USER_API,),
+    "openshift-config": (CONFIG_API,),
+    "istio": (ISTIO_NETWORKING_API, ISTIO_SECURITY_API),
+    "authorino": (AUTHORINO_API,),
+    "gateway": (GATEWAY_API,),
+    **{group: (group,) for group in OPTIONAL_APIS},
+}
+# The optional APIs of common kinds of cluster (``render --platform``).
+PLATFORMS: dict[str, tuple[str, ...]] = {
+    "kubernetes": (),
+    "openshift": API_NAMES["openshift"],
+    "istio": ISTIO_MODE_APIS,
+    "openshift-istio": (*API_NAMES["openshift"], *ISTIO_MODE_APIS),
+}

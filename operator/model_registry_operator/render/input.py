@@ -19,7 +19,7 @@ from ..api import modeluploadjob as upload_api
 from ..api.common import GROUP
 from ..api.modelregistry import KIND
 from .engine import RenderError
-from .offline import render_documents
+from .offline import OfflineCluster, render_documents
 from .values import value_problems
 
 KINDS = (KIND, upload_api.KIND)
@@ -171,12 +171,14 @@ def _items(docs: list[Any], label: str) -> tuple[list[tuple[str, dict[str, Any]]
     return found, skipped
 
 
-def _check_renders(where: str, doc: dict[str, Any], registries: list[dict[str, Any]]) -> None:
+def _check_renders(
+    where: str, doc: dict[str, Any], registries: list[dict[str, Any]], cluster: OfflineCluster | None
+) -> None:
     """Render one CR alone (an upload with the file's registries), to say which one fails and why."""
     try:
         if doc["kind"] == upload_api.KIND:
             upload_api.ModelUploadJobSpec.model_validate(doc.get("spec") or {})
-        render_documents([doc] if doc["kind"] == KIND else [*registries, doc])
+        render_documents([doc] if doc["kind"] == KIND else [*registries, doc], cluster=cluster)
     except ValidationError as exc:  # the fields and what is wrong with them, not the values
         raise BadInput(f"{where}: " + "; ".join(_field_errors(exc))) from None
     except RenderError:
@@ -199,8 +201,11 @@ def _field_errors(exc: ValidationError) -> list[str]:
     ]
 
 
-def render_input(file: str) -> list[dict[str, Any]]:
-    """Every object the operator would apply for the CRs in ``file``."""
+def render_input(
+    file: str, cluster: OfflineCluster | None = None, notes: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every object the operator would apply for the CRs in ``file`` on ``cluster`` (plain
+    Kubernetes by default); what it would leave out there is added to ``notes``."""
     text, label = _read(file)
     found, skipped = _items(_documents(text, label), label)
     if not found:
@@ -209,5 +214,5 @@ def render_input(file: str) -> list[dict[str, Any]]:
         raise BadInput(f"no {KIND} or {upload_api.KIND} in {label}{what}")
     registries = [doc for _, doc in found if doc["kind"] == KIND]
     for where, doc in found:
-        _check_renders(where, doc, registries)
-    return render_documents([doc for _, doc in found])
+        _check_renders(where, doc, registries, cluster)
+    return render_documents([doc for _, doc in found], cluster=cluster, notes=notes)
