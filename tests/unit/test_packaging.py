@@ -1,6 +1,10 @@
-"""The dev cluster is a development tool: not in the operator's wheel, never imported by it.
+"""Three programs, three distributions (and the contract two of them share), each wheel holding
+only its own code and requiring only its own dependencies: the operator (no dev cluster, no
+upload program, no boto3), the upload program (no kopf, no kubernetes client), the dev cluster
+(a development tool: not in the operator's wheel, never imported by it), and the contract
+(standard library only).
 
-Both wheels are built with pip from copies of their sources, the operator's from exactly what the
+The wheels are built with pip from copies of their sources, the operator's from exactly what the
 image build copies (``pyproject.toml``, ``README.md``, ``operator/``): an in-tree build would
 also pack whatever a stale ``build/lib`` still holds.
 """
@@ -112,3 +116,50 @@ def test_dev_cluster_is_its_own_distribution_without_pytest(tmp_path: Path) -> N
     assert any(name.startswith("model_registry_devcluster-") and name.endswith(".dist-info/METADATA") for name in names)
     # A development tool, not a pytest plugin: the fixtures live in tests/conftest.py.
     assert _imports_of(_python_files(wheel), "pytest", "_pytest", "model_registry_operator") == []
+
+
+def _requirements(wheel: zipfile.ZipFile) -> list[str]:
+    """The wheel's unconditional Requires-Dist entries."""
+    (metadata,) = (name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
+    message = email.parser.Parser().parsestr(wheel.read(metadata).decode())
+    return [req for req in message.get_all("Requires-Dist") or [] if "extra ==" not in req]
+
+
+def _tops(wheel: zipfile.ZipFile) -> set[str]:
+    return {name.split("/")[0] for name in wheel.namelist() if not name.split("/")[0].endswith(".dist-info")}
+
+
+@pytest.fixture(scope="module")
+def upload_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    base = ROOT / "upload"
+    return _build_wheel([base / "pyproject.toml", base / "src"], base, tmp_path_factory.mktemp("upload-wheel"))
+
+
+def test_the_operator_wheel_carries_no_upload_program(operator_wheel: zipfile.ZipFile) -> None:
+    assert [name for name in operator_wheel.namelist() if "upload" in name.split("/")[0]] == []
+    assert _imports_of(_python_files(operator_wheel), "model_registry_upload", "boto3", "botocore") == []
+    assert "model-registry-upload-contract==0.1.0" in _requirements(operator_wheel)
+
+
+def test_the_upload_program_is_its_own_distribution_without_kopf_or_kubernetes(upload_wheel: zipfile.ZipFile) -> None:
+    assert _tops(upload_wheel) == {"model_registry_upload"}
+    files = _python_files(upload_wheel)
+    for module in ("cli", "config", "registration", "status_report", "destinations/oci", "sources/s3"):
+        assert f"model_registry_upload/{module}.py" in files
+    assert _imports_of(files, "kopf", "kubernetes", "model_registry_operator", "model_registry_devcluster") == []
+    names = {req.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip() for req in _requirements(upload_wheel)}
+    assert {"boto3", "model-registry", "model-registry-upload-contract"} <= names
+    assert not names & {"kopf", "kubernetes", "model-registry-operator"}
+    (entry_points,) = (name for name in upload_wheel.namelist() if name.endswith(".dist-info/entry_points.txt"))
+    assert "model-registry-upload = model_registry_upload.cli:main" in upload_wheel.read(entry_points).decode()
+
+
+def test_the_contract_needs_nothing_but_the_standard_library(tmp_path: Path) -> None:
+    base = ROOT / "upload" / "contract"
+    wheel = _build_wheel([base / "pyproject.toml", base / "src"], base, tmp_path)
+    assert _tops(wheel) == {"model_registry_upload_contract"}
+    assert _requirements(wheel) == []
+    files = _python_files(wheel)
+    imported = {module.split(".")[0] for name, source in files.items() for module in _imports(source, name)}
+    assert imported
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
