@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import email.parser
+import re
 import shutil
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def test_the_upload_program_is_its_own_distribution_without_kopf_or_kubernetes(u
     for module in ("cli", "config", "registration", "status_report", "destinations/oci", "sources/s3"):
         assert f"model_registry_upload/{module}.py" in files
     assert _imports_of(files, "kopf", "kubernetes", "model_registry_operator", "model_registry_devcluster") == []
-    names = {req.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip() for req in _requirements(upload_wheel)}
+    names = {re.split(r"[\s;\[=<>!~]", req, maxsplit=1)[0] for req in _requirements(upload_wheel)}
     assert {"boto3", "model-registry", "model-registry-upload-contract"} <= names
     assert not names & {"kopf", "kubernetes", "model-registry-operator"}
     (entry_points,) = (name for name in upload_wheel.namelist() if name.endswith(".dist-info/entry_points.txt"))
