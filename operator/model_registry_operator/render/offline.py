@@ -13,8 +13,9 @@ import yaml
 from pydantic import ValidationError
 
 from ..api import modeluploadjob as upload_api
-from ..api.modelregistry import KIND
 from ..api.validation import parse_spec
+from ..names import MODEL_REGISTRY_KIND as KIND
+from ..names import MODEL_UPLOAD_JOB_KIND
 from ..platform.capabilities import PLAIN_KUBERNETES
 from ..settings import OperatorSettings
 from .database import DatabaseSecrets
@@ -55,7 +56,7 @@ def render_documents(docs: list[Any], settings: OperatorSettings | None = None) 
         if isinstance(doc, dict) and doc.get("kind") == KIND
     }
     for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == upload_api.KIND:
+        if isinstance(doc, dict) and doc.get("kind") == MODEL_UPLOAD_JOB_KIND:
             objects.extend(_render_upload(doc, registries, settings))
     return objects
 
@@ -69,7 +70,7 @@ def _render_upload(doc: dict[str, Any], registries: dict[Any, Any], settings: Op
     try:
         spec = upload_api.ModelUploadJobSpec.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(f"{upload_api.KIND} {name}: {exc}") from None
+        raise ValueError(f"{MODEL_UPLOAD_JOB_KIND} {name}: {exc}") from None
     target = spec.registry
     if target.address is not None:
         endpoint = address_endpoint(target)
@@ -82,7 +83,7 @@ def _render_upload(doc: dict[str, Any], registries: dict[Any, Any], settings: Op
         )
         problem = token_problem(target, endpoint)
         if problem:
-            raise ValueError(f"{upload_api.KIND} {name}: {problem}")
+            raise ValueError(f"{MODEL_UPLOAD_JOB_KIND} {name}: {problem}")
     ref = UploadJobRef(name, namespace, "<uid>")
     return render_model_upload_job(ref, spec, raw, endpoint, settings.upload_job_image)
 
@@ -98,5 +99,5 @@ def render_file(path: Path) -> list[dict[str, Any]]:
             items.append(doc)
     objects = render_documents(items)
     if not objects:
-        raise ValueError(f"no {KIND} or {upload_api.KIND} found in {path}")
+        raise ValueError(f"no {KIND} or {MODEL_UPLOAD_JOB_KIND} found in {path}")
     return objects

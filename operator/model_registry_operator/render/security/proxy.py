@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.modelregistry import KubeRBACProxyConfig, OAuthProxyConfig
+from ...names import EXTERNAL_ADDRESS_ANNOTATION, SERVING_CERT_ANNOTATION
 from ..engine import render_fragment, render_template
 from ..features import Feature, FeatureContext, RouteWatch
 from .defaults import tls_secret_name
 
-SERVING_CERT_ANNOTATION = "service.beta.openshift.io/serving-cert-secret-name"
-EXTERNAL_ADDRESS_ANNOTATION = "routing.opendatahub.io/external-address-rest"
 ROUTER_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}
 DASHBOARD_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"opendatahub.io/generated-namespace": "true"}}}
 HEALTH_PATHS = ("/readyz/isDirty", "/readyz/health")
