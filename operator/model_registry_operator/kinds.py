@@ -279,5 +279,9 @@ EXTRA_RULES: Final = (
     },
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
     {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    # The Role registry-user-<name> grants get on the registry's Service and its Endpoints.
+    {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
 )
-"""Permissions the operator holds for no kind of the table: only so that it may grant them."""
+"""Permissions the operator holds for no kind of the table: only so that it may grant them
+(the API server lets it create a Role or a binding only for what it holds itself, unless it has
+``escalate`` / ``bind``, which it does not need then)."""
