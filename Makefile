@@ -39,9 +39,10 @@ manifests: venv ## Regenerate the CRDs from the pydantic models
 	$(VENV)/bin/model-registry-operator crds -o crds -o config/crd/bases
 
 .PHONY: lint
-lint: venv ## ruff + mypy
+lint: venv ## ruff + mypy + the import layering (lint-imports, contract in pyproject.toml)
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/mypy operator
+	$(VENV)/bin/lint-imports
 
 .PHONY: test
 test: deps lint ## Run the whole test suite (unit, database, control plane, integration, upload)
