@@ -66,6 +66,10 @@ UPLOAD_JOB_LABEL: Final = f"{GROUP}/upload-job"
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
 """Kubernetes' label naming an EndpointSlice's Service."""
 ISTIO_INJECT_LABEL: Final = "sidecar.istio.io/inject"
+POLICY_GROUP_LABEL: Final = "network.openshift.io/policy-group"
+"""OpenShift's label of the router's namespace (``ingress``): the proxies' NetworkPolicies let it in."""
+GENERATED_NAMESPACE_LABEL: Final = "opendatahub.io/generated-namespace"
+"""Open Data Hub's label of its dashboard's namespaces, let in by the kube-rbac-proxy NetworkPolicy."""
 
 # -- annotations --------------------------------------------------------------------------
 RETAIN_ANNOTATION: Final = f"{GROUP}/retain"
