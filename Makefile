@@ -49,10 +49,11 @@ manifests: venv ## Regenerate the CRDs from the pydantic models
 	$(VENV)/bin/model-registry-operator crds -o crds -o config/crd/bases
 
 .PHONY: lint
-lint: venv ## ruff + mypy (the operator and the upload program, each in its own environment)
+lint: venv ## ruff + mypy (the operator and the upload program, each in its own environment) + the import layering (lint-imports, contract in pyproject.toml)
 	$(VENV)/bin/ruff check operator upload tests tools
 	$(VENV)/bin/mypy operator tools/devcluster
 	cd upload && ../$(UPLOAD_VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 .PHONY: test
 test: deps lint ## Run the whole test suite (unit, database, control plane, integration, upload)

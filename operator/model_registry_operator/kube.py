@@ -1,103 +1,25 @@
 """A small async facade over the blocking `kubernetes` client.
 
 Every call runs in a worker thread (``asyncio.to_thread``) so the event loop never blocks.
-Objects are plain dicts; paths come from a static table of the kinds the operator manages,
-so no discovery round trips are needed on the hot path.
+Objects are plain dicts; paths come from the table of the kinds the operator manages
+(:mod:`.kinds`), so no discovery round trips are needed on the hot path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from . import yamljson
-from .settings import FIELD_MANAGER
+from .kinds import Kind, kind_of
+from .kinds import lookup as lookup  # re-exported: the tests name kinds through this facade
+from .names import FIELD_MANAGER
 
 Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Kind:
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
-        group_version = self.api_version
-        base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace)}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{quote(name)}"
-        if sub:
-            base += f"/{sub}"
-        return base
-
-
-_KINDS = [
-    Kind("v1", "ServiceAccount", "serviceaccounts"),
-    Kind("v1", "Service", "services"),
-    Kind("v1", "Secret", "secrets"),
-    Kind("v1", "ConfigMap", "configmaps"),
-    Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-    Kind("v1", "Pod", "pods"),
-    Kind("v1", "Namespace", "namespaces", namespaced=False),
-    Kind("v1", "Event", "events"),
-    Kind("apps/v1", "Deployment", "deployments"),
-    Kind("batch/v1", "Job", "jobs"),
-    Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
-    Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-    Kind("rbac.authorization.k8s.io/v1", "Role", "roles"),
-    Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
-    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
-    Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False),
-    Kind("modelregistry.opendatahub.io/v1beta1", "ModelRegistry", "modelregistries"),
-    Kind("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob", "modeluploadjobs"),
-    # Optional APIs of the security and exposure modes (present only on some clusters).
-    Kind("route.openshift.io/v1", "Route", "routes"),
-    Kind("user.openshift.io/v1", "Group", "groups", namespaced=False),
-    Kind("config.openshift.io/v1", "Ingress", "ingresses", namespaced=False),
-    Kind("networking.istio.io/v1beta1", "Gateway", "gateways"),
-    Kind("networking.istio.io/v1beta1", "VirtualService", "virtualservices"),
-    Kind("networking.istio.io/v1beta1", "DestinationRule", "destinationrules"),
-    Kind("security.istio.io/v1beta1", "AuthorizationPolicy", "authorizationpolicies"),
-    Kind("authorino.kuadrant.io/v1beta3", "AuthConfig", "authconfigs"),
-    Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
-    Kind("gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "referencegrants"),
-]
-KINDS: dict[tuple[str, str], Kind] = {(k.api_version, k.kind): k for k in _KINDS}
-
-
-def kind_of(obj: Obj) -> Kind:
-    key = (obj["apiVersion"], obj["kind"])
-    try:
-        return KINDS[key]
-    except KeyError:
-        raise ValueError(f"unknown kind {key[1]} in {key[0]}") from None
-
-
-def lookup(api_version: str, kind: str) -> Kind:
-    return KINDS[(api_version, kind)]
-
-
-# The kinds several modules read or write.
-MODEL_REGISTRY = KINDS[("modelregistry.opendatahub.io/v1beta1", "ModelRegistry")]
-MODEL_UPLOAD_JOB = KINDS[("modelregistry.opendatahub.io/v1alpha1", "ModelUploadJob")]
-DEPLOYMENT = KINDS[("apps/v1", "Deployment")]
-JOB = KINDS[("batch/v1", "Job")]
-POD = KINDS[("v1", "Pod")]
-SECRET = KINDS[("v1", "Secret")]
-CONFIG_MAP = KINDS[("v1", "ConfigMap")]
-PVC = KINDS[("v1", "PersistentVolumeClaim")]
-ENDPOINT_SLICE = KINDS[("discovery.k8s.io/v1", "EndpointSlice")]
 
 
 class ApiError(Exception):

@@ -6,23 +6,28 @@ import asyncio
 import concurrent.futures
 import ctypes
 import logging
-from collections.abc import Callable, Collection, Iterable
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import kopf
 
-from .api.common import GROUP
-from .api.modeluploadjob import KIND as UPLOAD_JOB_KIND
 from .handlers import modelregistry as modelregistry_handlers
 from .handlers import modeluploadjob as modeluploadjob_handlers
 from .handlers import platform as platform_handlers
+from .kopf_internals import (
+    OBSERVATION_LOGGER,
+    WATCH_LOGGER,
+    DiffBaseStorage,
+    StorageInitializing,
+    tolerate_deleted_apis,
+)
 from .kube import Kube, load_api_client
+from .names import FIELD_MANAGER, FINALIZER, GROUP, KOPF_DIFFBASE_KEY, KOPF_PREFIX, MODEL_UPLOAD_JOB_KIND
 from .platform.discovery import CapabilityWatcher
-from .reconcile.modelregistry import FINALIZER, RegistryReconciler
+from .reconcile.modelregistry import RegistryReconciler
 from .reconcile.modeluploadjob import UploadJobReconciler
-from .settings import FIELD_MANAGER, OperatorSettings
-from .watch_guard import tolerate_deleted_apis
+from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,62 +47,11 @@ class _QuietProbes(logging.Filter):
         return "/healthz" not in record.getMessage()
 
 
-class _StorageInitializing(logging.Filter):
-    """kopf logs every retried request at ERROR. A 429 "storage is (re)initializing" answers the
-    first LIST of a CRD installed or updated a moment ago (ours, applied together with the
-    operator; Istio installed while it runs) and is retried as the API server asks: INFO."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            return True
-        message = record.getMessage()
-        if "will retry" not in message or "storage is (re)initializing" not in message:
-            return True
-        record.levelno, record.levelname = logging.INFO, "INFO"
-        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
-
-
-# The logger of kopf's watch streams (their LIST and WATCH requests and retries).
-KOPF_WATCH_LOGGER = "kopf._cogs.clients.watching"
-
-
 def _emit(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
     try:
         kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
     except Exception:  # events are best effort; never fail a reconcile for one
         log.debug("could not post event %s", reason, exc_info=True)
-
-
-class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """kopf's annotation diff base, kept only for the kinds whose handlers need one.
-
-    kopf builds a diff base (a deep copy of the body) on every event of every watched kind and
-    compares it with the one stored in an annotation. Only the kinds in ``tracked`` ("group/Kind")
-    have create / update handlers; the registries (delete handler only: their generations are
-    tracked by the reconciler) and the children (event handlers) need no diff, so nothing is
-    copied, read or stored for them: their essence is always empty, so kopf sees no change
-    (nothing to handle, nothing to log) but a deletion.
-    """
-
-    def __init__(self, *, tracked: Iterable[str], prefix: str, key: str) -> None:
-        super().__init__(prefix=prefix, key=key)
-        self.tracked: Collection[str] = frozenset(tracked)
-
-    def _tracked(self, body: kopf.Body) -> bool:
-        group = str(body.get("apiVersion", "")).rpartition("/")[0]
-        return f"{group}/{body.get('kind')}" in self.tracked
-
-    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
-        if self._tracked(body):
-            return super().build(body=body, extra_fields=extra_fields)
-        return cast(kopf.BodyEssence, {})
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return super().fetch(body=body) if self._tracked(body) else cast(kopf.BodyEssence, {})
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        if self._tracked(body):
-            super().store(body=body, patch=patch, essence=essence)
 
 
 def connection_info(configuration: Any) -> kopf.ConnectionInfo:
@@ -140,9 +94,9 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
         settings.persistence.diffbase_storage = DiffBaseStorage(
-            tracked=[f"{GROUP}/{UPLOAD_JOB_KIND}"], prefix=GROUP, key="last-handled-configuration"
+            tracked=[f"{GROUP}/{MODEL_UPLOAD_JOB_KIND}"], prefix=KOPF_PREFIX, key=KOPF_DIFFBASE_KEY
         )
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 310
@@ -216,12 +170,12 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     tolerate_deleted_apis()  # an optional API's CRD deleted must not stop the operator
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").addFilter(_QuietProbes())
-    logging.getLogger(KOPF_WATCH_LOGGER).addFilter(_StorageInitializing())
+    logging.getLogger(WATCH_LOGGER).addFilter(StorageInitializing())
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     if settings.log_level != "DEBUG":  # kopf reports every handled child event at INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         # Optional APIs (Routes, Istio, ...) absent on this cluster: discovery reports them once.
-        logging.getLogger("kopf._core.reactor.observation").setLevel(logging.ERROR)
+        logging.getLogger(OBSERVATION_LOGGER).setLevel(logging.ERROR)
     api_client = load_api_client(kubeconfig, pool_size=settings.api_workers)
     kube = Kube(api_client)
     watcher = CapabilityWatcher(kube, settings.capability_refresh_seconds)

@@ -12,8 +12,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-FIELD_MANAGER = "model-registry-operator"
-
 
 def parse_labels(raw: str) -> dict[str, str]:
     """Parse ``k=v,k2=v2`` (the upstream DEFAULT_AUTH_CONFIG_LABELS format)."""

@@ -22,17 +22,16 @@ from pydantic import ValidationError
 
 from model_registry_operator.api.modeluploadjob import ModelUploadJobSpec
 from model_registry_operator.api.validation import parse_spec
-from model_registry_operator.kube import ApiError, Kube, kind_of
-from model_registry_operator.platform.capabilities import (
+from model_registry_operator.kinds import (
     AUTHORINO_API,
     CONFIG_API,
     ISTIO_NETWORKING_API,
     ISTIO_SECURITY_API,
-    PLAIN_KUBERNETES,
     ROUTE_API,
     USER_API,
-    Capabilities,
 )
+from model_registry_operator.kube import ApiError, Kube, kind_of
+from model_registry_operator.platform.capabilities import PLAIN_KUBERNETES, Capabilities
 from model_registry_operator.render.database import DatabaseSecrets
 from model_registry_operator.render.defaults import apply_runtime_defaults
 from model_registry_operator.render.features import IngressService, ModeConfigurationError

@@ -9,10 +9,12 @@ import pytest
 import yaml
 
 from model_registry_devcluster.simnode import SimulatedNode
+from model_registry_operator.kinds import ROUTE_API
 from model_registry_operator.kube import Kube, load_api_client
-from model_registry_operator.platform.capabilities import ROUTE_API, Capabilities
+from model_registry_operator.names import FINALIZER
+from model_registry_operator.platform.capabilities import Capabilities
 from model_registry_operator.platform.discovery import CapabilityWatcher
-from model_registry_operator.reconcile.modelregistry import FINALIZER, RegistryReconciler
+from model_registry_operator.reconcile.modelregistry import RegistryReconciler
 from model_registry_operator.settings import OperatorSettings
 
 from . import thirdparty
@@ -59,7 +61,7 @@ def test_optional_apis_removed_under_the_operator_do_not_stop_it(
 ) -> None:
     """Uninstalling Istio, Authorino, the OpenShift APIs or Gateway API while the operator watches
     them leaves it running: kopf's watch of a just-deleted API can reconnect into 404, which kopf
-    alone treats as fatal (see model_registry_operator.watch_guard)."""
+    alone treats as fatal (see model_registry_operator.kopf_internals)."""
     log_before = len(operator.text())
     for _ in range(3):
         thirdparty.install(cluster, *ALL_OPTIONAL)

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from model_registry_devcluster.simnode import SimulatedNode
-from model_registry_operator.kube import JOB, Kube, load_api_client
+from model_registry_operator.kinds import JOB
+from model_registry_operator.kube import Kube, load_api_client
 from model_registry_operator.platform.capabilities import PLAIN_KUBERNETES
 from model_registry_operator.reconcile import errors
 from model_registry_operator.reconcile import modelregistry as reconcile_module

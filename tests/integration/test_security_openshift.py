@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from model_registry_devcluster.simnode import SimulatedNode
+from model_registry_operator.kinds import PRUNABLE, UNOWNED
 from model_registry_operator.kube import Kind, lookup
-from model_registry_operator.reconcile.modelregistry import PRUNABLE, PRUNABLE_OPTIONAL, UNOWNED
 
 from . import offline, thirdparty
 from .conftest import OperatorProcess
@@ -122,7 +122,7 @@ def _ours(cluster: Cluster, namespace: str, name: str) -> list[str]:
     """Every object of every kind the operator may create that still carries the registry's label."""
     selector = f"modelregistry.opendatahub.io/registry={name}"
     found = []
-    kinds: list[Kind] = [*PRUNABLE, *PRUNABLE_OPTIONAL]
+    kinds: list[Kind] = [*PRUNABLE]
     for kind in kinds:
         if kind.api_version.startswith(("networking.istio", "security.istio", "authorino", "gateway.")):
             continue  # not served in this module

@@ -3,7 +3,7 @@ waits instead of stopping the operator, and resumes when the API is served again
 
 This drives kopf's own watch stream against the real API server: the state "kopf watches a
 resource the server no longer serves" is exactly what a CRD deletion leaves behind when kopf's
-rescan still saw the resource in discovery (see ``model_registry_operator.watch_guard``).
+rescan still saw the resource in discovery (see ``model_registry_operator.kopf_internals``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import yaml
 from kopf._cogs.clients import auth, errors, watching
 from kopf._cogs.structs import credentials, references
 
-from model_registry_operator import watch_guard
+from model_registry_operator import kopf_internals
 from model_registry_operator.kube import load_api_client
 from model_registry_operator.runner import connection_info
 
@@ -76,9 +76,9 @@ def no_crd(cluster: Cluster) -> Iterator[None]:
 
 @pytest.fixture
 def guard() -> Iterator[None]:
-    watch_guard.tolerate_deleted_apis(retry_seconds=0.5)
+    kopf_internals.tolerate_deleted_apis(retry_seconds=0.5)
     yield
-    watch_guard.restore_kopf_watch()
+    kopf_internals.restore_kopf_watch()
 
 
 def _settings() -> kopf.OperatorSettings:
@@ -103,7 +103,7 @@ async def test_kopf_alone_stops_on_a_gone_api(cluster: Cluster, kopf_api: None, 
 async def test_a_gone_api_is_waited_out_and_watched_again_once_served(
     cluster: Cluster, namespace: str, kopf_api: None, no_crd: None, guard: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger=watch_guard.__name__)
+    caplog.set_level(logging.INFO, logger=kopf_internals.__name__)
     queue: asyncio.Queue[Any] = asyncio.Queue()
     task = asyncio.get_running_loop().create_task(_drain(queue))
     try:

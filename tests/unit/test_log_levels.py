@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from model_registry_operator.runner import KOPF_WATCH_LOGGER, _StorageInitializing
+from model_registry_operator.kopf_internals import WATCH_LOGGER, StorageInitializing
 
 RETRY_429 = (
     "Request attempt #1/9 failed; will retry: GET https://127.0.0.1:6443/apis/route.openshift.io/v1/routes"
@@ -21,8 +21,8 @@ RETRY_500 = (
 
 @pytest.fixture
 def watch_log() -> Iterator[logging.Logger]:
-    logger = logging.getLogger(KOPF_WATCH_LOGGER)
-    level, guard = logger.level, _StorageInitializing()
+    logger = logging.getLogger(WATCH_LOGGER)
+    level, guard = logger.level, StorageInitializing()
     logger.addFilter(guard)
     yield logger
     logger.removeFilter(guard)

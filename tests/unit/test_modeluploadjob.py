@@ -13,11 +13,16 @@ from pydantic import ValidationError
 from model_registry_operator.api.common import QUANTITY_SCHEMA
 from model_registry_operator.api.crd import model_upload_job_crd
 from model_registry_operator.api.modeluploadjob import IMAGE_PATTERN, JobOptions, ModelUploadJobSpec
+from model_registry_operator.names import (
+    CONFIGURATION_ERROR,
+    DEADLINE_EXCEEDED,
+    REGISTRY_NOT_FOUND,
+    SPEC_HASH_ANNOTATION,
+)
 from model_registry_operator.reconcile.modeluploadjob import _problems, image_problem, referenced_objects, registry_url
 from model_registry_operator.render.modeluploadjob import (
     DEFAULT_SCRATCH_SIZE,
     NAME_ANNOTATION,
-    SPEC_HASH_ANNOTATION,
     RegistryEndpoint,
     UploadJobRef,
     address_endpoint,
@@ -30,9 +35,6 @@ from model_registry_operator.render.modeluploadjob import (
 from model_registry_operator.render.offline import render_documents
 from model_registry_operator.status.conditions import FALSE, TRUE
 from model_registry_operator.status.modeluploadjob import (
-    CONFIGURATION_ERROR,
-    DEADLINE_EXCEEDED,
-    REGISTRY_NOT_FOUND,
     Problem,
     UploadObservation,
     UploadStatus,

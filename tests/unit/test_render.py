@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from model_registry_operator.api.validation import parse_spec
+from model_registry_operator.names import CONFIG_HASH_ANNOTATION
 from model_registry_operator.platform.capabilities import PLAIN_KUBERNETES
 from model_registry_operator.render.database import DatabaseSecrets
 from model_registry_operator.render.defaults import apply_runtime_defaults
 from model_registry_operator.render.modelregistry import (
-    CONFIG_HASH_ANNOTATION,
     RegistryRef,
     RenderInputs,
     render_model_registry,

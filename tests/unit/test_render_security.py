@@ -9,16 +9,15 @@ from typing import Any
 import pytest
 
 from model_registry_operator.api.validation import parse_spec
-from model_registry_operator.platform.capabilities import (
+from model_registry_operator.kinds import (
     AUTHORINO_API,
     ISTIO_NETWORKING_API,
     ISTIO_SECURITY_API,
     OPTIONAL_APIS,
-    PLAIN_KUBERNETES,
     ROUTE_API,
     USER_API,
-    Capabilities,
 )
+from model_registry_operator.platform.capabilities import PLAIN_KUBERNETES, Capabilities
 from model_registry_operator.render.database import DatabaseSecrets
 from model_registry_operator.render.defaults import apply_runtime_defaults
 from model_registry_operator.render.features import Feature, IngressService, ModeConfigurationError

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from kubernetes.utils import parse_quantity as k8s_parse_quantity
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-GROUP = "modelregistry.opendatahub.io"
+from ..names import GROUP as GROUP  # re-exported for the upload program
 
 
 class ApiModel(BaseModel):

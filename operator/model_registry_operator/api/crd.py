@@ -12,8 +12,22 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..names import (
+    AVAILABLE,
+    GROUP,
+    MODEL_REGISTRY_DEPRECATED_VERSION,
+    MODEL_REGISTRY_KIND,
+    MODEL_REGISTRY_PLURAL,
+    MODEL_REGISTRY_SHORT_NAMES,
+    MODEL_REGISTRY_SINGULAR,
+    MODEL_REGISTRY_VERSION,
+    MODEL_UPLOAD_JOB_KIND,
+    MODEL_UPLOAD_JOB_PLURAL,
+    MODEL_UPLOAD_JOB_SHORT_NAMES,
+    MODEL_UPLOAD_JOB_SINGULAR,
+    MODEL_UPLOAD_JOB_VERSION,
+)
 from . import modelregistry, modeluploadjob
-from .common import GROUP
 
 # Keywords that OpenAPI v3 structural schemas accept (others are dropped).
 _KEEP = {
@@ -128,7 +142,7 @@ def _crd(
     kind: str,
     plural: str,
     singular: str,
-    short_names: list[str],
+    short_names: tuple[str, ...],
     schema: dict[str, Any],
     columns: list[dict[str, Any]],
     versions: list[tuple[str, bool, str | None]],
@@ -175,23 +189,23 @@ def model_registry_crd() -> dict[str, Any]:
         _status_schema(modelregistry.ModelRegistryStatus),
     )
     schema["x-kubernetes-validations"] = [modelregistry.name_limit_rule()]
-    available = '.status.conditions[?(@.type=="Available")]'
+    available = f'.status.conditions[?(@.type=="{AVAILABLE}")]'
     columns: list[dict[str, Any]] = [
-        {"name": "Available", "type": "string", "jsonPath": f"{available}.status"},
+        {"name": AVAILABLE, "type": "string", "jsonPath": f"{available}.status"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Hosts", "type": "string", "jsonPath": ".status.hostsStr", "priority": 1},
         {"name": "Status", "type": "string", "jsonPath": f"{available}.message", "priority": 1},
     ]
     return _crd(
-        modelregistry.KIND,
-        modelregistry.PLURAL,
-        modelregistry.SINGULAR,
-        modelregistry.SHORT_NAMES,
+        MODEL_REGISTRY_KIND,
+        MODEL_REGISTRY_PLURAL,
+        MODEL_REGISTRY_SINGULAR,
+        MODEL_REGISTRY_SHORT_NAMES,
         schema,
         columns,
         [
-            (modelregistry.STORAGE_VERSION, True, None),
-            (modelregistry.DEPRECATED_VERSION, False, modelregistry.DEPRECATION_WARNING),
+            (MODEL_REGISTRY_VERSION, True, None),
+            (MODEL_REGISTRY_DEPRECATED_VERSION, False, modelregistry.DEPRECATION_WARNING),
         ],
     )
 
@@ -220,13 +234,13 @@ def model_upload_job_crd() -> dict[str, Any]:
         {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
     ]
     return _crd(
-        modeluploadjob.KIND,
-        modeluploadjob.PLURAL,
-        modeluploadjob.SINGULAR,
-        modeluploadjob.SHORT_NAMES,
+        MODEL_UPLOAD_JOB_KIND,
+        MODEL_UPLOAD_JOB_PLURAL,
+        MODEL_UPLOAD_JOB_SINGULAR,
+        MODEL_UPLOAD_JOB_SHORT_NAMES,
         schema,
         columns,
-        [(modeluploadjob.VERSION, True, None)],
+        [(MODEL_UPLOAD_JOB_VERSION, True, None)],
     )
 
 

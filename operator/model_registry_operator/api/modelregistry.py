@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
+from ..names import MODEL_REGISTRY_DEPRECATED_VERSION, MODEL_REGISTRY_KIND, MODEL_REGISTRY_VERSION
 from .common import (
     LABEL_KEY_PATTERN,
     RULES,
@@ -35,15 +36,9 @@ from .common import (
     with_rules,
 )
 
-KIND = "ModelRegistry"
-PLURAL = "modelregistries"
-SINGULAR = "modelregistry"
-SHORT_NAMES = ["mr"]
-STORAGE_VERSION = "v1beta1"
-DEPRECATED_VERSION = "v1alpha1"
 DEPRECATION_WARNING = (
-    "Version v1alpha1 of the ModelRegistry API is deprecated and will be removed in a future "
-    "release. Please use v1beta1 instead."
+    f"Version {MODEL_REGISTRY_DEPRECATED_VERSION} of the {MODEL_REGISTRY_KIND} API is deprecated and will be "
+    f"removed in a future release. Please use {MODEL_REGISTRY_VERSION} instead."
 )
 
 DOMAIN_PATTERN = (

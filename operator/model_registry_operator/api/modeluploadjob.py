@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from ..names import MODEL_UPLOAD_JOB_PLURAL, MODEL_UPLOAD_JOB_VERSION
 from .common import (
     IMAGE_DOMAIN,
     IMAGE_PATH,
@@ -28,11 +29,9 @@ from .common import (
     with_rules,
 )
 
-KIND = "ModelUploadJob"
-PLURAL = "modeluploadjobs"
-SINGULAR = "modeluploadjob"
-SHORT_NAMES = ["muj"]
-VERSION = "v1alpha1"
+# Re-exported for the upload program, which reports its progress on the status.
+PLURAL = MODEL_UPLOAD_JOB_PLURAL
+VERSION = MODEL_UPLOAD_JOB_VERSION
 
 Intent = Literal["create_model", "create_version", "update_artifact"]
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]

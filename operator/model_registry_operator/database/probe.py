@@ -52,6 +52,8 @@ from typing import Any, Final, Literal
 import psycopg
 import pymysql
 
+from ..names import AUTHENTICATION_FAILED, CONNECTED, DATABASE_MISSING, TLS_ERROR, UNKNOWN, UNREACHABLE
+
 __all__ = [
     "AUTHENTICATION_FAILED",
     "CONNECTED",
@@ -67,12 +69,6 @@ __all__ = [
     "probe_postgres",
 ]
 
-CONNECTED: Final = "Connected"
-AUTHENTICATION_FAILED: Final = "AuthenticationFailed"
-UNREACHABLE: Final = "Unreachable"
-DATABASE_MISSING: Final = "DatabaseMissing"
-TLS_ERROR: Final = "TLSError"
-UNKNOWN: Final = "Unknown"
 
 DEFAULT_TIMEOUT: Final = 3.0
 _MAX_DETAIL = 240

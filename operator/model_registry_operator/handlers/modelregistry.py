@@ -9,39 +9,21 @@ from typing import Any
 
 import kopf
 
-from ..api.common import GROUP
 from ..api.validation import parse_spec
+from ..kinds import AUTH_CONFIG, CONFIG_MAP, MODEL_REGISTRY, ROUTE, SECRET, watched_by
+from ..names import MANAGED_BY, MANAGED_BY_LABEL, MODEL_REGISTRY_KIND, NAMESPACE_LABEL, REGISTRY_LABEL
 from ..reconcile.errors import backoff_delay
 from ..reconcile.modelregistry import RegistryReconciler
 from ..render.database import referenced_keys
-from ..render.features import NAMESPACE_LABEL
-from ..render.modelregistry import MANAGED_BY, REGISTRY_LABEL
 
-RESOURCE = (GROUP, "v1beta1", "modelregistries")
-OURS = {"app.kubernetes.io/managed-by": MANAGED_BY}
+RESOURCE = MODEL_REGISTRY.resource
+OURS = {MANAGED_BY_LABEL: MANAGED_BY}
 # Watched children: what the status is computed from (the Deployment, its pods, the Service's
-# endpoint slices, Routes, AuthConfigs) and the Service users connect to; a hand edit or
-# deletion of these is repaired at once. ServiceAccounts, Roles, RoleBindings, NetworkPolicies
-# and PVCs are repaired by the periodic drift check instead: watching them cluster-wide costs
-# every operator an event stream per kind for objects that nobody edits in practice.
-CHILD_RESOURCES = [
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("", "v1", "pods"),
-    ("discovery.k8s.io", "v1", "endpointslices"),
-    # Optional APIs: kopf watches them only while the cluster serves them.
-    ("route.openshift.io", "v1", "routes"),
-    ("user.openshift.io", "v1", "groups"),
-    ("networking.istio.io", "v1beta1", "gateways"),
-    ("networking.istio.io", "v1beta1", "virtualservices"),
-    ("networking.istio.io", "v1beta1", "destinationrules"),
-    ("security.istio.io", "v1beta1", "authorizationpolicies"),
-    ("authorino.kuadrant.io", "v1beta3", "authconfigs"),
-    ("gateway.networking.k8s.io", "v1", "httproutes"),
-    ("gateway.networking.k8s.io", "v1beta1", "referencegrants"),
-]
+# endpoint slices, Routes, AuthConfigs) and the Service users connect to (see kinds.py).
+# Optional APIs: kopf watches them only while the cluster serves them.
+CHILD_RESOURCES = [kind.resource for kind in watched_by(MODEL_REGISTRY_KIND)]
 # Children whose status feeds a condition (Route admission, AuthConfig readiness).
-STATUS_KINDS = {"Route", "AuthConfig"}
+STATUS_KINDS = {ROUTE.kind, AUTH_CONFIG.kind}
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, resync_seconds: float) -> None:
@@ -138,5 +120,5 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
 
         return handler
 
-    kopf.on.event("", "v1", "secrets", registry=registry, id="referenced-secret")(referenced_by("secret"))
-    kopf.on.event("", "v1", "configmaps", registry=registry, id="referenced-configmap")(referenced_by("configmap"))
+    kopf.on.event(*SECRET.resource, registry=registry, id="referenced-secret")(referenced_by("secret"))
+    kopf.on.event(*CONFIG_MAP.resource, registry=registry, id="referenced-configmap")(referenced_by("configmap"))

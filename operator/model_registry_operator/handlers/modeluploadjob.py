@@ -11,13 +11,13 @@ from typing import Any
 
 import kopf
 
-from ..api.common import GROUP
-from ..api.modeluploadjob import PLURAL, VERSION
+from ..kinds import MODEL_REGISTRY, MODEL_UPLOAD_JOB, watched_by
+from ..names import MODEL_UPLOAD_JOB_KIND, UPLOAD_JOB_LABEL
+from ..names import UPLOAD_JOB_NAME_ANNOTATION as NAME_ANNOTATION
 from ..reconcile.modeluploadjob import UploadJobReconciler, is_finished
-from ..render.modeluploadjob import NAME_ANNOTATION, UPLOAD_JOB_LABEL
 
-RESOURCE = (GROUP, VERSION, PLURAL)
-CHILDREN = [("batch", "v1", "jobs"), ("", "v1", "pods")]
+RESOURCE = MODEL_UPLOAD_JOB.resource
+CHILDREN = [kind.resource for kind in watched_by(MODEL_UPLOAD_JOB_KIND)]
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: UploadJobReconciler, resync_seconds: float) -> None:
@@ -57,7 +57,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: UploadJobReconciler, r
             group, version, plural, registry=registry, labels={UPLOAD_JOB_LABEL: kopf.PRESENT}, id=f"upload-{plural}"
         )(child_changed)
 
-    @kopf.on.event(GROUP, "v1beta1", "modelregistries", registry=registry, id="upload-registries")
+    @kopf.on.event(*MODEL_REGISTRY.resource, registry=registry, id="upload-registries")
     async def registry_changed(namespace: str | None, **_: Any) -> None:
         if namespace:
             reconciler.schedule_waiting(namespace)

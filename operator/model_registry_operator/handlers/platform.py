@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from ..platform.capabilities import OPTIONAL_APIS
+from ..kinds import CRD, INGRESS_CONFIG, OPTIONAL_APIS
 from ..platform.discovery import CapabilityWatcher
 
 
@@ -32,15 +32,13 @@ def register(registry: kopf.OperatorRegistry, watcher: CapabilityWatcher) -> Non
     def optional_api(spec: Mapping[str, Any], **_: Any) -> bool:
         return spec.get("group") in OPTIONAL_APIS
 
-    @kopf.on.event(
-        "apiextensions.k8s.io", "v1", "customresourcedefinitions", registry=registry, when=optional_api, id="apis"
-    )
+    @kopf.on.event(*CRD.resource, registry=registry, when=optional_api, id="apis")
     async def crd_changed(**_: Any) -> None:
         watcher.soon()
 
     def cluster_ingress(name: str | None, **_: Any) -> bool:
         return name == "cluster"
 
-    @kopf.on.event("config.openshift.io", "v1", "ingresses", registry=registry, when=cluster_ingress, id="domain")
+    @kopf.on.event(*INGRESS_CONFIG.resource, registry=registry, when=cluster_ingress, id="domain")
     async def domain_changed(**_: Any) -> None:
         watcher.soon()  # the cluster's apps domain feeds the Route hosts

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-ROUTE_API = "route.openshift.io"
-USER_API = "user.openshift.io"
-CONFIG_API = "config.openshift.io"
-ISTIO_NETWORKING_API = "networking.istio.io"
-ISTIO_SECURITY_API = "security.istio.io"
-AUTHORINO_API = "authorino.kuadrant.io"
-GATEWAY_API = "gateway.networking.k8s.io"
-
-OPTIONAL_APIS = (
-    ROUTE_API,
-    USER_API,
+from ..kinds import (
+    AUTHORINO_API,
+    CAPABILITY,
     CONFIG_API,
+    GATEWAY_API,
+    ISTIO_MODE_APIS,
     ISTIO_NETWORKING_API,
     ISTIO_SECURITY_API,
-    AUTHORINO_API,
-    GATEWAY_API,
+    OPTIONAL_APIS,
+    ROUTE_API,
+    USER_API,
 )
-ISTIO_MODE_APIS = (ISTIO_NETWORKING_API, ISTIO_SECURITY_API, AUTHORINO_API)
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Optional APIs present on the cluster (all absent on plain Kubernetes)."""
+    """Optional APIs present on the cluster (all absent on plain Kubernetes).
+
+    One flag per optional API group, named in ``kinds.CAPABILITY``.
+    """
 
     openshift_routes: bool = False
     openshift_users: bool = False
@@ -44,16 +42,7 @@ class Capabilities:
     @property
     def groups(self) -> frozenset[str]:
         """The optional API groups present."""
-        present = (
-            (ROUTE_API, self.openshift_routes),
-            (USER_API, self.openshift_users),
-            (CONFIG_API, self.openshift_config),
-            (ISTIO_NETWORKING_API, self.istio),
-            (ISTIO_SECURITY_API, self.istio_security),
-            (AUTHORINO_API, self.authorino),
-            (GATEWAY_API, self.gateway_api),
-        )
-        return frozenset(group for group, there in present if there)
+        return frozenset(group for group, flag in CAPABILITY.items() if getattr(self, flag))
 
     def missing(self, *groups: str) -> list[str]:
         """Which of ``groups`` the cluster does not serve."""
@@ -62,16 +51,8 @@ class Capabilities:
 
     @classmethod
     def from_groups(cls, groups: set[str] | frozenset[str], cluster_domain: str = "") -> Capabilities:
-        return cls(
-            openshift_routes=ROUTE_API in groups,
-            openshift_users=USER_API in groups,
-            openshift_config=CONFIG_API in groups,
-            istio=ISTIO_NETWORKING_API in groups,
-            istio_security=ISTIO_SECURITY_API in groups,
-            authorino=AUTHORINO_API in groups,
-            gateway_api=GATEWAY_API in groups,
-            cluster_domain=cluster_domain,
-        )
+        fields: dict[str, Any] = {flag: group in groups for group, flag in CAPABILITY.items()}
+        return cls(**fields, cluster_domain=cluster_domain)
 
 
 PLAIN_KUBERNETES = Capabilities()

@@ -12,12 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..kube import ApiError, Kube, lookup
-from .capabilities import CONFIG_API, OPTIONAL_APIS, PLAIN_KUBERNETES, Capabilities
+from ..kinds import CONFIG_API, INGRESS_CONFIG, OPTIONAL_APIS
+from ..kube import ApiError, Kube
+from .capabilities import PLAIN_KUBERNETES, Capabilities
 
 log = logging.getLogger(__name__)
 
-INGRESS_CONFIG = lookup("config.openshift.io/v1", "Ingress")
 CRD_SETTLE_SECONDS = (1.0, 5.0)  # a new CRD's group shows up in discovery shortly after it is Established
 
 Listener = Callable[[Capabilities, Capabilities], Awaitable[None]]

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..kube import ApiError, Kube, Obj, kind_of
-from ..render.features import NAMESPACE_LABEL
-from ..render.modelregistry import REGISTRY_LABEL
+from ..kinds import kind_of
+from ..kube import ApiError, Kube, Obj
+from ..names import NAMESPACE_LABEL, REGISTRY_LABEL
 
 # Tries before a claim gives up for this reconcile (each lost race re-reads the object).
 CLAIM_ATTEMPTS = 4

@@ -23,32 +23,53 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..api.common import GROUP, SecretKeyValue
+from ..api.common import SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec
 from ..api.validation import parse_spec
 from ..database import probe as db_probe
-from ..kube import (
+from ..kinds import (
+    AUTH_CONFIG,
     CONFIG_MAP,
-    DEPLOYMENT,
     ENDPOINT_SLICE,
     MODEL_REGISTRY,
+    OPTIONAL_APIS,
     POD,
+    PRUNABLE,
+    ROUTE,
     SECRET,
-    ApiError,
+    SERVICE,
+    UNOWNED,
     Kind,
-    Kube,
-    Obj,
     kind_of,
-    lookup,
+    served,
 )
-from ..platform.capabilities import OPTIONAL_APIS, Capabilities
+from ..kube import ApiError, Kube, Obj
+from ..names import (
+    APP_LABEL,
+    AVAILABLE,
+    CONFIGURATION_ERROR,
+    DEPLOYMENT_UNAVAILABLE,
+    FALSE,
+    FINALIZER,
+    ISTIO_AVAILABLE,
+    LEGACY_COMPONENT_LABEL,
+    MODE_CONDITIONS,
+    NAME_CONFLICT,
+    NAMESPACE_LABEL,
+    RECONCILE_ERROR,
+    REGISTRY_COMPONENT,
+    REGISTRY_LABEL,
+    RETAIN_ANNOTATION,
+    SERVICE_NAME_LABEL,
+    TRUE,
+    UNKNOWN,
+)
+from ..platform.capabilities import Capabilities
 from ..render.database import DatabaseSecrets, referenced_keys
 from ..render.defaults import apply_runtime_defaults, merge_patch, postgres_names, spec_json
 from ..render.engine import RenderError
-from ..render.features import NAMESPACE_LABEL, Feature, IngressService, ModeConfigurationError
+from ..render.features import Feature, IngressService, ModeConfigurationError
 from ..render.modelregistry import (
-    REGISTRY_LABEL,
-    RETAIN_ANNOTATION,
     RegistryRef,
     RenderInputs,
     digest_of,
@@ -57,58 +78,23 @@ from ..render.modelregistry import (
 )
 from ..render.security.oauth_proxy import cookie_secret_name
 from ..settings import OperatorSettings
-from ..status.conditions import FALSE, TRUE, UNKNOWN, set_conditions
+from ..status.conditions import set_conditions
 from ..status.modelregistry import (
-    AVAILABLE,
     DatabaseState,
     Observation,
     registry_conditions,
     registry_hosts,
 )
-from ..status.security import MODE_CONDITIONS, SecurityObservation, auth_config_state, route_state
+from ..status.security import SecurityObservation, auth_config_state, route_state
 from .claims import Claims, NameConflict, Ref, ref_of
 from .errors import Backoff, Failure, record_failure, value_problems
 from .observed import ObservedChildren
 
 log = logging.getLogger(__name__)
 
-# Kinds a registry may own in its namespace; anything labelled as ours and no longer
-# rendered is deleted.
-PRUNABLE = [
-    lookup("v1", "ServiceAccount"),
-    lookup("v1", "Service"),
-    SECRET,
-    CONFIG_MAP,
-    lookup("v1", "PersistentVolumeClaim"),
-    DEPLOYMENT,
-    lookup("networking.k8s.io/v1", "NetworkPolicy"),
-    lookup("rbac.authorization.k8s.io/v1", "Role"),
-    lookup("rbac.authorization.k8s.io/v1", "RoleBinding"),
-]
-ROUTE = lookup("route.openshift.io/v1", "Route")
-AUTH_CONFIG = lookup("authorino.kuadrant.io/v1beta3", "AuthConfig")
-SERVICE = lookup("v1", "Service")
-# Kinds of the optional APIs a registry may own in its namespace, by the API group serving them.
-PRUNABLE_OPTIONAL = [
-    ROUTE,
-    lookup("networking.istio.io/v1beta1", "Gateway"),
-    lookup("networking.istio.io/v1beta1", "VirtualService"),
-    lookup("networking.istio.io/v1beta1", "DestinationRule"),
-    lookup("security.istio.io/v1beta1", "AuthorizationPolicy"),
-    AUTH_CONFIG,
-    lookup("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
-]
-# Cluster-scoped objects and objects in other namespaces: no owner reference can collect them,
-# so they carry the registry's name and namespace as labels; pruning and the finalizer find
-# them by those labels.
-UNOWNED = [
-    lookup("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    lookup("user.openshift.io/v1", "Group"),
-    ROUTE,
-    lookup("gateway.networking.k8s.io/v1", "HTTPRoute"),
-]
-# Set by kopf (its delete handler needs it) on every registry; cleans up the UNOWNED objects.
-FINALIZER = f"{GROUP}/finalizer"
+# The kinds a registry may own in its namespace (PRUNABLE: anything labelled as ours and no
+# longer rendered is deleted) and those no owner reference can collect (UNOWNED: found by
+# their labels), from the table in kinds.py; FINALIZER, set by kopf, cleans up the UNOWNED.
 # A registry that renders UNOWNED objects but has no finalizer yet is tried again after this long.
 FINALIZER_WAIT_SECONDS = 0.2
 # Applied first: what pods of the later objects need to start.
@@ -721,7 +707,7 @@ class RegistryReconciler:
     async def _prune(self, namespace: str, name: str, uid: str, desired: list[Obj]) -> list[str]:
         wanted = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in desired}
         groups = self.capabilities().groups
-        kinds = PRUNABLE + [k for k in PRUNABLE_OPTIONAL if _group(k) in groups]
+        kinds = served(PRUNABLE, groups)
         owned, unowned = await asyncio.gather(
             asyncio.gather(*(self._list_served(kind, namespace, f"{REGISTRY_LABEL}={name}") for kind in kinds)),
             self._list_unowned(namespace, name),
@@ -760,7 +746,7 @@ class RegistryReconciler:
         """Our cluster-scoped and cross-namespace objects (found by name and namespace labels)."""
         groups = self.capabilities().groups
         selector = f"{REGISTRY_LABEL}={name},{NAMESPACE_LABEL}={namespace}"
-        kinds = [k for k in UNOWNED if _group(k) in groups or _group(k) == "rbac.authorization.k8s.io"]
+        kinds = served(UNOWNED, groups)
         listings = await asyncio.gather(*(self._list_served(kind, None, selector) for kind in kinds))
         return [item for items in listings for item in items]
 
@@ -811,8 +797,8 @@ class RegistryReconciler:
         key = (namespace, name)
         if relist:  # start over from the API server, in case a watch missed something
             pods, slices = await asyncio.gather(
-                self.kube.list(POD, namespace, f"app={name},component=model-registry"),
-                self.kube.list(ENDPOINT_SLICE, namespace, f"kubernetes.io/service-name={name}"),
+                self.kube.list(POD, namespace, f"{APP_LABEL}={name},{LEGACY_COMPONENT_LABEL}={REGISTRY_COMPONENT}"),
+                self.kube.list(ENDPOINT_SLICE, namespace, f"{SERVICE_NAME_LABEL}={name}"),
             )
             self.observed.replace(key, pods, slices)
         database, security = await asyncio.gather(
@@ -835,7 +821,7 @@ class RegistryReconciler:
         auth_configs = await asyncio.gather(*(self.kube.get(AUTH_CONFIG, namespace, n) for n in features.auth_configs))
         states = [route_state(r.condition, body, r.name) for r, body in zip(features.routes, routes, strict=True)]
         states += [
-            auth_config_state("IstioAvailable", body, n)
+            auth_config_state(ISTIO_AVAILABLE, body, n)
             for n, body in zip(features.auth_configs, auth_configs, strict=True)
         ]
         missing = list(features.missing_apis)
@@ -969,12 +955,8 @@ class RegistryReconciler:
             return
         if available["status"] == TRUE:
             self.emit(body, "Normal", "Available", available["message"])
-        elif available["reason"] in ("ConfigurationError", "ReconcileError", "NameConflict", "DeploymentUnavailable"):
+        elif available["reason"] in (CONFIGURATION_ERROR, RECONCILE_ERROR, NAME_CONFLICT, DEPLOYMENT_UNAVAILABLE):
             self.emit(body, "Warning", available["reason"], available["message"])
-
-
-def _group(kind: Kind) -> str:
-    return kind.api_version.rpartition("/")[0]
 
 
 def _optional_api_gone(exc: ApiError) -> bool:

@@ -20,10 +20,21 @@ from pydantic import ValidationError
 
 from ..api.common import IMAGE_PATTERN
 from ..api.modeluploadjob import ModelUploadJobSpec
-from ..kube import CONFIG_MAP, JOB, MODEL_REGISTRY, MODEL_UPLOAD_JOB, POD, PVC, SECRET, ApiError, Kube, Obj
+from ..kinds import CONFIG_MAP, JOB, MODEL_REGISTRY, MODEL_UPLOAD_JOB, POD, PVC, SECRET
+from ..kube import ApiError, Kube, Obj
+from ..names import (
+    AVAILABLE,
+    CONFIGURATION_ERROR,
+    FAILED,
+    RECONCILE_ERROR,
+    REGISTRY_NOT_AVAILABLE,
+    REGISTRY_NOT_FOUND,
+    SPEC_HASH_ANNOTATION,
+    SUCCEEDED,
+    TRUE,
+)
 from ..render.engine import RenderError
 from ..render.modeluploadjob import (
-    SPEC_HASH_ANNOTATION,
     RegistryEndpoint,
     UploadJobRef,
     address_endpoint,
@@ -36,14 +47,8 @@ from ..render.modeluploadjob import (
     without_userinfo,
 )
 from ..settings import OperatorSettings
-from ..status.conditions import TRUE, find, set_conditions
+from ..status.conditions import find, set_conditions
 from ..status.modeluploadjob import (
-    CONFIGURATION_ERROR,
-    FAILED,
-    RECONCILE_ERROR,
-    REGISTRY_NOT_AVAILABLE,
-    REGISTRY_NOT_FOUND,
-    SUCCEEDED,
     TERMINAL,
     Problem,
     UploadObservation,
@@ -336,7 +341,7 @@ class UploadJobReconciler:
             return None, Problem(
                 REGISTRY_NOT_FOUND, f"ModelRegistry {target.name!r} not found in namespace {namespace}"
             )
-        available = find((registry.get("status") or {}).get("conditions"), "Available")
+        available = find((registry.get("status") or {}).get("conditions"), AVAILABLE)
         if available is None or available.get("status") != TRUE:
             detail = f": {available.get('message')}" if available and available.get("message") else ""
             return None, Problem(REGISTRY_NOT_AVAILABLE, f"ModelRegistry {target.name!r} is not Available{detail}")

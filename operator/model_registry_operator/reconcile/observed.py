@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..render.modelregistry import REGISTRY_LABEL
+from ..names import LEGACY_COMPONENT_LABEL, REGISTRY_COMPONENT, REGISTRY_LABEL, SERVICE_NAME_LABEL
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
-
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def _condition(cond: Obj) -> Obj:
@@ -105,7 +103,7 @@ class ObservedChildren:
             else:
                 self._deployments[key] = _text(_compact_deployment(body))
             return key
-        if kind == "Pod" and labels.get("component") == "model-registry":
+        if kind == "Pod" and labels.get(LEGACY_COMPONENT_LABEL) == REGISTRY_COMPONENT:
             pods = self._pods.setdefault(key, {})
             if gone:
                 pods.pop(name, None)

@@ -20,6 +20,7 @@ import jinja2
 import yaml
 
 from .. import yamljson
+from ..names import RETAIN_ANNOTATION
 from .escaping import no_expansion
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -69,6 +70,7 @@ def environment() -> jinja2.Environment:
     env.filters["quote"] = _tojson_str
     env.filters["b64"] = _b64
     env.filters["no_expansion"] = no_expansion
+    env.globals["RETAIN_ANNOTATION"] = RETAIN_ANNOTATION
     return env
 
 

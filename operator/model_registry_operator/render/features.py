@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..api.common import GROUP
 from ..api.modelregistry import ModelRegistrySpec
+from ..names import NAMESPACE_LABEL
 from ..platform.capabilities import Capabilities
 from ..settings import OperatorSettings
 
@@ -19,13 +19,6 @@ if TYPE_CHECKING:
     from .modelregistry import RegistryRef
 
 Obj = dict[str, Any]
-
-NAMESPACE_LABEL = f"{GROUP}/namespace"
-
-# Mode names, also used by the status to pick its conditions.
-KUBE_RBAC_PROXY = "kube-rbac-proxy"
-OAUTH_PROXY = "oauth-proxy"
-ISTIO = "istio"
 
 
 class ModeConfigurationError(ValueError):

@@ -16,13 +16,13 @@ import yaml
 from pydantic import ValidationError
 
 from ..api import modeluploadjob as upload_api
-from ..api.common import GROUP
-from ..api.modelregistry import KIND
+from ..names import GROUP, MODEL_UPLOAD_JOB_KIND
+from ..names import MODEL_REGISTRY_KIND as KIND
 from .engine import RenderError
 from .offline import OfflineCluster, render_documents
 from .values import value_problems
 
-KINDS = (KIND, upload_api.KIND)
+KINDS = (KIND, MODEL_UPLOAD_JOB_KIND)
 # Deeper than any CR; PyYAML's parser recurses per level, so this is checked before it parses.
 MAX_DEPTH = 100
 # Values a document may expand to through aliases.
@@ -145,10 +145,10 @@ def _items(docs: list[Any], label: str) -> tuple[list[tuple[str, dict[str, Any]]
 
     def one(doc: Any, where: str) -> None:
         if not isinstance(doc, dict):
-            raise BadInput(f"{where} is {_type(doc)}, not an object (a {KIND} or {upload_api.KIND})")
+            raise BadInput(f"{where} is {_type(doc)}, not an object (a {KIND} or {MODEL_UPLOAD_JOB_KIND})")
         kind = doc.get("kind")
         if not isinstance(kind, str) or not kind:
-            raise BadInput(f"{where}: kind is missing (a {KIND} or {upload_api.KIND} is expected)")
+            raise BadInput(f"{where}: kind is missing (a {KIND} or {MODEL_UPLOAD_JOB_KIND} is expected)")
         if kind == "List":
             items = doc.get("items")
             if not isinstance(items, list):
@@ -161,7 +161,7 @@ def _items(docs: list[Any], label: str) -> tuple[list[tuple[str, dict[str, Any]]
         if kind in KINDS:
             found.append((f"{where} ({kind})", doc))
         elif isinstance(api_version, str) and api_version.startswith(f"{GROUP}/"):
-            raise BadInput(f"{where}: kind {kind!r} of {api_version} is neither {KIND} nor {upload_api.KIND}")
+            raise BadInput(f"{where}: kind {kind!r} of {api_version} is neither {KIND} nor {MODEL_UPLOAD_JOB_KIND}")
         else:
             skipped.append(f"{where} ({kind})")
 
@@ -176,7 +176,7 @@ def _check_renders(
 ) -> None:
     """Render one CR alone (an upload with the file's registries), to say which one fails and why."""
     try:
-        if doc["kind"] == upload_api.KIND:
+        if doc["kind"] == MODEL_UPLOAD_JOB_KIND:
             upload_api.ModelUploadJobSpec.model_validate(doc.get("spec") or {})
         render_documents([doc] if doc["kind"] == KIND else [*registries, doc], cluster=cluster)
     except ValidationError as exc:  # the fields and what is wrong with them, not the values
@@ -211,7 +211,7 @@ def render_input(
     if not found:
         kinds = sorted({where.rpartition(" (")[2].rstrip(")") for where in skipped})
         what = f" (only {', '.join(kinds)})" if kinds else ""
-        raise BadInput(f"no {KIND} or {upload_api.KIND} in {label}{what}")
+        raise BadInput(f"no {KIND} or {MODEL_UPLOAD_JOB_KIND} in {label}{what}")
     registries = [doc for _, doc in found if doc["kind"] == KIND]
     for where, doc in found:
         _check_renders(where, doc, registries, cluster)

@@ -7,8 +7,29 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.common import GROUP
-from ..api.modelregistry import KIND, STORAGE_VERSION, ModelRegistrySpec
+from ..api.modelregistry import ModelRegistrySpec
+from ..names import (
+    APP_LABEL,
+    COMPONENT_LABEL,
+    CONFIG_HASH_ANNOTATION,
+    COPIED_ANNOTATIONS,
+    CREATED_BY_LABEL,
+    DATABASE_COMPONENT,
+    GROUP,
+    INSTANCE_LABEL,
+    KUBE_RBAC_PROXY,
+    LEGACY_COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MODEL_REGISTRY_KIND,
+    MODEL_REGISTRY_VERSION,
+    NAME_LABEL,
+    PART_OF,
+    PART_OF_LABEL,
+    PROXY_MODES,
+    REGISTRY_COMPONENT,
+    REGISTRY_LABEL,
+)
 from ..platform.capabilities import Capabilities
 from ..settings import OperatorSettings
 from .database import DatabaseSecrets, database_wiring
@@ -16,18 +37,12 @@ from .defaults import postgres_names, rest_resources
 from .engine import render_template
 from .exposure import gateway as gateway_exposure
 from .exposure import openshift as openshift_exposure
-from .features import KUBE_RBAC_PROXY, OAUTH_PROXY, Feature, FeatureContext, IngressService
+from .features import Feature, FeatureContext, IngressService
 from .security import istio as istio_mode
 from .security import kube_rbac_proxy, oauth_proxy
 
 Obj = dict[str, Any]
 
-MANAGED_BY = "model-registry-operator"
-REGISTRY_LABEL = f"{GROUP}/registry"
-RETAIN_ANNOTATION = f"{GROUP}/retain"
-CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
-COPIED_ANNOTATIONS = ("openshift.io/display-name", "openshift.io/description")
-PROXY_MODES = (KUBE_RBAC_PROXY, OAUTH_PROXY)
 LOOPBACK = "127.0.0.1"
 ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - no proxy: the REST port is the registry's API port
 
@@ -68,29 +83,29 @@ class RenderInputs:
     istio_ingress: IngressService | None = None
 
 
-def registry_labels(name: str, component: str = "model-registry") -> dict[str, str]:
+def registry_labels(name: str, component: str = REGISTRY_COMPONENT) -> dict[str, str]:
     return {
-        "app": name,
-        "component": component,
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/created-by": MANAGED_BY,
-        "app.kubernetes.io/part-of": "model-registry",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        APP_LABEL: name,
+        LEGACY_COMPONENT_LABEL: component,
+        NAME_LABEL: name,
+        INSTANCE_LABEL: name,
+        COMPONENT_LABEL: component,
+        CREATED_BY_LABEL: MANAGED_BY,
+        PART_OF_LABEL: PART_OF,
+        MANAGED_BY_LABEL: MANAGED_BY,
         REGISTRY_LABEL: name,
     }
 
 
-def registry_selector(name: str) -> dict[str, str]:
-    return {"app": name, "component": "model-registry", "app.kubernetes.io/name": name}
+def registry_selector(name: str, component: str = REGISTRY_COMPONENT) -> dict[str, str]:
+    return {APP_LABEL: name, LEGACY_COMPONENT_LABEL: component, NAME_LABEL: name}
 
 
 def owner_references(registry: RegistryRef) -> list[Obj]:
     return [
         {
-            "apiVersion": f"{GROUP}/{STORAGE_VERSION}",
-            "kind": KIND,
+            "apiVersion": f"{GROUP}/{MODEL_REGISTRY_VERSION}",
+            "kind": MODEL_REGISTRY_KIND,
             "name": registry.name,
             "uid": registry.uid,
             "controller": True,
@@ -184,8 +199,8 @@ def render_model_registry(
     objects: list[Obj] = []
     if generated and spec.postgres is not None:
         names = postgres_names(registry.name)
-        pg_selector = {"app": names["name"], "component": "database", "app.kubernetes.io/name": names["name"]}
-        pg_labels = {**registry_labels(registry.name, component="database"), **pg_selector}
+        pg_selector = registry_selector(names["name"], DATABASE_COMPONENT)
+        pg_labels = {**registry_labels(registry.name, component=DATABASE_COMPONENT), **pg_selector}
         context["postgres"] = {
             **names,
             "labels": pg_labels,

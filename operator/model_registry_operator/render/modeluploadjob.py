@@ -24,17 +24,30 @@ from urllib.parse import urlsplit
 
 from model_registry_upload_contract import EXIT_CONFIG, JOB_NAME_ENV, JOB_NAMESPACE_ENV
 
-from ..api.common import GROUP
-from ..api.modeluploadjob import KIND, VERSION, ModelUploadJobSpec, RegistryTarget, S3Location
+from ..api.modeluploadjob import ModelUploadJobSpec, RegistryTarget, S3Location
+from ..names import (
+    COMPONENT_LABEL,
+    GROUP,
+    INSTANCE_LABEL,
+    ISTIO_INJECT_LABEL,
+    ISTIO_NATIVE_SIDECAR_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MODEL_UPLOAD_JOB_KIND,
+    MODEL_UPLOAD_JOB_VERSION,
+    NAME_LABEL,
+    PART_OF,
+    PART_OF_LABEL,
+    SPEC_HASH_ANNOTATION,
+    UPLOAD_COMPONENT,
+    UPLOAD_JOB_LABEL,
+)
+from ..names import UPLOAD_JOB_NAME_ANNOTATION as NAME_ANNOTATION
 from .engine import render_template
 from .escaping import no_expansion
 
 Obj = dict[str, Any]
 
-MANAGED_BY = "model-registry-operator"
-UPLOAD_JOB_LABEL = f"{GROUP}/upload-job"
-SPEC_HASH_ANNOTATION = f"{GROUP}/spec-hash"
-NAME_ANNOTATION = f"{GROUP}/upload-job-name"
 CONTAINER_NAME = "upload"
 
 # Where things are mounted in the upload container.
@@ -63,10 +76,8 @@ SECRET_MODE = 0o400
 owned by that group, which the container's process is a member of."""
 FS_GROUP = 65532
 """The group of mounted volumes on clusters that do not assign one (OpenShift's SCCs do)."""
-ISTIO_INJECT_LABEL = "sidecar.istio.io/inject"
-ISTIO_NATIVE_SIDECAR_ANNOTATION = "sidecar.istio.io/nativeSidecar"
-"""Istio runs its proxy as a native sidecar (an init container that keeps running), so the Job
-completes when the upload container exits."""
+# ISTIO_NATIVE_SIDECAR_ANNOTATION: Istio runs its proxy as a native sidecar (an init container
+# that keeps running), so the Job completes when the upload container exits.
 # Configuration errors of the upload program (exit code 2) never succeed on a retry.
 CONFIG_ERROR_EXIT_CODE = EXIT_CONFIG
 
@@ -198,11 +209,11 @@ def url_secret_name(name: str) -> str:
 
 def labels(name: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "model-upload",
-        "app.kubernetes.io/instance": name[:63],
-        "app.kubernetes.io/component": "model-upload",
-        "app.kubernetes.io/part-of": "model-registry",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        NAME_LABEL: UPLOAD_COMPONENT,
+        INSTANCE_LABEL: name[:63],
+        COMPONENT_LABEL: UPLOAD_COMPONENT,
+        PART_OF_LABEL: PART_OF,
+        MANAGED_BY_LABEL: MANAGED_BY,
         UPLOAD_JOB_LABEL: name[:63],
     }
 
@@ -210,8 +221,8 @@ def labels(name: str) -> dict[str, str]:
 def owner_references(job: UploadJobRef) -> list[Obj]:
     return [
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
+            "apiVersion": f"{GROUP}/{MODEL_UPLOAD_JOB_VERSION}",
+            "kind": MODEL_UPLOAD_JOB_KIND,
             "name": job.name,
             "uid": job.uid,
             "controller": True,

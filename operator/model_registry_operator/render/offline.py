@@ -15,9 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api import modeluploadjob as upload_api
-from ..api.modelregistry import KIND
 from ..api.validation import parse_spec
-from ..platform.capabilities import API_NAMES, CONFIG_API, PLAIN_KUBERNETES, PLATFORMS, Capabilities
+from ..kinds import CONFIG_API
+from ..names import MODEL_REGISTRY_KIND as KIND
+from ..names import MODEL_UPLOAD_JOB_KIND
+from ..platform.capabilities import API_NAMES, PLAIN_KUBERNETES, PLATFORMS, Capabilities
 from ..settings import OperatorSettings
 from .database import DatabaseSecrets
 from .defaults import apply_runtime_defaults
@@ -114,7 +116,7 @@ def render_documents(
         if isinstance(doc, dict) and doc.get("kind") == KIND
     }
     for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == upload_api.KIND:
+        if isinstance(doc, dict) and doc.get("kind") == MODEL_UPLOAD_JOB_KIND:
             objects.extend(_render_upload(doc, registries, settings))
     return objects
 
@@ -128,7 +130,7 @@ def _render_upload(doc: dict[str, Any], registries: dict[Any, Any], settings: Op
     try:
         spec = upload_api.ModelUploadJobSpec.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(f"{upload_api.KIND} {name}: {exc}") from None
+        raise ValueError(f"{MODEL_UPLOAD_JOB_KIND} {name}: {exc}") from None
     target = spec.registry
     if target.address is not None:
         endpoint = address_endpoint(target)
@@ -141,6 +143,6 @@ def _render_upload(doc: dict[str, Any], registries: dict[Any, Any], settings: Op
         )
         problem = token_problem(target, endpoint)
         if problem:
-            raise ValueError(f"{upload_api.KIND} {name}: {problem}")
+            raise ValueError(f"{MODEL_UPLOAD_JOB_KIND} {name}: {problem}")
     ref = UploadJobRef(name, namespace, "<uid>")
     return render_model_upload_job(ref, spec, raw, endpoint, settings.upload_job_image)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+from ..names import FALSE as FALSE
+from ..names import TRUE as TRUE
+from ..names import UNKNOWN as UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -5,28 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import FALSE, TRUE, UNKNOWN, Cond, find
-from .security import MISSING_API, SecurityObservation, fold_into_available, security_conditions
-
-AVAILABLE = "Available"
-PROGRESSING = "Progressing"
-DEGRADED = "Degraded"
-DATABASE_AVAILABLE = "DatabaseAvailable"
-
-# Reasons (constant strings: clients match on them).
-STARTING = "Starting"
-DEPLOYMENT_AVAILABLE = "DeploymentAvailable"
-DEPLOYMENT_UNAVAILABLE = "DeploymentUnavailable"
-CONFIGURATION_ERROR = "ConfigurationError"
-RECONCILE_ERROR = "ReconcileError"
-NAME_CONFLICT = "NameConflict"
-ROLLING_OUT = "RollingOut"
-ROLLOUT_COMPLETE = "RolloutComplete"
-PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
-AS_EXPECTED = "AsExpected"
-POD_FAILING = "PodFailing"
-DATABASE_UNAVAILABLE = "DatabaseUnavailable"
-PROBE_DISABLED = "ProbeDisabled"
+from ..names import (
+    AS_EXPECTED,
+    AVAILABLE,
+    CONFIGURATION_ERROR,
+    DATABASE_AVAILABLE,
+    DATABASE_UNAVAILABLE,
+    DEGRADED,
+    DEPLOYMENT_AVAILABLE,
+    DEPLOYMENT_UNAVAILABLE,
+    FALSE,
+    MISSING_API,
+    NAME_CONFLICT,
+    POD_FAILING,
+    PROBE_DISABLED,
+    PROGRESS_DEADLINE_EXCEEDED,
+    PROGRESSING,
+    RECONCILE_ERROR,
+    ROLLING_OUT,
+    ROLLOUT_COMPLETE,
+    STARTING,
+    TRUE,
+    UNKNOWN,
+)
+from .conditions import Cond, find
+from .security import SecurityObservation, fold_into_available, security_conditions
 
 # Container waiting reasons that keep a container from starting at all.
 START_FAILURES = frozenset(
@@ -80,7 +83,7 @@ def pod_failure(pods: list[Obj]) -> str | None:
         if status.get("phase") == "Failed":
             return f"pod {name} failed: {status.get('reason') or ''} {status.get('message') or ''}".strip()
         for cond in status.get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason"):
+            if cond.get("type") == "PodScheduled" and cond.get("status") == FALSE and cond.get("reason"):
                 return f"pod {name} cannot be scheduled: {cond.get('message') or cond['reason']}"
         statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
         for cs in statuses:
@@ -134,7 +137,7 @@ def _available(obs: Observation, previous: Obj | None) -> Cond:
     if deployment is None:
         return Cond(AVAILABLE, FALSE, STARTING, "Deployment not created yet")
     progressing = _deployment_condition(deployment, "Progressing")
-    if progressing and progressing.get("status") == "False":
+    if progressing and progressing.get("status") == FALSE:
         return Cond(
             AVAILABLE,
             FALSE,
@@ -164,7 +167,7 @@ def _progressing(obs: Observation) -> Cond:
     if obs.deployment is None:
         return Cond(PROGRESSING, TRUE, ROLLING_OUT, "Creating deployment")
     progressing = _deployment_condition(obs.deployment, "Progressing")
-    if progressing and progressing.get("status") == "False":
+    if progressing and progressing.get("status") == FALSE:
         return Cond(
             PROGRESSING,
             FALSE,

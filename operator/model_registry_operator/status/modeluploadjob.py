@@ -14,40 +14,42 @@ from typing import Any
 
 from model_registry_upload_contract import EXIT_CONFIG, EXIT_REGISTRY, EXIT_TRANSFER, parse_result
 
-from .conditions import FALSE, TRUE, Cond, find
+from ..names import (
+    COMPLETE,
+    CONFIGURATION_ERROR,
+    DEADLINE_EXCEEDED,
+    FAILED,
+    FAILED_CONDITION,
+    FALSE,
+    JOB_CREATED,
+    JOB_FAILED,
+    NOT_FINISHED,
+    OOM_KILLED,
+    PENDING,
+    POD_RUNNING,
+    REGISTRY_ERROR,
+    REGISTRY_NOT_AVAILABLE,
+    REGISTRY_NOT_FOUND,
+    REGISTRY_RESOLVED,
+    RESOLVED,
+    RETRYING,
+    RUNNING,
+    SPEC_CHANGED,
+    SPEC_IMMUTABLE,
+    SPEC_UNCHANGED,
+    STARTED,
+    SUCCEEDED,
+    TRANSFER_FAILED,
+    TRUE,
+    UPLOADED,
+    WAITING,
+)
+from .conditions import Cond, find
 from .modelregistry import START_FAILURES
 
 Obj = dict[str, Any]
 
-PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 TERMINAL = frozenset({SUCCEEDED, FAILED})
-
-# Condition types.
-REGISTRY_RESOLVED = "RegistryResolved"
-STARTED = "Started"
-COMPLETE = "Complete"
-FAILED_CONDITION = "Failed"
-SPEC_CHANGED = "SpecChanged"
-
-# Reasons (constant strings: clients match on them).
-RESOLVED = "Resolved"
-REGISTRY_NOT_FOUND = "RegistryNotFound"
-REGISTRY_NOT_AVAILABLE = "RegistryNotAvailable"
-CONFIGURATION_ERROR = "ConfigurationError"
-RECONCILE_ERROR = "ReconcileError"
-WAITING = "Waiting"
-JOB_CREATED = "JobCreated"
-POD_RUNNING = "PodRunning"
-RETRYING = "Retrying"
-UPLOADED = "Uploaded"
-NOT_FINISHED = "NotFinished"
-TRANSFER_FAILED = "TransferFailed"
-REGISTRY_ERROR = "RegistryError"
-DEADLINE_EXCEEDED = "DeadlineExceeded"
-OOM_KILLED = "OOMKilled"
-JOB_FAILED = "JobFailed"
-SPEC_IMMUTABLE = "SpecImmutable"
-SPEC_UNCHANGED = "AsCreated"
 
 # Exit codes of the upload program -> failure reason.
 EXIT_REASONS = {EXIT_TRANSFER: TRANSFER_FAILED, EXIT_CONFIG: CONFIGURATION_ERROR, EXIT_REGISTRY: REGISTRY_ERROR}
@@ -110,7 +112,7 @@ def _last_lines(text: str, limit: int) -> str:
 
 def _job_condition(job: Obj | None, type_: str) -> Obj | None:
     for cond in ((job or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == type_ and cond.get("status") == "True":
+        if cond.get("type") == type_ and cond.get("status") == TRUE:
             return dict(cond)
     return None
 

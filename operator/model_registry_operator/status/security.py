@@ -11,24 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import FALSE, TRUE, Cond
+from ..names import (
+    AUTH_CONFIG_READY,
+    FALSE,
+    GATEWAY_AVAILABLE,
+    ISTIO,
+    KUBE_RBAC_PROXY,
+    MISSING_API,
+    MODE_CONDITION,
+    OAUTH_PROXY,
+    RESOURCES_AVAILABLE,
+    RESOURCES_UNAVAILABLE,
+    ROUTE_ADMITTED,
+    TRUE,
+)
+from .conditions import Cond
 
-KUBE_RBAC_PROXY_AVAILABLE = "KubeRBACProxyAvailable"
-OAUTH_PROXY_AVAILABLE = "OAuthProxyAvailable"
-ISTIO_AVAILABLE = "IstioAvailable"
-GATEWAY_AVAILABLE = "GatewayAvailable"
-MODE_CONDITIONS = (KUBE_RBAC_PROXY_AVAILABLE, OAUTH_PROXY_AVAILABLE, ISTIO_AVAILABLE, GATEWAY_AVAILABLE)
-
-RESOURCES_AVAILABLE = "ResourcesAvailable"
-RESOURCES_UNAVAILABLE = "ResourcesUnavailable"
-MISSING_API = "MissingAPI"
-
-MODE_CONDITION = {
-    "kube-rbac-proxy": KUBE_RBAC_PROXY_AVAILABLE,
-    "oauth-proxy": OAUTH_PROXY_AVAILABLE,
-    "istio": ISTIO_AVAILABLE,
-}
-MODE_TITLE = {"kube-rbac-proxy": "kube-rbac-proxy", "oauth-proxy": "OAuth proxy", "istio": "Istio"}
+MODE_TITLE = {KUBE_RBAC_PROXY: "kube-rbac-proxy", OAUTH_PROXY: "OAuth proxy", ISTIO: "Istio"}
 
 Obj = dict[str, Any]
 
@@ -64,7 +63,7 @@ def route_state(condition: str, route: Obj | None, name: str) -> ObjectState:
     if not ingresses:
         return ObjectState(condition, "Route", name, False, f"Route {name} is not admitted by a router yet")
     for ingress in ingresses:
-        admitted = next((c for c in ingress.get("conditions") or [] if c.get("type") == "Admitted"), None)
+        admitted = next((c for c in ingress.get("conditions") or [] if c.get("type") == ROUTE_ADMITTED), None)
         if admitted is None or admitted.get("status") != TRUE:
             detail = (admitted or {}).get("message") or (admitted or {}).get("reason") or "not admitted"
             host = ingress.get("host") or (route.get("spec") or {}).get("host") or ""
@@ -76,7 +75,8 @@ def auth_config_state(condition: str, auth_config: Obj | None, name: str) -> Obj
     if auth_config is None:
         return ObjectState(condition, "AuthConfig", name, False, f"AuthConfig {name} not found")
     ready = next(
-        (c for c in (auth_config.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None
+        (c for c in (auth_config.get("status") or {}).get("conditions") or [] if c.get("type") == AUTH_CONFIG_READY),
+        None,
     )
     if ready is None or ready.get("status") != TRUE:
         detail = (ready or {}).get("message") or (ready or {}).get("reason") or "not ready yet"
@@ -113,7 +113,7 @@ def security_conditions(sec: SecurityObservation, pods: list[Obj]) -> list[Cond]
     if sec.mode is not None:
         type_ = MODE_CONDITION[sec.mode]
         title = MODE_TITLE[sec.mode]
-        if sec.missing_apis and sec.mode == "istio":
+        if sec.missing_apis and sec.mode == ISTIO:
             conditions.append(
                 Cond(
                     type_,
@@ -124,7 +124,7 @@ def security_conditions(sec: SecurityObservation, pods: list[Obj]) -> list[Cond]
             )
         else:
             conditions.append(_mode_condition(sec, type_, title, pods))
-    if sec.gateway and sec.mode == "istio" and not sec.missing_apis:
+    if sec.gateway and sec.mode == ISTIO and not sec.missing_apis:
         conditions.append(_gateway_condition(sec))
     return conditions
 
@@ -133,7 +133,7 @@ def _mode_condition(sec: SecurityObservation, type_: str, title: str, pods: list
     if type_ in sec.problems:
         return Cond(type_, FALSE, RESOURCES_UNAVAILABLE, sec.problems[type_])
     if sec.sidecar:
-        problem = _sidecar_problem(pods, sec.sidecar, required=sec.mode != "istio")
+        problem = _sidecar_problem(pods, sec.sidecar, required=sec.mode != ISTIO)
         if problem:
             return Cond(type_, FALSE, RESOURCES_UNAVAILABLE, f"{title} unavailable: {problem}")
     for state in sec.objects:

@@ -5,10 +5,10 @@ Enabled by the operator settings (GATEWAY_DOMAIN non-empty), as upstream.
 
 from __future__ import annotations
 
-from ...platform.capabilities import GATEWAY_API
+from ...kinds import GATEWAY_API
+from ...names import EXTERNAL_ADDRESS_ANNOTATION
 from ..engine import render_template
 from ..features import Feature, FeatureContext
-from ..security.proxy import EXTERNAL_ADDRESS_ANNOTATION
 
 
 def render(ctx: FeatureContext) -> Feature:

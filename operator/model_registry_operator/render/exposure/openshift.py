@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...platform.capabilities import ROUTE_API
+from ...kinds import ROUTE_API
 from ..engine import render_template
 from ..features import Feature, FeatureContext
 

@@ -11,6 +11,7 @@ from ...api.modelregistry import (
     ModelRegistrySpec,
     ServerConfig,
 )
+from ...names import KUBE_RBAC_PROXY, OAUTH_PROXY
 from ...platform.capabilities import Capabilities
 from ...settings import OperatorSettings
 
@@ -33,8 +34,8 @@ def security_defaults(
     """Updates of the spec (field name -> value) for the security mode in use."""
     updates: dict[str, Any] = {}
     for attr, mode, image in (
-        ("kube_rbac_proxy", "kube-rbac-proxy", settings.kube_rbac_proxy_image),
-        ("oauth_proxy", "oauth-proxy", settings.oauth_proxy_image),
+        ("kube_rbac_proxy", KUBE_RBAC_PROXY, settings.kube_rbac_proxy_image),
+        ("oauth_proxy", OAUTH_PROXY, settings.oauth_proxy_image),
     ):
         proxy = getattr(spec, attr)
         if proxy is None:

@@ -11,14 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.modelregistry import IstioConfig, ServerConfig
-from ...platform.capabilities import ISTIO_MODE_APIS
+from ...kinds import ISTIO_MODE_APIS
+from ...names import GATEWAY_AVAILABLE, ISTIO, ISTIO_EXCLUDE_OUTBOUND_ANNOTATION, ISTIO_INJECT_LABEL
 from ..engine import render_template
-from ..features import ISTIO, Feature, FeatureContext, IngressService, ModeConfigurationError, RouteWatch
+from ..features import Feature, FeatureContext, IngressService, ModeConfigurationError, RouteWatch
 
-ISTIO_CONDITION = "IstioAvailable"
-GATEWAY_CONDITION = "GatewayAvailable"
-INJECT_LABEL = "sidecar.istio.io/inject"
-EXCLUDE_OUTBOUND_ANNOTATION = "traffic.sidecar.istio.io/excludeOutboundPorts"
 SIDECAR = "istio-proxy"
 
 
@@ -68,10 +65,10 @@ def render(ctx: FeatureContext, ingress: IngressService | None = None) -> Featur
     check(istio)
     name, namespace = ctx.registry.name, ctx.registry.namespace
     service_host = f"{name}.{namespace}.svc.cluster.local"
-    feature = Feature(mode=ISTIO, sidecar=SIDECAR, pod_labels={INJECT_LABEL: "true"})
+    feature = Feature(mode=ISTIO, sidecar=SIDECAR, pod_labels={ISTIO_INJECT_LABEL: "true"})
     database = ctx.spec.postgres or ctx.spec.mysql
     if database is not None:  # the database is outside the mesh
-        feature.pod_annotations[EXCLUDE_OUTBOUND_ANNOTATION] = str(database.port)
+        feature.pod_annotations[ISTIO_EXCLUDE_OUTBOUND_ANNOTATION] = str(database.port)
     gateway = istio.gateway
     hosts: dict[str, str] = {}
     if gateway is not None:
@@ -120,7 +117,7 @@ def render(ctx: FeatureContext, ingress: IngressService | None = None) -> Featur
     if not routes_wanted or not ctx.capabilities.openshift_routes:
         return feature
     if ingress is None:
-        feature.problems[GATEWAY_CONDITION] = (
+        feature.problems[GATEWAY_AVAILABLE] = (
             "no unique ingress gateway Service labelled "
             + ",".join(f"{k}={v}" for k, v in selector.items())
             + " found for the gateway Routes"
@@ -142,5 +139,5 @@ def render(ctx: FeatureContext, ingress: IngressService | None = None) -> Featur
             "passthrough": server.tls is not None,
         }
         feature.objects.extend(render_template("modelregistry/istio/gateway-route.yaml.j2", {**values, "route": route}))
-        feature.routes.append(RouteWatch(ingress.namespace, route_name, GATEWAY_CONDITION))
+        feature.routes.append(RouteWatch(ingress.namespace, route_name, GATEWAY_AVAILABLE))
     return feature

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from ...names import KUBE_RBAC_PROXY, KUBE_RBAC_PROXY_AVAILABLE
 from ..engine import render_template
-from ..features import KUBE_RBAC_PROXY, Feature, FeatureContext
+from ..features import Feature, FeatureContext
 from .proxy import DASHBOARD_PEER, ROUTER_PEER, render_proxy
-
-CONDITION = "KubeRBACProxyAvailable"
 
 
 def render(ctx: FeatureContext) -> Feature:
@@ -18,7 +17,7 @@ def render(ctx: FeatureContext) -> Feature:
         ctx,
         proxy,
         mode=KUBE_RBAC_PROXY,
-        condition=CONDITION,
+        condition=KUBE_RBAC_PROXY_AVAILABLE,
         extra_objects=render_template("modelregistry/kube-rbac-proxy/configmap.yaml.j2", values),
         peers=[ROUTER_PEER, DASHBOARD_PEER],
     )

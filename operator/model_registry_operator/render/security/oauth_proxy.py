@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+from ...names import OAUTH_PROXY, OAUTH_PROXY_AVAILABLE
 from ..engine import render_template
-from ..features import OAUTH_PROXY, Feature, FeatureContext
+from ..features import Feature, FeatureContext
 from .proxy import ROUTER_PEER, render_proxy
-
-CONDITION = "OAuthProxyAvailable"
 
 
 def cookie_secret_name(name: str) -> str:
@@ -29,7 +28,7 @@ def render(ctx: FeatureContext, cookie_secret: str) -> Feature:
         ctx,
         proxy,
         mode=OAUTH_PROXY,
-        condition=CONDITION,
+        condition=OAUTH_PROXY_AVAILABLE,
         extra_objects=render_template("modelregistry/oauth-proxy/cookie-secret.yaml.j2", values),
         peers=[ROUTER_PEER],
         delegate_urls=delegate_urls(ctx.registry.name, ctx.registry.namespace),

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from ...api.modelregistry import KubeRBACProxyConfig, OAuthProxyConfig
+from ...names import (
+    EXTERNAL_ADDRESS_ANNOTATION,
+    GENERATED_NAMESPACE_LABEL,
+    POLICY_GROUP_LABEL,
+    SERVING_CERT_ANNOTATION,
+)
 from ..engine import render_fragment, render_template
 from ..features import Feature, FeatureContext, RouteWatch
 from .defaults import tls_secret_name
 
-SERVING_CERT_ANNOTATION = "service.beta.openshift.io/serving-cert-secret-name"
-EXTERNAL_ADDRESS_ANNOTATION = "routing.opendatahub.io/external-address-rest"
-ROUTER_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}
-DASHBOARD_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"opendatahub.io/generated-namespace": "true"}}}
+ROUTER_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {POLICY_GROUP_LABEL: "ingress"}}}
+DASHBOARD_PEER: dict[str, Any] = {"namespaceSelector": {"matchLabels": {GENERATED_NAMESPACE_LABEL: "true"}}}
 HEALTH_PATHS = ("/readyz/isDirty", "/readyz/health")
 # The OAuth proxy's unauthenticated paths: its own metrics and health, and the probes' paths.
 UNAUTHENTICATED_REGEX = "(" + "|".join(f"^{path}$" for path in ("/metrics", "/oauth/healthz", *HEALTH_PATHS)) + ")"
