@@ -296,6 +296,18 @@ def test_no_credentials_anywhere_is_a_configuration_error(
     assert "AWS_WEB_IDENTITY_TOKEN_FILE" in run.termination
 
 
+def test_a_web_identity_token_file_that_is_not_there_is_a_configuration_error(
+    tmp_path: Path, moto: MotoServer, mr_server: RealRegistryServer
+) -> None:
+    """``AWS_WEB_IDENTITY_TOKEN_FILE`` set (say by the EKS webhook) but the token not mounted."""
+    missing = tmp_path / "no-such-token"
+    env = s3_to_s3(moto, mr_server, f"notoken-{next(_names)}", AWS_WEB_IDENTITY_TOKEN_FILE=str(missing))
+    run = run_program(tmp_path, {**env, "AWS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/none"})
+    assert run.code == EXIT_CONFIG, run.termination
+    assert f"cannot read {missing}: No such file or directory" in run.termination
+    assert "--destination-aws-access-key-id" in run.termination
+
+
 # -- addressing, regions, TLS ----------------------------------------------------------------
 
 

@@ -65,6 +65,11 @@ def resolve_session(loc: S3Location, side: str | None = None) -> Session:
         frozen = credentials.get_frozen_credentials() if credentials is not None else None
     except _CONFIG_ERRORS as exc:
         raise ConfigError(f"S3 credentials for {_params(side)} from the AWS configuration: {exc}") from None
+    except OSError as exc:  # e.g. AWS_WEB_IDENTITY_TOKEN_FILE names no file (a token not mounted)
+        raise ConfigError(
+            f"S3 credentials for {_params(side)} from the AWS configuration: cannot read {exc.filename}: "
+            f"{exc.strerror or exc.__class__.__name__}"
+        ) from None
     except botocore.exceptions.ClientError as exc:  # STS refused the role or the token
         err = exc.response.get("Error", {})
         raise TransferError(
