@@ -33,6 +33,7 @@ written data is flushed and the servers left to go idle (``settle``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -52,7 +53,7 @@ import requests
 from pydantic import SecretStr
 
 from model_registry_upload.config import S3Location
-from model_registry_upload.s3 import S3Client
+from model_registry_upload.s3 import Part, S3Client
 from tests.backends.oci import DistributionRegistry
 from tests.backends.registry_server import RealRegistryServer
 from tests.backends.s3 import ADMIN_KEY, ADMIN_SECRET, SeaweedS3
@@ -86,7 +87,8 @@ def s3_client(endpoint: str) -> S3Client:
 
 def generate_model(client: S3Client, size: int, files: int) -> list[tuple[str, int]]:
     """Random files streamed into ``s3://bench/model/``, one part in memory at a time."""
-    client.request("PUT", BUCKET, ok=(200, 409))
+    with contextlib.suppress(client.client.exceptions.BucketAlreadyOwnedByYou):
+        client.client.create_bucket(Bucket=BUCKET)
     sizes = [size // files] * files
     sizes[-1] += size - sum(sizes)
     out: list[tuple[str, int]] = []
@@ -103,13 +105,13 @@ def put_random(client: S3Client, key: str, n: int) -> None:
         client.put(BUCKET, key, os.urandom(n))
         return
     upload_id = client.create_multipart(BUCKET, key)
-    etags: list[str] = []
+    parts: list[Part] = []
     left = n
     while left:
         part = min(GEN_PART, left)
-        etags.append(client.upload_part(BUCKET, key, upload_id, len(etags) + 1, os.urandom(part)))
+        parts.append(client.upload_part(BUCKET, key, upload_id, len(parts) + 1, os.urandom(part)))
         left -= part
-    client.complete_multipart(BUCKET, key, upload_id, etags)
+    client.complete_multipart(BUCKET, key, upload_id, parts)
 
 
 # -- baselines (run as child processes: --worker plain|upstream) ----------------------------
@@ -126,7 +128,10 @@ def pad(size: int) -> bytes:
 
 
 def s3_stream(client: S3Client, key: str) -> Iterator[bytes]:
-    resp = client.request("GET", BUCKET, key, stream=True)
+    """The object as one streamed GET (``requests`` on a presigned URL, as the baseline always was)."""
+    url = client.client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key})
+    resp = requests.get(url, stream=True, timeout=300)
+    resp.raise_for_status()
     try:
         yield from resp.iter_content(CHUNK)
     finally:

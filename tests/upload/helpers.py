@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,9 @@ def s3_admin(server: SeaweedS3) -> S3Client:
 
 def s3_bucket(server: SeaweedS3, bucket: str) -> S3Client:
     client = s3_admin(server)
-    client.request("PUT", bucket, ok=(200, 409))
+    errors = client.client.exceptions
+    with contextlib.suppress(errors.BucketAlreadyOwnedByYou, errors.BucketAlreadyExists):
+        client.client.create_bucket(Bucket=bucket)
     return client
 
 

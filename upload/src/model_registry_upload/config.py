@@ -55,6 +55,7 @@ MAX_ID_DIGITS = 19
 SHOWN_CHARS = 80
 """A rejected value is quoted in a message up to this many characters."""
 TOKEN_OVER_HTTP = ("refuse", "mesh", "allow")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 
 SourceType = Literal["s3", "oci", "uri", "pvc"]
@@ -92,7 +93,14 @@ def _aws(prefix: str) -> list[Param]:
         Param(f"{prefix}_aws_region"),
         Param(f"{prefix}_aws_access_key_id", secret=True),
         Param(f"{prefix}_aws_secret_access_key", secret=True),
+        Param(f"{prefix}_aws_session_token", secret=True, help="session token of temporary credentials"),
         Param(f"{prefix}_aws_endpoint", help="S3 endpoint URL (scheme://host:port)"),
+        Param(
+            f"{prefix}_aws_addressing_style",
+            choices=ADDRESSING_STYLES,
+            help="path (endpoint/bucket/key), virtual (bucket.endpoint/key) or auto (default: virtual-hosted "
+            "on AWS, path-style for a custom endpoint); else AWS_S3_ADDRESSING_STYLE",
+        ),
     ]
 
 
@@ -184,9 +192,13 @@ class S3Location(_Model):
     bucket: str
     key: str
     region: str | None = None
+    """``None``: the AWS configuration's, else the bucket's (see :class:`.s3.S3Client`)."""
     endpoint: str | None = None
-    access_key_id: SecretStr
-    secret_access_key: SecretStr
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    """Both or neither; neither: the standard AWS credential chain (:mod:`.s3_credentials`)."""
+    session_token: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
     ca_bundle: Path | None = None
 
 
@@ -365,6 +377,8 @@ def _s3_credentials(directory: str, prefix: str, param: str) -> dict[str, str]:
     wanted = {
         f"{prefix}_aws_access_key_id": ("AWS_ACCESS_KEY_ID",),
         f"{prefix}_aws_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+        f"{prefix}_aws_session_token": ("AWS_SESSION_TOKEN",),
+        f"{prefix}_aws_addressing_style": ("AWS_S3_ADDRESSING_STYLE",),
         f"{prefix}_aws_region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
         f"{prefix}_aws_endpoint": ("AWS_ENDPOINT_URL", "AWS_S3_ENDPOINT"),
         f"{prefix}_aws_bucket": ("AWS_BUCKET", "AWS_S3_BUCKET"),
@@ -642,9 +656,26 @@ def _ca_bundle(raw: Mapping[str, str], name: str) -> Path | None:
     return path
 
 
-def _s3_location(raw: Mapping[str, str], side: str) -> S3Location:
-    names = [f"{side}_aws_bucket", f"{side}_aws_key", f"{side}_aws_access_key_id", f"{side}_aws_secret_access_key"]
-    _require(raw, names, f"{side} type s3")
+def _s3_location(raw: Mapping[str, str], side: str, environ: Mapping[str, str]) -> S3Location:
+    _require(raw, [f"{side}_aws_bucket", f"{side}_aws_key"], f"{side} type s3")
+    key_id, secret = raw.get(f"{side}_aws_access_key_id"), raw.get(f"{side}_aws_secret_access_key")
+    if bool(key_id) != bool(secret):
+        raise ConfigError(
+            f"{label(f'{side}_aws_access_key_id')} and {label(f'{side}_aws_secret_access_key')} must be set "
+            "together, or both be unset (then the AWS credential chain provides the credentials)"
+        )
+    token = raw.get(f"{side}_aws_session_token")
+    if token and not key_id:
+        raise ConfigError(
+            f"{label(f'{side}_aws_session_token')} needs {label(f'{side}_aws_access_key_id')} and "
+            f"{label(f'{side}_aws_secret_access_key')} (the temporary credentials it belongs to)"
+        )
+    style = raw.get(f"{side}_aws_addressing_style") or environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"
+    if style not in ADDRESSING_STYLES:
+        raise ConfigError(
+            f"{label(f'{side}_aws_addressing_style')}: invalid value {shown(style)} "
+            f"(choose from {', '.join(ADDRESSING_STYLES)})"
+        )
     endpoint = raw.get(f"{side}_aws_endpoint")
     if endpoint:
         if "://" not in endpoint:
@@ -659,8 +690,10 @@ def _s3_location(raw: Mapping[str, str], side: str) -> S3Location:
         key=raw[f"{side}_aws_key"],
         region=raw.get(f"{side}_aws_region"),
         endpoint=endpoint,
-        access_key_id=SecretStr(raw[f"{side}_aws_access_key_id"]),
-        secret_access_key=SecretStr(raw[f"{side}_aws_secret_access_key"]),
+        access_key_id=SecretStr(key_id) if key_id else None,
+        secret_access_key=SecretStr(secret) if secret else None,
+        session_token=SecretStr(token) if token else None,
+        addressing_style=style,
         ca_bundle=_ca_bundle(raw, f"{side}_aws_ca_bundle"),
     )
 
@@ -678,10 +711,10 @@ def _user_pass(raw: Mapping[str, str], side: str) -> tuple[str | None, SecretStr
     return None, None
 
 
-def _source(raw: Mapping[str, str]) -> S3Source | UriSource | PvcSource | OciSource:
+def _source(raw: Mapping[str, str], environ: Mapping[str, str]) -> S3Source | UriSource | PvcSource | OciSource:
     kind = raw["source_type"]
     if kind == "s3":
-        return S3Source(s3=_s3_location(raw, "source"))
+        return S3Source(s3=_s3_location(raw, "source", environ))
     if kind == "uri":
         _require(raw, ["source_uri"], "source type uri")
         uri = raw["source_uri"]
@@ -733,9 +766,9 @@ def _register_uri_secrets(uri: str) -> None:
                 register_secret(value)
 
 
-def _destination(raw: Mapping[str, str]) -> OciDestination | S3Destination:
+def _destination(raw: Mapping[str, str], environ: Mapping[str, str]) -> OciDestination | S3Destination:
     if raw["destination_type"] == "s3":
-        return S3Destination(s3=_s3_location(raw, "destination"))
+        return S3Destination(s3=_s3_location(raw, "destination", environ))
     _require(raw, ["destination_oci_uri"], "destination type oci")
     uri = raw["destination_oci_uri"].removeprefix("oci://").removeprefix("docker://")
     if "://" in uri or "/" not in uri:
@@ -891,8 +924,8 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
             raise ConfigError(
                 f"{label(id_name)}: {shown(value)} is not a numeric id (at most {MAX_ID_DIGITS} digits 0-9)"
             )
-    source = _source(raw)
-    destination = _destination(raw)
+    source = _source(raw, env)
+    destination = _destination(raw, env)
     sign = _sign(raw, env)
     if sign:
         raise ConfigError(f"{label('sign')}: model signing is not supported by this upload program")

@@ -1,29 +1,52 @@
-"""Minimal S3 client over ``requests`` with AWS Signature Version 4.
+"""The S3 calls of the upload program, on botocore's S3 client (through boto3).
 
-Path-style requests only (``endpoint/bucket/key``), which every S3-compatible server accepts.
-Only what the upload program needs: list, head, ranged get, put, multipart upload.
+botocore signs (SigV4), resolves the credentials (:mod:`.s3_credentials`), picks the addressing
+style (path-style or virtual-hosted, ``auto`` being botocore's default: virtual-hosted on AWS,
+path-style for a custom endpoint), adds the checksums current S3 servers expect (CRC32 on every
+PUT and part, the parts' checksums in the multipart completion, as s3transfer does) and retries
+throttling, 5xx answers and broken connections (standard retry mode). This module only turns
+botocore's answers and errors into the program's (:class:`S3Error`, a :class:`TransferError`
+whose message names the call and the object) and reads ranged GETs straight into the caller's
+buffer.
+
+The multipart loop itself stays in :mod:`.destinations.s3` (on these calls): s3transfer's
+``upload_fileobj`` (``TransferManager.upload``) was read for it. For a stream that cannot seek
+it reads ahead to choose between one PUT and a multipart upload, uploads whatever a stream
+gives before its end (a source that ends early becomes a short object, not an error), and
+enlarges the part size on its own for more than 10,000 parts, which the destination's
+"already uploaded" ETag check has to know. The loop here is short and keeps those checks.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
+import http.client
 import logging
-import xml.etree.ElementTree as ET  # noqa: S405 - parses responses of the configured S3 endpoint
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import requests
+import botocore.exceptions
+import urllib3.exceptions
+from botocore.config import Config
+from botocore.response import StreamingBody
 
 from .config import S3Location
 from .errors import TransferError
-from .httputil import session_with_retries
+from .s3_credentials import resolve_session
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client as BotoS3Client
 
 log = logging.getLogger(__name__)
 
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+DEFAULT_REGION = "us-east-1"
+"""Signing region when neither the parameters, the AWS configuration nor the bucket tell one."""
+MAX_ATTEMPTS = 5
+CHECKSUM = "CRC32"
+"""The algorithm of the request checksums (botocore's and s3transfer's default)."""
+META_PREFIX = "x-amz-meta-"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,6 +60,14 @@ class S3Object:
     :meth:`S3Client.stat` reads it."""
 
 
+@dataclass(frozen=True)
+class Part:
+    """An uploaded part: what the multipart completion lists."""
+
+    etag: str
+    checksum: str | None = None
+
+
 class S3Error(TransferError):
     def __init__(self, message: str, code: str, status: int) -> None:
         super().__init__(message)
@@ -44,125 +75,116 @@ class S3Error(TransferError):
         self.status = status
 
 
-META_PREFIX = "x-amz-meta-"
-
-
-def _meta_headers(metadata: dict[str, str] | None) -> dict[str, str]:
-    return {META_PREFIX + k: v for k, v in (metadata or {}).items()}
-
-
-def _sign(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-
-
-def _uri_encode(value: str, safe: str = "-_.~") -> str:
-    return quote(value, safe=safe)
+def _no_retry_on_tls_errors(caught_exception: Exception | None = None, **_: Any) -> None:  # noqa: ANN401
+    """A TLS verification failure will not fix itself: fail at once instead of backing off
+    (botocore's standard mode retries every connection error)."""
+    if isinstance(caught_exception, botocore.exceptions.SSLError):
+        raise caught_exception
 
 
 class S3Client:
-    def __init__(self, loc: S3Location, *, timeout: float = 60.0, verify: bool | str = True, pool: int = 10) -> None:
-        self.region = loc.region or "us-east-1"
-        self.endpoint = (loc.endpoint or f"https://s3.{self.region}.amazonaws.com").rstrip("/")
-        self.access_key = loc.access_key_id.get_secret_value()
-        self.secret_key = loc.secret_access_key.get_secret_value()
-        self.timeout = timeout
-        self.verify: bool | str = str(loc.ca_bundle) if loc.ca_bundle else verify
-        self.session = session_with_retries(
-            methods=frozenset({"GET", "HEAD", "PUT"}), total=4, statuses=(500, 502, 503, 504), pool=pool
-        )
+    """One S3 endpoint and set of credentials; ``side`` (``source`` / ``destination``) names the
+    parameters in configuration messages."""
 
-    # -- signing -------------------------------------------------------------------------
-
-    def _headers(
-        self, method: str, path: str, query: dict[str, str], payload_hash: str, extra: dict[str, str] | None = None
-    ) -> dict[str, str]:
-        now = dt.datetime.now(dt.UTC)
-        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        date = now.strftime("%Y%m%d")
-        host = self.endpoint.split("://", 1)[1].split("/", 1)[0]
-        headers = {"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash}
-        for name, value in (extra or {}).items():
-            headers[name.lower()] = value
-        canonical_query = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(query.items()))
-        signed = sorted(headers)
-        canonical_headers = "".join(f"{k}:{headers[k].strip()}\n" for k in signed)
-        signed_headers = ";".join(signed)
-        canonical = "\n".join(
-            [method, _uri_encode(path, safe="/-_.~"), canonical_query, canonical_headers, signed_headers, payload_hash]
-        )
-        scope = f"{date}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        key = _sign(("AWS4" + self.secret_key).encode(), date)
-        key = _sign(key, self.region)
-        key = _sign(key, "s3")
-        key = _sign(key, "aws4_request")
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, SignedHeaders={signed_headers}, "
-            f"Signature={signature}"
-        )
-        del headers["host"]
-        return headers
-
-    def request(
+    def __init__(
         self,
-        method: str,
-        bucket: str,
-        key: str = "",
+        loc: S3Location,
         *,
-        query: dict[str, str] | None = None,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        stream: bool = False,
-        ok: tuple[int, ...] = (200, 204, 206),
-    ) -> requests.Response:
-        path = f"/{bucket}" + (f"/{key}" if key else "")
-        q = query or {}
-        payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
-        hdrs = self._headers(method, path, q, payload_hash, headers)
-        url = self.endpoint + _uri_encode(path, safe="/-_.~")
-        if q:
-            url += "?" + "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in sorted(q.items()))
-        try:
-            resp = self.session.request(
-                method, url, data=body or None, headers=hdrs, stream=stream, timeout=self.timeout, verify=self.verify
-            )
-        except requests.exceptions.RequestException as exc:
-            raise TransferError(f"S3 endpoint {self.endpoint} unreachable: {exc.__class__.__name__}") from None
-        if resp.status_code not in ok:
-            self._raise(resp, method, bucket, key)
-        return resp
+        timeout: float = 60.0,
+        verify: bool | str = True,
+        pool: int = 10,
+        side: str | None = None,
+    ) -> None:
+        for name in ("botocore", "boto3", "s3transfer"):  # their DEBUG output is every header and event
+            logger = logging.getLogger(name)
+            logger.setLevel(max(logging.getLogger().level, logging.INFO))
+        session = resolve_session(loc, side)
+        self.endpoint = loc.endpoint
+        self._config = Config(
+            signature_version="s3v4",
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            max_pool_connections=pool,
+            retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+            # ranged reads only: a whole object's checksum never applies to them
+            response_checksum_validation="when_required",
+            s3={"addressing_style": loc.addressing_style} if loc.addressing_style != "auto" else None,
+            user_agent_extra="model-registry-upload",
+        )
+        self._session = session
+        self._verify: bool | str | None = str(loc.ca_bundle) if loc.ca_bundle else (None if verify is True else verify)
+        region = loc.region or session.region_name
+        if region:
+            self.region = region
+            self.client = self._client(region)
+        else:
+            self.client = self._client(DEFAULT_REGION)
+            self.region = self._bucket_region(loc.bucket) or DEFAULT_REGION
+            if self.region != DEFAULT_REGION:
+                self.client = self._client(self.region)
+        log.debug("S3 client for %s: region %s", self.endpoint or "AWS", self.region)
 
-    def _raise(self, resp: requests.Response, method: str, bucket: str, key: str) -> None:
-        code, message = f"HTTP{resp.status_code}", resp.reason or ""
-        if resp.content:
-            try:
-                root = ET.fromstring(resp.content)  # noqa: S314 - response of the configured endpoint
-                code = root.findtext("Code") or code
-                message = root.findtext("Message") or message
-            except ET.ParseError:
-                pass
-        elif method == "HEAD" and resp.status_code == 404:
-            code, message = "NoSuchKey", "The specified key does not exist."
-        elif method == "HEAD" and resp.status_code == 403:
-            code, message = "AccessDenied", "Access Denied"
+    def _client(self, region: str) -> BotoS3Client:
+        client: BotoS3Client = self._session.client(
+            "s3", region_name=region, endpoint_url=self.endpoint, verify=self._verify, config=self._config
+        )
+        client.meta.events.register_first("needs-retry.s3", _no_retry_on_tls_errors)
+        if self.endpoint is None:
+            self.endpoint = client.meta.endpoint_url
+        return client
+
+    def _bucket_region(self, bucket: str) -> str | None:
+        """The bucket's region, as S3 tells it in ``x-amz-bucket-region`` (also on an error)."""
+        try:
+            headers = self.client.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPHeaders"]
+        except botocore.exceptions.ClientError as exc:
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        except botocore.exceptions.BotoCoreError:
+            return None  # unreachable: the first real call says so
+        region = headers.get("x-amz-bucket-region")
+        if region:
+            log.info("S3 bucket %s is in region %s", bucket, region)
+        return region
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def _call(self, method: str, bucket: str, key: str, fn: Callable[..., T], **kwargs: Any) -> T:  # noqa: ANN401
         where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
-        raise S3Error(f"S3 {code} on {method} {where}: {message}", code, resp.status_code)
+        try:
+            return fn(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            err = exc.response.get("Error", {})
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            code = str(err.get("Code") or f"HTTP{status}")
+            message = str(err.get("Message") or "")
+            if code in ("404", "NotFound") and method == "HEAD":
+                code, message = "NoSuchKey", "The specified key does not exist."
+            elif code in ("403", "Forbidden") and method == "HEAD":
+                code, message = "AccessDenied", "Access Denied"
+            elif code.isdigit():
+                code = f"HTTP{code}"
+            raise S3Error(f"S3 {code} on {method} {where}: {message}", code, status) from None
+        except botocore.exceptions.SSLError as exc:
+            raise TransferError(f"S3 endpoint {self.endpoint}: TLS verification failed: {exc}") from None
+        except botocore.exceptions.NoCredentialsError:
+            raise TransferError(f"S3 {method} {where}: no credentials") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise TransferError(
+                f"S3 endpoint {self.endpoint} unreachable: {exc.__class__.__name__} ({method} {where})"
+            ) from None
 
     # -- operations ----------------------------------------------------------------------
 
     def stat(self, bucket: str, key: str) -> S3Object | None:
-        """Size and ETag of an object, ``None`` when it does not exist."""
+        """Size, ETag and user metadata of an object, ``None`` when it does not exist."""
         try:
-            resp = self.request("HEAD", bucket, key)
+            resp = self._call("HEAD", bucket, key, self.client.head_object, Bucket=bucket, Key=key)
         except S3Error as exc:
             if exc.status == 404:
                 return None
             raise
-        metadata = {
-            k.lower().removeprefix(META_PREFIX): v for k, v in resp.headers.items() if k.lower().startswith(META_PREFIX)
-        }
-        return S3Object(key, int(resp.headers.get("Content-Length", "0")), resp.headers.get("ETag", ""), metadata)
+        metadata = {k.lower(): v for k, v in resp.get("Metadata", {}).items()}
+        return S3Object(key, int(resp.get("ContentLength", 0)), resp.get("ETag", ""), metadata)
 
     def head(self, bucket: str, key: str) -> int | None:
         """Size of an object, ``None`` when it does not exist."""
@@ -172,62 +194,150 @@ class S3Client:
     def list_objects(self, bucket: str, prefix: str) -> Iterator[S3Object]:
         token: str | None = None
         while True:
-            query = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
             if token:
-                query["continuation-token"] = token
-            root = ET.fromstring(self.request("GET", bucket, query=query).content)  # noqa: S314
-            ns = root.tag.split("}", 1)[0] + "}" if root.tag.startswith("{") else ""
-            for item in root.findall(f"{ns}Contents"):
-                yield S3Object(
-                    item.findtext(f"{ns}Key") or "",
-                    int(item.findtext(f"{ns}Size") or 0),
-                    item.findtext(f"{ns}ETag") or "",
+                kwargs["ContinuationToken"] = token
+            page = self._call("GET", bucket, "", self.client.list_objects_v2, **kwargs)
+            for item in page.get("Contents", []):
+                yield S3Object(item.get("Key", ""), int(item.get("Size", 0)), item.get("ETag", ""))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    def read_into(self, bucket: str, key: str, start: int, view: memoryview) -> int:
+        """Bytes ``start .. start + len(view) - 1`` of the object into ``view``; returns how many
+        arrived. A network error while reading the body is a (retryable) :class:`TransferError`."""
+        what = f"s3://{bucket}/{key}"
+        end = start + len(view) - 1
+        ranged = f"bytes={start}-{end}"
+        resp = self._call("GET", bucket, key, self.client.get_object, Bucket=bucket, Key=key, Range=ranged)
+        body = resp["Body"]
+        status = int(resp["ResponseMetadata"]["HTTPStatusCode"])
+        length = resp.get("ContentLength")
+        try:
+            if (status != 206 and not (status == 200 and start == 0)) or (length is not None and length != len(view)):
+                raise TransferError(
+                    f"{what}: bad answer to a ranged read at {start} (HTTP {status}, {length} bytes for {len(view)})"
                 )
-            if (root.findtext(f"{ns}IsTruncated") or "false").lower() != "true":
-                return
-            token = root.findtext(f"{ns}NextContinuationToken")
-            if not token:
-                return
+            return _body_readinto(body, view, what)
+        finally:
+            body.close()
 
     def get_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
         """Bytes ``start..end`` inclusive."""
-        resp = self.request("GET", bucket, key, headers={"Range": f"bytes={start}-{end}"})
-        data = resp.content
-        if len(data) != end - start + 1:
-            raise TransferError(f"S3 short read on s3://{bucket}/{key} at {start}: {len(data)} bytes")
-        return data
-
-    def open_range(self, bucket: str, key: str, start: int, end: int) -> requests.Response:
-        """Streamed response of bytes ``start..end`` inclusive (the caller reads and closes it)."""
-        return self.request("GET", bucket, key, headers={"Range": f"bytes={start}-{end}"}, stream=True)
+        buf = bytearray(end - start + 1)
+        got = self.read_into(bucket, key, start, memoryview(buf))
+        if got != len(buf):
+            raise TransferError(f"S3 short read on s3://{bucket}/{key} at {start}: {got} bytes")
+        return bytes(buf)
 
     def put(self, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
-        self.request("PUT", bucket, key, body=body, headers=_meta_headers(metadata))
+        self._call(
+            "PUT",
+            bucket,
+            key,
+            self.client.put_object,
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            Metadata=metadata or {},
+            ChecksumAlgorithm=CHECKSUM,
+        )
 
     def create_multipart(self, bucket: str, key: str, metadata: dict[str, str] | None = None) -> str:
-        resp = self.request("POST", bucket, key, query={"uploads": ""}, headers=_meta_headers(metadata))
-        root = ET.fromstring(resp.content)  # noqa: S314
-        ns = root.tag.split("}", 1)[0] + "}" if root.tag.startswith("{") else ""
-        upload_id = root.findtext(f"{ns}UploadId")
+        resp = self._call(
+            "POST",
+            bucket,
+            key,
+            self.client.create_multipart_upload,
+            Bucket=bucket,
+            Key=key,
+            Metadata=metadata or {},
+            ChecksumAlgorithm=CHECKSUM,
+        )
+        upload_id = resp.get("UploadId")
         if not upload_id:
             raise TransferError(f"S3 create multipart upload on s3://{bucket}/{key}: no UploadId")
         return upload_id
 
-    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
-        resp = self.request("PUT", bucket, key, query={"partNumber": str(number), "uploadId": upload_id}, body=body)
-        return resp.headers.get("ETag", "")
-
-    def complete_multipart(self, bucket: str, key: str, upload_id: str, etags: list[str]) -> None:
-        parts = "".join(
-            f"<Part><PartNumber>{i}</PartNumber><ETag>{etag}</ETag></Part>" for i, etag in enumerate(etags, start=1)
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> Part:
+        resp = self._call(
+            "PUT",
+            bucket,
+            key,
+            self.client.upload_part,
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumAlgorithm=CHECKSUM,
         )
-        body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
-        resp = self.request("POST", bucket, key, query={"uploadId": upload_id}, body=body)
-        if b"<Error>" in resp.content:
-            self._raise(resp, "POST", bucket, key)
+        return Part(resp.get("ETag", ""), resp.get("ChecksumCRC32"))
+
+    def complete_multipart(self, bucket: str, key: str, upload_id: str, parts: list[Part]) -> None:
+        listed: list[Any] = []
+        for number, part in enumerate(parts, start=1):
+            entry: dict[str, Any] = {"PartNumber": number, "ETag": part.etag}
+            if part.checksum:
+                entry["ChecksumCRC32"] = part.checksum
+            listed.append(entry)
+        self._call(
+            "POST",
+            bucket,
+            key,
+            self.client.complete_multipart_upload,
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": listed},
+        )
 
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         try:
-            self.request("DELETE", bucket, key, query={"uploadId": upload_id})
+            self._call(
+                "DELETE", bucket, key, self.client.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id
+            )
         except TransferError as exc:
             log.warning("could not abort multipart upload of s3://%s/%s: %s", bucket, key, exc)
+
+
+_READ_ERRORS = (
+    OSError,
+    http.client.HTTPException,
+    urllib3.exceptions.HTTPError,
+    botocore.exceptions.BotoCoreError,
+)
+
+
+def _body_readinto(body: StreamingBody, view: memoryview, what: str) -> int:
+    """Read ``body`` into ``view`` until it is full or the body ends.
+
+    Straight from the socket into the buffer (``http.client``'s ``readinto``) when the body is
+    a plain, unencoded one; otherwise through ``read`` (a copy)."""
+    raw = getattr(body, "_raw_stream", None)
+    fp = getattr(raw, "_fp", None)
+    headers = getattr(raw, "headers", {}) or {}
+    direct = (
+        type(body) is StreamingBody
+        and isinstance(fp, http.client.HTTPResponse)
+        and headers.get("Content-Encoding", "identity") in ("", "identity")
+    )
+    got = 0
+    try:
+        while got < len(view):
+            if direct:
+                assert isinstance(fp, http.client.HTTPResponse)
+                n = fp.readinto(view[got:])
+            else:
+                data = body.read(min(len(view) - got, 1024 * 1024))
+                n = len(data)
+                view[got : got + n] = data
+            if not n:
+                break
+            got += n
+        if direct and got == len(view) and fp is not None and fp.isclosed() and raw is not None:
+            raw.release_conn()  # body fully read: the connection goes back to the pool
+    except _READ_ERRORS as exc:
+        raise TransferError(f"{what}: read failed after {got} bytes: {exc.__class__.__name__}: {exc}") from None
+    return got

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from ..config import S3Location
 from ..errors import TransferError
 from ..progress import Progress
-from ..s3 import S3Client, S3Error
+from ..s3 import Part, S3Client, S3Error
 from ..sources.base import CountingReader, SourceFile
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class S3Upload:
     ) -> None:
         self.loc = loc
         self.prefix = loc.key.strip("/")
-        self.client = S3Client(loc, timeout=timeout, verify=verify, pool=max(10, parallelism * 2))
+        self.client = S3Client(loc, timeout=timeout, verify=verify, pool=max(10, parallelism * 2), side="destination")
         self.part_size = part_size
         self.parallelism = parallelism
 
@@ -118,7 +118,7 @@ class S3Upload:
                 return
             upload_id = self.client.create_multipart(bucket, key, metadata)
             slots = threading.BoundedSemaphore(self.parallelism)
-            futures: list[Future[str]] = []
+            futures: list[Future[Part]] = []
             try:
                 number = 0
                 remaining = f.size
@@ -138,8 +138,7 @@ class S3Upload:
                     failed = [x for x in futures if x.done() and x.exception() is not None]
                     if failed:
                         raise failed[0].exception()  # type: ignore[misc]
-                etags = [fut.result() for fut in futures]
-                self.client.complete_multipart(bucket, key, upload_id, etags)
+                self.client.complete_multipart(bucket, key, upload_id, [fut.result() for fut in futures])
             except BaseException:
                 for fut in futures:
                     fut.cancel()

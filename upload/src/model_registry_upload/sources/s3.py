@@ -8,16 +8,7 @@ from typing import BinaryIO, cast
 from ..config import S3Location
 from ..errors import TransferError
 from ..s3 import S3Client
-from .base import (
-    BufferPool,
-    ParallelRangeReader,
-    Source,
-    SourceFile,
-    check_range_answer,
-    etag_fingerprint,
-    response_readinto,
-    safe_relpath,
-)
+from .base import BufferPool, ParallelRangeReader, Source, SourceFile, etag_fingerprint, safe_relpath
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +18,7 @@ class S3Source(Source):
         self, loc: S3Location, *, part_size: int, parallelism: int, timeout: float, verify: bool | str = True
     ) -> None:
         self.loc = loc
-        self.client = S3Client(loc, timeout=timeout, verify=verify, pool=max(10, parallelism * 2))
+        self.client = S3Client(loc, timeout=timeout, verify=verify, pool=max(10, parallelism * 2), side="source")
         self.part_size = part_size
         self.parallelism = parallelism
         # one pool for every object: the parts of the next object can be fetched while the last
@@ -44,9 +35,7 @@ class S3Source(Source):
         what = f"s3://{bucket}/{key}"
 
         def fetch_into(start: int, end: int, view: memoryview) -> None:
-            with self.client.open_range(bucket, key, start, end) as resp:
-                check_range_answer(resp, start, len(view), what)
-                got = response_readinto(resp, view, what)
+            got = self.client.read_into(bucket, key, start, view)
             if got != len(view):
                 raise TransferError(f"S3 short read on {what} at {start}: {got} of {len(view)} bytes")
 
