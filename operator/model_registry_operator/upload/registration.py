@@ -16,6 +16,12 @@ custom properties on PATCH); a retry of ``create_model`` / ``create_version`` th
 unfinished entities resumes with them instead of failing on "already exists". While the
 artifact is unfinished it also carries :data:`UPLOADED_LAYERS` (:class:`ArtifactLayerJournal`):
 the model layers already pushed, which a retry does not upload again.
+
+Every call goes through :class:`~.registry.RegistryClient`, the official ``model-registry``
+client's API (see there for the few lookups kept by hand and why). Its ``ModelRegistry`` class
+does not do the job: ``register_model`` takes over an existing model of the same name, where
+these intents refuse a taken name and resume only their own unfinished entities, and these
+markers and the layer journal are custom properties that must be removed again.
 """
 
 from __future__ import annotations
