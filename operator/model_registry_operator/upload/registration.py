@@ -18,10 +18,9 @@ artifact is unfinished it also carries :data:`UPLOADED_LAYERS` (:class:`Artifact
 the model layers already pushed, which a retry does not upload again.
 
 Every call goes through :class:`~.registry.RegistryClient`, the official ``model-registry``
-client's API (see there for the few lookups kept by hand and why). Its ``ModelRegistry`` class
-does not do the job: ``register_model`` takes over an existing model of the same name, where
-these intents refuse a taken name and resume only their own unfinished entities, and these
-markers and the layer journal are custom properties that must be removed again.
+client's API (see there for the few lookups kept by hand, and why its ``ModelRegistry`` class
+and types do not do this job: ``register_model`` takes over a model of the same name, and
+their custom properties cannot be emptied, which the markers and the journal need).
 """
 
 from __future__ import annotations

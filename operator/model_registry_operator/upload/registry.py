@@ -5,19 +5,20 @@ of the ``model-registry`` distribution, what its ``ModelRegistry`` class itself 
 models build and check each request body (the create and update schemas) and read each answer.
 What stays here, each for a reason the client does not cover:
 
-- the client's ``ModelRegistry`` class is not used: its constructor calls
-  ``nest_asyncio.apply()`` (patching asyncio for the whole process) unless given a runner, reads
-  the token and CA from its own variables, requires an author and always probes; its
-  ``register_model`` reuses a model of the same name, where an upload must refuse a taken name
-  and resume only its own unfinished entities (custom properties it cannot remove: a PATCH
-  replaces them, the class merges);
+- the client's ``ModelRegistry`` class and its ``RegisteredModel`` / ``ModelVersion`` /
+  ``ModelArtifact`` types are not used: the constructor calls ``nest_asyncio.apply()``
+  (patching asyncio for the whole process) unless given a runner; ``register_model`` reuses a
+  model of the same name, where an upload refuses a taken name and resumes only its own unfinished entities;
+  the types send no ``customProperties`` at all when they are empty (the last marker could
+  never be removed) and carry only str / int / float / bool values (a struct property of the
+  metadata would be dropped);
 - the coroutines run on one event loop in a background thread (:func:`_loop`), so that the
   OCI push's worker threads can record the layer journal while the transfer runs;
 - an exact name lookup: the server matches names with SQL ``LIKE`` (:meth:`RegistryClient._find_exact`);
 - the global-list fallback for the pinned server's broken parent-scoped lookups on PostgreSQL
   (:attr:`RegistryClient.parent_lookups`);
-- a PATCH is retried on 502/503/504 and connection errors like a GET (the client retries
-  GET only), and errors keep this program's messages (method, path, the server's message).
+- a PATCH is retried on 502/503/504 and connection errors like a GET (the client's retries
+  skip PATCH), and errors keep this program's messages (method, path, the server's message).
 """
 
 from __future__ import annotations
