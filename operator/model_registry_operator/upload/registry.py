@@ -31,23 +31,15 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
-from mr_openapi import ApiClient, Configuration, ModelRegistryServiceApi  # type: ignore[import-untyped]
-from mr_openapi.exceptions import ApiException  # type: ignore[import-untyped]
-from mr_openapi.models import (  # type: ignore[import-untyped]
-    Artifact,
-    ModelArtifactUpdate,
-    ModelVersionCreate,
-    ModelVersionUpdate,
-    RegisteredModelCreate,
-    RegisteredModelUpdate,
-)
 from pydantic import ValidationError
 
 from .config import RegistryConfig
 from .errors import RegistryError
+
+if TYPE_CHECKING:
+    from mr_openapi import ModelRegistryServiceApi  # type: ignore[import-untyped]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +66,15 @@ def _loop() -> asyncio.AbstractEventLoop:
         return _LOOP
 
 
+def _mr() -> Any:  # noqa: ANN401 - the client's package
+    """The official client's package, imported on first use: it defines several hundred models
+    (over a second of start-up), which a run stopped by a configuration error does not need."""
+    import mr_openapi  # noqa: PLC0415
+    import mr_openapi.exceptions  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    return mr_openapi
+
+
 def _dict(model: Any) -> Json:  # noqa: ANN401 - a generated model
     """The JSON form (camelCase, custom properties typed) of a model the client returned."""
     if model is None:
@@ -90,7 +91,7 @@ class RegistryClient:
         registry v0.3.0 does on PostgreSQL, its SQL names mixed-case tables unquoted. The
         global lists, which do work there, are searched instead."""
         self.timeout = float(timeout)
-        self.config = Configuration(
+        self.config = _mr().Configuration(
             host=cfg.url.rstrip("/"),
             access_token=cfg.token.get_secret_value() if cfg.token is not None else None,
             ssl_ca_cert=str(cfg.custom_ca) if cfg.custom_ca else None,
@@ -109,15 +110,19 @@ class RegistryClient:
         """``call`` with a fresh API client (the client's own pattern: one session per call);
         failures become :class:`RegistryError` naming ``method`` and ``path``."""
 
+        import aiohttp  # noqa: PLC0415 - with the client (see _mr)
+
+        mr = _mr()
+
         async def run() -> T:
-            async with ApiClient(self.config) as api_client:
-                return await call(ModelRegistryServiceApi(api_client))
+            async with mr.ApiClient(self.config) as api_client:
+                return await call(mr.ModelRegistryServiceApi(api_client))
 
         attempts = ATTEMPTS if method in ("GET", "PATCH") else 1
         for attempt in range(1, attempts + 1):
             try:
                 result = asyncio.run_coroutine_threadsafe(run(), _loop()).result()
-            except ApiException as exc:
+            except mr.exceptions.ApiException as exc:
                 status = exc.status or 0
                 log.debug("%s %s -> %s", method, path, status)
                 if status == 404 and allow_404:
@@ -246,11 +251,11 @@ class RegistryClient:
         )
 
     def create_registered_model(self, body: Json) -> Json:
-        model = RegisteredModelCreate.from_dict(body)
+        model = _mr().models.RegisteredModelCreate.from_dict(body)
         return self._json("POST", "/registered_models", lambda api: api.create_registered_model(model, **self._t)) or {}
 
     def update_registered_model(self, model_id: str, body: Json) -> Json:
-        update = RegisteredModelUpdate.from_dict(body)
+        update = _mr().models.RegisteredModelUpdate.from_dict(body)
         return (
             self._json(
                 "PATCH",
@@ -310,11 +315,11 @@ class RegistryClient:
         )
 
     def create_model_version(self, body: Json) -> Json:
-        version = ModelVersionCreate.from_dict(body)
+        version = _mr().models.ModelVersionCreate.from_dict(body)
         return self._json("POST", "/model_versions", lambda api: api.create_model_version(version, **self._t)) or {}
 
     def update_model_version(self, version_id: str, body: Json) -> Json:
-        update = ModelVersionUpdate.from_dict(body)
+        update = _mr().models.ModelVersionUpdate.from_dict(body)
         return (
             self._json(
                 "PATCH",
@@ -337,7 +342,7 @@ class RegistryClient:
         return None if page is None else [_dict(a) for a in (getattr(page, "items", None) or [])]
 
     def create_version_artifact(self, version_id: str, body: Json) -> Json:
-        artifact = Artifact.from_dict(body)
+        artifact = _mr().models.Artifact.from_dict(body)
         return (
             self._json(
                 "POST",
@@ -356,7 +361,7 @@ class RegistryClient:
         )
 
     def update_model_artifact(self, artifact_id: str, body: Json) -> Json:
-        update = ModelArtifactUpdate.from_dict(body)
+        update = _mr().models.ModelArtifactUpdate.from_dict(body)
         return (
             self._json(
                 "PATCH",
