@@ -17,6 +17,8 @@ from model_registry_upload.s3 import S3Client
 from tests.backends.http import NginxServer
 from tests.backends.models import (  # noqa: F401 - re-exported for the upload suite
     API,
+    OCI_LAYER_TAR,
+    TITLE,
     MiB,
     model_files,
     placeholder_artifact,

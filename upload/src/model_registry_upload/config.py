@@ -10,6 +10,8 @@ job. Each value is resolved with this precedence, highest first:
    file, a directory holding a ``URI`` file),
 4. built-in default.
 
+Arguments and variables are read by pydantic-settings' CLI and env sources, the S3 and URI
+credential directories by its secrets-directory source (see :func:`resolve_raw` for the order).
 The result is a typed :class:`UploadConfig`. Every problem raises :class:`ConfigError` whose
 message names the parameter by flag and environment variable.
 """
@@ -20,18 +22,30 @@ import argparse
 import base64
 import binascii
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import math
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, create_model
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    CliSettingsSource,
+    EnvSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.exceptions import SettingsError
 
 from .errors import ConfigError
 from .redact import register_basic_auth, register_secret
@@ -277,39 +291,110 @@ class UploadConfig(_Model):
 
 
 # ---------------------------------------------------------------------------------------
-# raw resolution
+# raw resolution: pydantic-settings' CLI, env and secrets-directory sources
+
+
+class _ParamsBase(BaseSettings):
+    """Copy a model to an OCI modelcar image or S3 and register it in Model Registry.
+
+    Every --flag can also be given as the environment variable shown with it (MODEL_SYNC_<FLAG>).
+    Precedence, highest first: argument, environment variable, credential files
+    (*_CREDENTIALS_PATH), default."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore")
+
+
+def _field_help(p: Param) -> str | None:
+    text = p.help
+    if p.choices:
+        text = f"{text}; one of {', '.join(p.choices)}" if text else f"one of {', '.join(p.choices)}"
+    return text or None
+
+
+UploadParams: type[_ParamsBase] = create_model(
+    "UploadParams",
+    __base__=_ParamsBase,
+    **{p.name: (str | None, Field(p.default, description=_field_help(p))) for p in PARAMS},  # type: ignore[call-overload]
+)
+"""Every parameter as an optional string: the sources only collect values (checks follow, with
+messages naming the parameter). Its fields, flags (``--kebab-case``) and env names are :data:`PARAMS`'."""
+
+PROG = "model-registry-operator upload"
+_NO_NONE = "\0"
+"""pydantic-settings turns the CLI value ``null`` into None; no argv string can hold NUL, so with
+this as that marker every value given stays the string it was (``--model-id null`` is an error)."""
 
 
 class _Parser(argparse.ArgumentParser):
+    """The root parser handed to pydantic-settings' CLI source: its own parser reports an error
+    as ``SettingsError('error parsing CLI: ...')`` or exits, where this program raises a
+    :class:`ConfigError` (exit 2, the message naming the flag) and never abbreviates a flag."""
+
     def error(self, message: str) -> Any:  # noqa: ANN401 - signature of the base class
         raise ConfigError(f"invalid command line: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="model-registry-upload",
-        description="Copy a model to an OCI modelcar image or S3 and register it in Model Registry. "
-        f"Every --flag can also be given as environment variable {ENV_PREFIX}<FLAG>.",
-        allow_abbrev=False,
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """pydantic-settings writes ``(default: <none marker>)`` for a parameter without a default:
+    dropped, there is none to show."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return super()._expand_help(action).replace(f" (default: {_NO_NONE})", "").replace(f"(default: {_NO_NONE})", "")
+
+
+@functools.cache
+def _cli_source() -> CliSettingsSource[_ParamsBase]:
+    """Built once (a parser of every parameter: tens of milliseconds), parsing each call's argv."""
+    return CliSettingsSource(
+        UploadParams,
+        cli_prog_name=PROG,
+        cli_kebab_case=True,
+        cli_parse_none_str=_NO_NONE,
+        cli_hide_none_type=True,
+        cli_show_env_vars=True,
+        case_sensitive=True,
+        root_parser=_Parser(
+            prog=PROG,
+            description=inspect.cleandoc(_ParamsBase.__doc__ or ""),
+            allow_abbrev=False,
+            formatter_class=_HelpFormatter,
+        ),
+        formatter_class=_HelpFormatter,
     )
-    for p in PARAMS:
-        extra = f" [env {p.env}; default {p.default}]" if p.default is not None else f" [env {p.env}]"
-        parser.add_argument(p.flag, dest=p.name, default=None, metavar="VALUE", help=(p.help + extra).strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the command line (``--help`` prints its help)."""
+    parser = _cli_source().root_parser
+    assert isinstance(parser, argparse.ArgumentParser)
     return parser
 
 
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' env source reading a given mapping (``load_config`` takes one) instead
+    of ``os.environ``. It matches case-insensitively (case-sensitive, it would look for the
+    prefix plus the lower-case field name, ``MODEL_SYNC_timeout``), so it is handed only the
+    exact documented names: ``model_sync_timeout`` is no parameter."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(UploadParams, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {p.env.lower(): self._environ[p.env] for p in PARAMS if self._environ.get(p.env)}
+
+
+_CLI_LOCK = threading.Lock()
+
+
 def _from_args(argv: Sequence[str]) -> dict[str, str]:
-    ns = build_parser().parse_args(list(argv))
-    return {k: v for k, v in vars(ns).items() if v is not None}
+    with _CLI_LOCK:  # the source keeps the last parse
+        values = _cli_source()(args=list(argv))()
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for p in PARAMS:
-        value = environ.get(p.env)
-        if value is not None and value != "":
-            out[p.name] = value
-    return out
+    return {k: v for k, v in _EnvSource(environ)().items() if v is not None}
 
 
 def ascii_digits(text: str) -> bool:
@@ -369,32 +454,72 @@ def _exists(path: str | Path) -> bool:
         return False
 
 
-def _s3_credentials(directory: str, prefix: str, param: str) -> dict[str, str]:
-    """Keys of a mounted S3 Secret directory (first match wins per field)."""
-    root = Path(directory)
-    if not _is_dir(root):
-        raise ConfigError(f"{label(param)}: credentials folder not found: {directory}")
-    wanted = {
-        f"{prefix}_aws_access_key_id": ("AWS_ACCESS_KEY_ID",),
-        f"{prefix}_aws_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
-        f"{prefix}_aws_session_token": ("AWS_SESSION_TOKEN",),
-        f"{prefix}_aws_addressing_style": ("AWS_S3_ADDRESSING_STYLE",),
-        f"{prefix}_aws_region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
-        f"{prefix}_aws_endpoint": ("AWS_ENDPOINT_URL", "AWS_S3_ENDPOINT"),
-        f"{prefix}_aws_bucket": ("AWS_BUCKET", "AWS_S3_BUCKET"),
-    }
-    out: dict[str, str] = {}
-    for field, keys in wanted.items():
-        for key in keys:
-            f = root / key
-            if _is_file(f):
-                value = read_text_file(f, label(param))
+class _S3SecretKeys(BaseSettings):
+    """The keys of an S3 Secret (a data connection) mounted as a directory, each field under any
+    of its names, the first non-empty file first."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    aws_access_key_id: str | None = Field(None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: str | None = Field(None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY"))
+    aws_session_token: str | None = Field(None, validation_alias=AliasChoices("AWS_SESSION_TOKEN"))
+    aws_addressing_style: str | None = Field(None, validation_alias=AliasChoices("AWS_S3_ADDRESSING_STYLE"))
+    aws_region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_endpoint: str | None = Field(None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "AWS_S3_ENDPOINT"))
+    aws_bucket: str | None = Field(None, validation_alias=AliasChoices("AWS_BUCKET", "AWS_S3_BUCKET"))
+
+
+class _UriSecretKeys(BaseSettings):
+    """A URI credentials directory: the file ``URI``."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    uri: str | None = Field(None, validation_alias=AliasChoices("URI"))
+
+
+class _SecretDir(SecretsSettingsSource):
+    """pydantic-settings' secrets-directory source, reading a file as every credential file of
+    this program is read (:func:`read_text_file`): the parent's own read raises a bare
+    ``OSError`` / ``UnicodeDecodeError`` (a traceback, no parameter named) and takes an empty
+    file as the value where the field's next name should be tried."""
+
+    def __init__(self, keys: type[BaseSettings], directory: Path, param: str) -> None:
+        super().__init__(keys, secrets_dir=directory, case_sensitive=True)
+        self.directory = directory
+        self.param = param
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        for _key, file_name, _complex in self._extract_field_info(field, field_name):
+            path = self.find_case_path(self.directory, file_name, case_sensitive=True)
+            if path is not None and _is_file(path):
+                value = read_text_file(path, label(self.param))
                 if value:
-                    out[field] = value
-                    break
-        else:
-            log.debug("%s not found in %s", "/".join(keys), directory)
-    return out
+                    return value, field_name, False
+            log.debug("%s not found in %s", file_name, self.directory)
+        return None, field_name, False
+
+    def read(self) -> dict[str, str]:
+        """``field -> value`` of the files present; a missing directory raises :class:`ConfigError`."""
+        if not _is_dir(self.directory):
+            raise ConfigError(f"{label(self.param)}: credentials folder not found: {self.directory}")
+        try:
+            values = self()
+        except SettingsError as exc:  # the source wraps what a field's read raised
+            if isinstance(exc.__cause__, ConfigError):
+                raise exc.__cause__ from None
+            raise
+        except OSError as exc:  # listing the directory
+            raise ConfigError(
+                f"{label(self.param)}: cannot read {self.directory}: {exc.strerror or exc.__class__.__name__}"
+            ) from None
+        # the source keys a value by the field's first alias (the file name): back to the field
+        fields = {
+            str(alias): name
+            for name, info in self.settings_cls.model_fields.items()
+            if isinstance(info.validation_alias, AliasChoices)
+            for alias in info.validation_alias.choices
+        }
+        return {fields.get(k, k): v for k, v in values.items() if isinstance(v, str)}
 
 
 def parse_dockerconfig(path: str, param: str) -> dict[str, tuple[str, str]]:
@@ -464,28 +589,29 @@ def _lookup_auth(auths: Mapping[str, tuple[str, str]], registry: str) -> tuple[s
 
 
 def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
-    """Flat ``name -> value`` with the documented precedence (credential files included)."""
-    args = _from_args(argv)
-    env = _from_env(environ)
-    explicit = {**env, **args}  # args > env
+    """Flat ``name -> value`` with the documented precedence (credential files included).
+
+    The sources are called here in precedence order rather than through ``BaseSettings()``,
+    whose env source reads ``os.environ`` only; the credential files come third because their
+    paths are themselves parameters (args > env), and a ``.dockerconfigjson`` is no secrets
+    directory: its entry is picked by the registry of the image reference."""
+    explicit = {**_from_env(environ), **_from_args(argv)}  # args > env
 
     files: dict[str, str] = {}
     for side in ("source", "destination"):
         cred = explicit.get(f"{side}_s3_credentials_path")
         if cred:
-            files.update(_s3_credentials(cred, side, f"{side}_s3_credentials_path"))
+            keys = _SecretDir(_S3SecretKeys, Path(cred), f"{side}_s3_credentials_path").read()
+            files.update({f"{side}_{k}": v for k, v in keys.items()})
     uri_cred = explicit.get("source_uri_credentials_path")
     if uri_cred:
-        root = Path(uri_cred)
-        if not _is_dir(root):
-            raise ConfigError(f"{label('source_uri_credentials_path')}: credentials folder not found: {uri_cred}")
-        uri_file = root / "URI"
-        if not _is_file(uri_file):
+        uri_file = Path(uri_cred) / "URI"
+        uri = _SecretDir(_UriSecretKeys, Path(uri_cred), "source_uri_credentials_path").read().get("uri")
+        if uri is None and not _is_file(uri_file):
             raise ConfigError(f"{label('source_uri_credentials_path')}: URI credential file not found: {uri_file}")
-        value = read_text_file(uri_file, label("source_uri_credentials_path"))
-        if value:
-            _register_uri_secrets(value)
-            files["source_uri"] = value
+        if uri:
+            _register_uri_secrets(uri)
+            files["source_uri"] = uri
     for side in ("source", "destination"):
         path = explicit.get(f"{side}_oci_credentials_path")
         if not path:

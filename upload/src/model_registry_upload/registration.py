@@ -16,6 +16,11 @@ custom properties on PATCH); a retry of ``create_model`` / ``create_version`` th
 unfinished entities resumes with them instead of failing on "already exists". While the
 artifact is unfinished it also carries :data:`UPLOADED_LAYERS` (:class:`ArtifactLayerJournal`):
 the model layers already pushed, which a retry does not upload again.
+
+Every call goes through :class:`~.registry.RegistryClient`, the official ``model-registry``
+client's API (see there for the few lookups kept by hand, and why its ``ModelRegistry`` class
+and types do not do this job: ``register_model`` takes over a model of the same name, and
+their custom properties cannot be emptied, which the markers and the journal need).
 """
 
 from __future__ import annotations

@@ -1,4 +1,21 @@
-"""OCI distribution API client: auth (basic, bearer challenge), manifests, blobs, uploads."""
+"""OCI distribution API client: auth (basic, bearer challenge), manifests, blobs, uploads.
+
+Hand-written because no maintained Python library streams a layer without a scratch copy.
+The modelcar layer is a tar built on the fly from ranged source reads, its digest computed while
+the chunks go out (POST, PATCH per chunk, PUT with the digest), so neither the layer nor the
+model is ever on disk or whole in memory. What was tried (December 2026):
+
+- ``oras`` 0.2.43 (oras-py): ``Registry.upload_blob`` takes a file path; its single-request
+  upload reads the whole file into memory (``fd.read()``), the chunked one reads the file, and
+  ``oci.NewLayer`` hashes that file before the upload (a second full read). ``push`` tars a
+  directory into a temporary ``.tar.gz`` first. Every layer is a file: a full scratch copy.
+- ``olot`` 1.2.1 (what upstream's async-upload job uses): adds layers to an OCI image layout
+  directory on disk, then pushes it with skopeo, the oras CLI or oras-py: a scratch copy of the
+  model plus its layer, and an external binary.
+- ``docker-registry-client`` (last release 2017, unmaintained) and
+  ``docker-registry-client-async`` (aiohttp, async only, where the transfer here runs in
+  threads): not evaluated further.
+"""
 
 from __future__ import annotations
 
