@@ -159,5 +159,12 @@ async def test_a_reconcile_past_its_time_limit_is_logged_once_and_retried_with_g
         return cond is not None and cond["reason"] != "ReconcileError"
 
     await asyncio.to_thread(wait_for, recovered, 20, what="the ReconcileError to go")
+    assert reconciler.queue.peek((namespace, "hung")) is not None
+    assert reconciler.queue.failing((namespace, "hung")) is None  # a success starts the backoff over
+
+    # Its DELETED event drops everything kept about it.
+    cluster.kubectl("delete", "-n", namespace, "mr/hung", "--wait=true")
+    reconciler.registry_event("DELETED", changed)
+    assert reconciler.queue.peek((namespace, "hung")) is None
+    assert len(reconciler.queue) == 0
     await reconciler.stop()
-    reconciler.forget(namespace, "hung")

@@ -44,7 +44,7 @@ class Wanted:
         return Wanted(self.full or other.full, self.relist or other.relist)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Slot(Generic[S]):
     state: S
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -78,7 +78,7 @@ class Applied:
     conflicts: list[str] = field(default_factory=list)  # names held by other registries (messages)
 
 
-@dataclass
+@dataclass(slots=True)
 class RegistryState:
     """Everything the operator keeps about one registry between reconciles; dropped in one piece
     (``WorkQueue.forget``) when the registry goes."""
