@@ -71,6 +71,9 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(default=300.0, gt=0, validation_alias="RESYNC_INTERVAL_SECONDS")
     capability_refresh_seconds: float = Field(default=30.0, gt=0, validation_alias="CAPABILITY_REFRESH_SECONDS")
     database_probe: Literal["auto", "on", "off"] = Field(default="auto", validation_alias="DATABASE_PROBE")
+    # The longest a reconcile (or a registry's cleanup) may take; past it, it is cancelled,
+    # reported as ReconcileError with the traceback of where it was stuck, and retried with backoff.
+    reconcile_timeout: float = Field(default=120.0, gt=0, le=3600, validation_alias="RECONCILE_TIMEOUT_SECONDS")
     database_probe_timeout: float = Field(default=3.0, gt=0, le=30, validation_alias="DATABASE_PROBE_TIMEOUT")
     health_port: int = Field(default=8081, ge=1, le=65535, validation_alias="HEALTH_PROBE_PORT")
     health_host: str = Field(default="0.0.0.0", validation_alias="HEALTH_PROBE_HOST")  # noqa: S104

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from model_registry_operator.kube import KINDS
+from model_registry_operator.kinds import KINDS
 
 from .kube import MR, Cluster, wait_for
 

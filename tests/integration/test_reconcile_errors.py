@@ -19,10 +19,10 @@ from model_registry_operator.kinds import JOB
 from model_registry_operator.kube import Kube, load_api_client
 from model_registry_operator.platform.capabilities import PLAIN_KUBERNETES
 from model_registry_operator.reconcile import errors
-from model_registry_operator.reconcile import modelregistry as reconcile_module
 from model_registry_operator.reconcile import modeluploadjob as upload_module
 from model_registry_operator.reconcile.modelregistry import RegistryReconciler
 from model_registry_operator.reconcile.modeluploadjob import UploadJobReconciler
+from model_registry_operator.reconcile.steps import render as reconcile_module
 from model_registry_operator.render.modeluploadjob import job_name
 from model_registry_operator.settings import OperatorSettings
 

@@ -9,15 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from model_registry_operator.upload.config import PARAMS, load_config, resolve_raw
-from model_registry_operator.upload.errors import ConfigError
+
+from model_registry_upload.config import PARAMS, load_config, resolve_raw
+from model_registry_upload.errors import ConfigError
 
 from .test_config import BASE_ENV, s3_dir
 
 
 def test_help_lists_every_parameter_with_its_variable() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "model_registry_operator.upload", "-h"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "model_registry_upload", "-h"], capture_output=True, text=True, check=True
     ).stdout
     # argparse wraps a line between the help and "[env: NAME]": compare without the wrapping
     flat = " ".join(out.split())

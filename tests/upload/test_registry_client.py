@@ -9,11 +9,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from model_registry_operator.upload.config import RegistryConfig
-from model_registry_operator.upload.errors import RegistryError
-from model_registry_operator.upload.metadata import string_value
-from model_registry_operator.upload.registry import RegistryClient
 
+from model_registry_upload.config import RegistryConfig
+from model_registry_upload.errors import RegistryError
+from model_registry_upload.metadata import string_value
+from model_registry_upload.registry import RegistryClient
 from tests.backends.registry_server import RealRegistryServer, official_client_read
 
 from .helpers import rest

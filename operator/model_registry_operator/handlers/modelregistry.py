@@ -12,7 +12,6 @@ import kopf
 from ..api.validation import parse_spec
 from ..kinds import AUTH_CONFIG, CONFIG_MAP, MODEL_REGISTRY, ROUTE, SECRET, watched_by
 from ..names import MANAGED_BY, MANAGED_BY_LABEL, MODEL_REGISTRY_KIND, NAMESPACE_LABEL, REGISTRY_LABEL
-from ..reconcile.errors import backoff_delay
 from ..reconcile.modelregistry import RegistryReconciler
 from ..render.database import referenced_keys
 
@@ -51,16 +50,17 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
                 await task
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="finalize")
-    async def finalize(namespace: str | None, name: str | None, retry: int = 0, **_: Any) -> None:
+    async def finalize(namespace: str | None, name: str | None, **_: Any) -> None:
         """Owner references collect the namespaced children; this removes the rest
         (Group, ClusterRoleBinding, gateway Routes, HTTPRoute). RoleBindings that users
         made themselves carry none of our labels and stay."""
         assert namespace is not None
         assert name is not None
         try:
-            await reconciler.finalize(namespace, name)
-        except Exception as exc:  # kopf logs it and tries again, less and less often
-            raise kopf.TemporaryError(f"cleanup failed: {exc}", delay=backoff_delay(retry + 1)) from exc
+            await reconciler.finalize(namespace, name)  # within RECONCILE_TIMEOUT_SECONDS
+        except Exception as exc:  # counted and logged by the taxonomy (a bug's traceback once)
+            delay, failure = reconciler.queue.failed((namespace, name), None, exc)
+            raise kopf.TemporaryError(f"cleanup failed: {failure.message}", delay=delay) from exc
 
     def child_event(event_type: str | None, body: Mapping[str, Any], namespace: str | None) -> None:
         child = dict(body)

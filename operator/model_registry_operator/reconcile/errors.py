@@ -1,14 +1,18 @@
 """What a failed reconcile was, what the user is told, what the log gets, and when to try again.
 
-The taxonomy (each reconciler maps its own exceptions onto it):
+The taxonomy, one :func:`category` for both reconcilers:
 
-- a problem of the spec or of what it references (``ConfigurationError``, a value no template
-  can hold, a 400 / 422 of the API server): a condition naming the field, no retry until the
-  spec or a referenced object changes;
-- API trouble (404 / 409 of a read-modify race, 429, 5xx, a connection or timeout error):
-  transient, one log line, retried with backoff;
-- anything else: a bug or an unforeseen input; its traceback is logged once (and again only
-  when the error changes), the condition says ``ReconcileError``, retried with backoff.
+- ``INVALID``: a problem of the spec or of what it references (:class:`ConfigurationError`, a
+  value no template can hold, a 400 / 422 of the API server): a condition naming the field, no
+  retry until the spec or a referenced object changes (or the slow resync comes round);
+- ``TRANSIENT``: API trouble (404 / 409 of a read-modify race, 429, 5xx, a connection or read
+  timeout): one log line, retried with backoff;
+- ``BUG``: anything else, a bug or an input nobody foresaw, a reconcile that ran past its time
+  limit (:class:`HandlerTimeout`) included: its traceback is logged once (and again only when the
+  error changes), the condition says ``ReconcileError``, retried with backoff.
+
+Every failure is counted in :data:`FAILURES` by resource and category (what a metrics endpoint
+reads).
 
 Messages and tracebacks pass through :func:`redact` with the Secret values the reconcile read,
 so a value quoted in an exception never reaches a condition or the log.
@@ -17,12 +21,15 @@ so a value quoted in an exception never reaches a condition or the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import threading
 import traceback
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import urllib3.exceptions
 
@@ -45,14 +52,60 @@ REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 4
 
 
+Category = Literal["transient", "invalid", "bug"]
+TRANSIENT: Category = "transient"
+INVALID: Category = "invalid"
+BUG: Category = "bug"
+# The API server refused what the spec rendered: the spec's fault, not the operator's.
+INVALID_STATUSES = frozenset({400, 422})
+
+
+class ConfigurationError(Exception):
+    """The spec or what it references cannot work; the message names the field."""
+
+
+class HandlerTimeout(Exception):
+    """A reconcile ran past its time limit (``RECONCILE_TIMEOUT_SECONDS``): something it waited
+    for hangs. A bug-class failure: its traceback (where it was stuck) is logged."""
+
+
 @dataclass(frozen=True)
 class Failure:
     """One failed attempt, as the user and the log see it."""
 
-    transient: bool  # API trouble: one log line, no traceback
+    category: Category
     message: str  # for the condition: redacted, one line, bounded
     signature: str  # equal for repeats of the same error (a changed error is logged again)
     details: str  # for the log: the redacted traceback, or the one line of a transient error
+
+    @property
+    def transient(self) -> bool:
+        """API trouble: one log line, no traceback."""
+        return self.category == TRANSIENT
+
+
+@dataclass
+class FailureCounter:
+    """Failed attempts since the operator started, by (resource, category); thread-safe reads."""
+
+    counts: Counter[tuple[str, Category]] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, resource: str, category: Category) -> None:
+        with self._lock:
+            self.counts[(resource, category)] += 1
+
+    def get(self, resource: str, category: Category) -> int:
+        with self._lock:
+            return self.counts[(resource, category)]
+
+    def snapshot(self) -> dict[tuple[str, Category], int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+# The operator's failure counts (one process, one counter; a metrics endpoint reads it).
+FAILURES = FailureCounter()
 
 
 # The userinfo of a URL (``scheme://user:password@host``): credentials, whatever they are.
@@ -80,8 +133,46 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def is_invalid(exc: BaseException) -> bool:
+    """The spec (or what it references, or what it rendered) is at fault: a condition, no retry."""
+    if isinstance(exc, ApiError):
+        return exc.status in INVALID_STATUSES
+    return isinstance(exc, ConfigurationError)
+
+
+def category(exc: BaseException) -> Category:
+    if is_invalid(exc):
+        return INVALID
+    return TRANSIENT if is_transient(exc) else BUG
+
+
+def invalid_message(exc: BaseException) -> str:
+    """The condition's message for an ``INVALID`` failure."""
+    if isinstance(exc, ApiError):
+        return f"the API server rejected a generated object: {exc.message}"
+    return str(exc)
+
+
+@contextlib.asynccontextmanager
+async def time_limit(seconds: float, what: str) -> AsyncIterator[None]:
+    """Cancel what runs inside after ``seconds``, raising :class:`HandlerTimeout` (chained to the
+    cancellation, so the traceback shows where it was stuck). A ``TimeoutError`` of the code inside
+    (a read timeout) stays what it is: transient."""
+    limit = asyncio.timeout(seconds)
+    try:
+        async with limit:
+            yield
+    except TimeoutError as exc:
+        if not limit.expired():
+            raise
+        raise HandlerTimeout(f"{what} took longer than {seconds:g} s (RECONCILE_TIMEOUT_SECONDS)") from exc
+
+
 def classify(exc: BaseException, secrets: Iterable[str] = ()) -> Failure:
     secrets = list(secrets)
+    if is_invalid(exc):
+        message = one_line(redact(invalid_message(exc), secrets))
+        return Failure(INVALID, message, message, message)
     if is_transient(exc):
         if isinstance(exc, ApiError):
             summary = f"the Kubernetes API answered {exc.status} {exc.reason}: {exc.message}"
@@ -90,11 +181,11 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> Failure:
         else:
             summary = f"the Kubernetes API could not be reached: {type(exc).__name__}: {exc}"
         message = one_line(redact(summary, secrets))
-        return Failure(True, message, message, message)
+        return Failure(TRANSIENT, message, message, message)
     text = redact("".join(traceback.format_exception(exc)), secrets)
     summary = one_line(redact(f"{type(exc).__name__}: {exc}", secrets))
     message = f"unexpected error (the operator log has the details): {summary}"
-    return Failure(False, one_line(message), f"{type(exc).__qualname__}: {summary}", text)
+    return Failure(BUG, one_line(message), f"{type(exc).__qualname__}: {summary}", text)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -119,33 +210,31 @@ class Backoff:
         return backoff_delay(self.attempts), new
 
 
-Key = tuple[str, str]
-
-
 def record_failure(
-    failures: dict[Key, Backoff],
-    key: Key,
+    backoff: Backoff | None,
     body: dict[str, Any] | None,
     exc: BaseException,
     what: str,
+    resource: str,
     secrets: Iterable[str] = (),
-) -> tuple[float, Failure]:
-    """Count a failure of ``what`` (e.g. "upload ns/name"), log it (its traceback once, not at every
-    retry); the delay before the retry. A new uid or generation starts the backoff over."""
+) -> tuple[Backoff, float, Failure]:
+    """Count a failure of ``what`` (e.g. "upload ns/name") in :data:`FAILURES`, log it (a bug's
+    traceback once, not at every retry); the backoff to keep and the delay before the retry.
+    A new uid or generation starts the backoff over."""
     meta = (body or {}).get("metadata") or {}
     uid, generation = str(meta.get("uid", "")), int(meta.get("generation") or 0)
-    backoff = failures.get(key)
     if backoff is None or (body is not None and (backoff.uid, backoff.generation) != (uid, generation)):
-        backoff = failures[key] = Backoff(uid, generation)
+        backoff = Backoff(uid, generation)
     failure = classify(exc, secrets)
+    FAILURES.add(resource, failure.category)
     delay, new = backoff.failed(failure)
     where = f"{what}: reconcile failed (attempt %d); retrying in %.0f s"
     if not new:
         log.debug(where + ": %s", backoff.attempts, delay, failure.message)
-    elif failure.transient:
+    elif failure.category != BUG:
         log.warning(where + ": %s", backoff.attempts, delay, failure.details)
     else:
         log.error(
             where + ", with backoff (repeats are logged at debug level)\n%s", backoff.attempts, delay, failure.details
         )
-    return delay, failure
+    return backoff, delay, failure

@@ -1,10 +1,12 @@
 """Reconcile one ModelUploadJob: resolve the registry, create the ConfigMap and Job once, follow them.
 
 Every trigger (kopf create / update / resume, the periodic check of waiting uploads, events of
-the Job, its Pods and of ModelRegistries) funnels into :meth:`UploadJobReconciler.run`,
-serialised per object. The Job is created once, with server-side apply under the operator's
-field manager; after that only its status and its Pods' statuses are read. Children are owned by
-the ModelUploadJob, so deleting it removes the Job, its Pods and the ConfigMap.
+the Job, its Pods and of ModelRegistries) funnels into :meth:`UploadJobReconciler.run` (kopf's
+handlers) or :meth:`UploadJobReconciler.schedule` (everything else), both serialised per object
+by the uploads' :class:`.queue.WorkQueue`, which also retries failures with backoff. The Job is
+created once, with server-side apply under the operator's field manager; after that only its
+status and its Pods' statuses are read. Children are owned by the ModelUploadJob, so deleting it
+removes the Job, its Pods and the ConfigMap.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +29,8 @@ from ..names import (
     AVAILABLE,
     CONFIGURATION_ERROR,
     FAILED,
+    JOB_CREATED,
+    MODEL_UPLOAD_JOB_KIND,
     RECONCILE_ERROR,
     REGISTRY_NOT_AVAILABLE,
     REGISTRY_NOT_FOUND,
@@ -55,7 +60,8 @@ from ..status.modeluploadjob import (
     UploadStatus,
     upload_status,
 )
-from .errors import Backoff, record_failure, value_problems
+from .errors import invalid_message, is_invalid, time_limit, value_problems
+from .queue import Key, Wanted, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +134,16 @@ def referenced_objects(spec: ModelUploadJobSpec) -> list[tuple[str, str, str]]:
     return refs
 
 
+@dataclass
+class UploadState:
+    """What is kept about one upload between reconciles (dropped with ``queue.forget``)."""
+
+    # Its last reconcile waited for its ModelRegistry: a registry event of its namespace retries it.
+    waiting: bool = False
+
+
 class UploadJobReconciler:
-    """Per-object serialisation and the reconcile of ModelUploadJobs."""
+    """The work queue, per-upload state and the reconcile of ModelUploadJobs."""
 
     def __init__(
         self,
@@ -143,20 +157,15 @@ class UploadJobReconciler:
         self.openshift = openshift or (lambda: False)
         """Whether the cluster is OpenShift (its SCCs assign the Pods' fsGroup)."""
         self.emit = emit or (lambda body, type_, reason, message: None)
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._queued: set[tuple[str, str]] = set()
-        # Uploads whose last reconcile waited for their ModelRegistry, by namespace: a registry
-        # event retries just these, without listing the namespace's uploads each time.
-        self._waiting: dict[str, set[str]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Failures since the last success or spec change (the backoff of the retries).
-        self._failures: dict[tuple[str, str], Backoff] = {}
-        self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.queue: WorkQueue[UploadState] = WorkQueue(
+            self._work,
+            UploadState,
+            resource=MODEL_UPLOAD_JOB_KIND,
+            describe=lambda key: f"upload {key[0]}/{key[1]}",
+            debounce=DEBOUNCE_SECONDS,
+        )
 
     # -- scheduling ----------------------------------------------------------------------
-    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
-
     async def run(self, namespace: str, name: str) -> UploadStatus | None:
         """Reconcile now; returns the status written (None when the object is gone or it failed).
 
@@ -164,34 +173,44 @@ class UploadJobReconciler:
         and retried with backoff.
         """
         key = (namespace, name)
-        async with self._lock(key):
-            try:
-                status = await self._reconcile(namespace, name)
-            except Exception as exc:  # API trouble, a bug or an input nobody foresaw
-                try:
-                    await self._reconcile_failed(key, exc)
-                except Exception as report_exc:  # the API server is in trouble: retried anyway
-                    log.debug("upload %s/%s: the failure could not be reported: %s", *key, report_exc)
-                    self._retry_later(key, self._note_failure(key, None, exc)[0])
-                return None
-        self._failures.pop(key, None)
+        async with self.queue.serialised(key):
+            status, retry_in = await self._attempt(key)
+        if retry_in is not None:
+            self.queue.schedule(key, delay=retry_in)
         return status
 
-    def _note_failure(self, key: tuple[str, str], body: Obj | None, exc: Exception) -> tuple[float, str]:
+    async def _work(self, key: Key, wanted: Wanted) -> float | None:
+        """One run of the queue; the delay of a retry."""
+        return (await self._attempt(key))[1]
+
+    async def _attempt(self, key: Key) -> tuple[UploadStatus | None, float | None]:
+        try:
+            async with time_limit(self.settings.reconcile_timeout, f"the reconcile of upload {key[0]}/{key[1]}"):
+                status = await self._reconcile(*key)
+        except Exception as exc:  # API trouble, a bug, a time limit or an input nobody foresaw
+            try:
+                return None, await self._reconcile_failed(key, exc)
+            except Exception as report_exc:  # the API server is in trouble: retried anyway
+                log.debug("upload %s/%s: the failure could not be reported: %s", *key, report_exc)
+                return None, self._note_failure(key, None, exc)[0]
+        self.queue.succeeded(key)
+        return status, None
+
+    def _note_failure(self, key: Key, body: Obj | None, exc: Exception) -> tuple[float, str]:
         """Count a failure and log it (its traceback once): the delay and the condition's message."""
-        delay, failure = record_failure(self._failures, key, body, exc, f"upload {key[0]}/{key[1]}")
+        delay, failure = self.queue.failed(key, body, exc)
         return delay, f"{failure.message} (retrying in {delay:.0f} s)"
 
-    async def _reconcile_failed(self, key: tuple[str, str], exc: Exception) -> None:
+    async def _reconcile_failed(self, key: Key, exc: Exception) -> float | None:
+        """Report a failure (a condition while no Job exists); the delay of the retry."""
         body = await self.kube.get(MODEL_UPLOAD_JOB, *key)
         if body is None:
             self.forget(*key)
-            return
+            return None
         delay, message = self._note_failure(key, body, exc)
-        self._retry_later(key, delay)
         previous: Obj = body.get("status") or {}
         if previous.get("phase") in TERMINAL or await self.kube.get(JOB, key[0], job_name(key[1])) is not None:
-            return  # the Job's own status stays what the status says; the log has the failure
+            return delay  # the Job's own status stays what the status says; the log has the failure
         observation = UploadObservation(
             generation=int(body["metadata"].get("generation", 0)),
             job_name=job_name(key[1]),
@@ -199,54 +218,22 @@ class UploadJobReconciler:
             problem=Problem(RECONCILE_ERROR, message),
         )
         await self._write_status(body, upload_status(observation, previous))
-
-    def _retry_later(self, key: tuple[str, str], delay: float) -> None:
-        old = self._retries.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self._retries[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
-
-    def _retry(self, key: tuple[str, str]) -> None:
-        self._retries.pop(key, None)
-        self.schedule(*key)
+        return delay
 
     def schedule(self, namespace: str, name: str) -> None:
         """Reconcile soon; bursts of child events collapse into one run."""
-        key = (namespace, name)
-        if key in self._queued:
-            return
-        self._queued.add(key)
-        task = asyncio.get_running_loop().create_task(self._scheduled(namespace, name))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _scheduled(self, namespace: str, name: str) -> None:
-        await asyncio.sleep(DEBOUNCE_SECONDS)
-        self._queued.discard((namespace, name))
-        await self.run(namespace, name)  # reports and retries its own failures
+        self.queue.schedule((namespace, name))
 
     def schedule_waiting(self, namespace: str) -> None:
         """A ModelRegistry changed: retry the uploads of its namespace that wait for one."""
-        for name in sorted(self._waiting.get(namespace, ())):
-            self.schedule(namespace, name)
-
-    def _note_waiting(self, namespace: str, name: str, waiting: bool) -> None:
-        if waiting:
-            self._waiting.setdefault(namespace, set()).add(name)
-        elif name in self._waiting.get(namespace, ()):
-            self._waiting[namespace].discard(name)
-            if not self._waiting[namespace]:
-                del self._waiting[namespace]
+        for key in sorted(key for key, state in self.queue.items() if key[0] == namespace and state.waiting):
+            self.queue.schedule(key)
 
     def forget(self, namespace: str, name: str) -> None:
-        self._note_waiting(namespace, name, False)
-        self._failures.pop((namespace, name), None)
-        retry = self._retries.pop((namespace, name), None)
-        if retry is not None:
-            retry.cancel()
-        lock = self._locks.get((namespace, name))
-        if lock is not None and not lock.locked():
-            self._locks.pop((namespace, name), None)
+        self.queue.forget((namespace, name))
+
+    async def stop(self) -> None:
+        await self.queue.stop()
 
     # -- the reconcile -------------------------------------------------------------------
     async def _reconcile(self, namespace: str, name: str) -> UploadStatus | None:
@@ -287,7 +274,9 @@ class UploadJobReconciler:
             pods=pods,
         )
         status = upload_status(observation, previous)
-        self._note_waiting(namespace, name, problem is not None and problem.reason in _REGISTRY_WAITS)
+        state = self.queue.peek((namespace, name))
+        if state is not None:  # (None: forgotten meanwhile)
+            state.waiting = problem is not None and problem.reason in _REGISTRY_WAITS
         await self._write_status(body, status)
         return status
 
@@ -322,11 +311,10 @@ class UploadJobReconciler:
             for obj in objects:  # the ConfigMap first: the Pod mounts it
                 applied = await self.kube.apply(obj)
         except ApiError as exc:
-            if exc.status in (400, 422):
-                message = f"the API server rejected a generated object: {exc.message}"
-                return None, Problem(CONFIGURATION_ERROR, message), None
+            if is_invalid(exc):
+                return None, Problem(CONFIGURATION_ERROR, invalid_message(exc)), None
             raise
-        self.emit(body, "Normal", "JobCreated", f"Created Job {objects[-1]['metadata']['name']}")
+        self.emit(body, "Normal", JOB_CREATED, f"Created Job {objects[-1]['metadata']['name']}")
         return applied, None, registry_url(endpoint)
 
     async def _resolve_registry(
