@@ -319,7 +319,7 @@ UploadParams: type[_ParamsBase] = create_model(
 """Every parameter as an optional string: the sources only collect values (checks follow, with
 messages naming the parameter). Its fields, flags (``--kebab-case``) and env names are :data:`PARAMS`'."""
 
-PROG = "model-registry-operator upload"
+PROG = "model-registry-upload"
 _NO_NONE = "\0"
 """pydantic-settings turns the CLI value ``null`` into None; no argv string can hold NUL, so with
 this as that marker every value given stays the string it was (``--model-id null`` is an error)."""
