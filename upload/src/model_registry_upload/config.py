@@ -47,6 +47,8 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
+from model_registry_upload_contract import PROGRAM
+
 from .errors import ConfigError
 from .redact import register_basic_auth, register_secret
 
@@ -319,7 +321,7 @@ UploadParams: type[_ParamsBase] = create_model(
 """Every parameter as an optional string: the sources only collect values (checks follow, with
 messages naming the parameter). Its fields, flags (``--kebab-case``) and env names are :data:`PARAMS`'."""
 
-PROG = "model-registry-operator upload"
+PROG = PROGRAM
 _NO_NONE = "\0"
 """pydantic-settings turns the CLI value ``null`` into None; no argv string can hold NUL, so with
 this as that marker every value given stays the string it was (``--model-id null`` is an error)."""
