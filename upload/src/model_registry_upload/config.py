@@ -47,7 +47,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
-from model_registry_upload_contract import ENV_PREFIX, PROGRAM, Parameter, Side, env_name, side_parameter
+from model_registry_upload_contract import ENV_PREFIX, PROGRAM, SIDES, Parameter, Side, env_name, side_parameter
 
 from .errors import ConfigError
 from .redact import register_basic_auth, register_secret
@@ -198,6 +198,12 @@ PARAMS_BY_NAME: dict[str, Param] = {p.name.value: p for p in PARAMS}
 def label(name: str) -> str:
     """``--flag (MODEL_SYNC_ENV)`` of a parameter."""
     return PARAMS_BY_NAME[name].label
+
+
+def _sided(side: Side, name: str) -> str:
+    """The parameter ``name`` of the source or the destination (``aws_bucket``): a name that is
+    no parameter raises ``ValueError`` rather than reading nothing."""
+    return side_parameter(side, name).value
 
 
 # ---------------------------------------------------------------------------------------
@@ -604,11 +610,11 @@ def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
     explicit = {**_from_env(environ), **_from_args(argv)}  # args > env
 
     files: dict[str, str] = {}
-    for side in ("source", "destination"):
-        cred = explicit.get(f"{side}_s3_credentials_path")
+    for side in SIDES:
+        cred = explicit.get(_sided(side, "s3_credentials_path"))
         if cred:
-            keys = _SecretDir(_S3SecretKeys, Path(cred), f"{side}_s3_credentials_path").read()
-            files.update({f"{side}_{k}": v for k, v in keys.items()})
+            keys = _SecretDir(_S3SecretKeys, Path(cred), _sided(side, "s3_credentials_path")).read()
+            files.update({_sided(side, k): v for k, v in keys.items()})
     uri_cred = explicit.get("source_uri_credentials_path")
     if uri_cred:
         uri_file = Path(uri_cred) / "URI"
@@ -618,23 +624,23 @@ def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
         if uri:
             _register_uri_secrets(uri)
             files["source_uri"] = uri
-    for side in ("source", "destination"):
-        path = explicit.get(f"{side}_oci_credentials_path")
+    for side in SIDES:
+        path = explicit.get(_sided(side, "oci_credentials_path"))
         if not path:
             continue
-        auths = parse_dockerconfig(path, f"{side}_oci_credentials_path")
-        registry = explicit.get(f"{side}_oci_registry") or (
-            registry_host(explicit[f"{side}_oci_uri"]) if explicit.get(f"{side}_oci_uri") else None
+        auths = parse_dockerconfig(path, _sided(side, "oci_credentials_path"))
+        registry = explicit.get(_sided(side, "oci_registry")) or (
+            registry_host(explicit[_sided(side, "oci_uri")]) if explicit.get(_sided(side, "oci_uri")) else None
         )
         if registry is None:
             continue
         found = _lookup_auth(auths, registry)
         if found is None:
             raise ConfigError(
-                f"{label(f'{side}_oci_credentials_path')}: no credentials for registry {registry!r} in {path} "
+                f"{label(_sided(side, 'oci_credentials_path'))}: no credentials for registry {registry!r} in {path} "
                 f"(auths has: {', '.join(sorted(auths)) or 'nothing'})"
             )
-        files[f"{side}_oci_username"], files[f"{side}_oci_password"] = found
+        files[_sided(side, "oci_username")], files[_sided(side, "oci_password")] = found
 
     defaults = {p.name.value: p.default for p in PARAMS if p.default is not None}
     resolved = {**defaults, **files, **explicit}
@@ -788,54 +794,56 @@ def _ca_bundle(raw: Mapping[str, str], name: str) -> Path | None:
     return path
 
 
-def _s3_location(raw: Mapping[str, str], side: str, environ: Mapping[str, str]) -> S3Location:
-    _require(raw, [f"{side}_aws_bucket", f"{side}_aws_key"], f"{side} type s3")
-    key_id, secret = raw.get(f"{side}_aws_access_key_id"), raw.get(f"{side}_aws_secret_access_key")
+def _s3_location(raw: Mapping[str, str], side: Side, environ: Mapping[str, str]) -> S3Location:
+    param = functools.partial(_sided, side)
+    _require(raw, [param("aws_bucket"), param("aws_key")], f"{side} type s3")
+    key_id, secret = raw.get(param("aws_access_key_id")), raw.get(param("aws_secret_access_key"))
     if bool(key_id) != bool(secret):
         raise ConfigError(
-            f"{label(f'{side}_aws_access_key_id')} and {label(f'{side}_aws_secret_access_key')} must be set "
+            f"{label(param('aws_access_key_id'))} and {label(param('aws_secret_access_key'))} must be set "
             "together, or both be unset (then the AWS credential chain provides the credentials)"
         )
-    token = raw.get(f"{side}_aws_session_token")
+    token = raw.get(param("aws_session_token"))
     if token and not key_id:
         raise ConfigError(
-            f"{label(f'{side}_aws_session_token')} needs {label(f'{side}_aws_access_key_id')} and "
-            f"{label(f'{side}_aws_secret_access_key')} (the temporary credentials it belongs to)"
+            f"{label(param('aws_session_token'))} needs {label(param('aws_access_key_id'))} and "
+            f"{label(param('aws_secret_access_key'))} (the temporary credentials it belongs to)"
         )
-    style = raw.get(f"{side}_aws_addressing_style") or environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"
+    style = raw.get(param("aws_addressing_style")) or environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"
     if style not in ADDRESSING_STYLES:
         raise ConfigError(
-            f"{label(f'{side}_aws_addressing_style')}: invalid value {shown(style)} "
+            f"{label(param('aws_addressing_style'))}: invalid value {shown(style)} "
             f"(choose from {', '.join(ADDRESSING_STYLES)})"
         )
-    endpoint = raw.get(f"{side}_aws_endpoint")
+    endpoint = raw.get(param("aws_endpoint"))
     if endpoint:
         if "://" not in endpoint:
             raise ConfigError(
-                f"{label(f'{side}_aws_endpoint')}: {shown(endpoint)} must be a URL such as https://host:port"
+                f"{label(param('aws_endpoint'))}: {shown(endpoint)} must be a URL such as https://host:port"
             )
-        parts = parse_url(f"{side}_aws_endpoint", endpoint, ("http", "https"))
+        parts = parse_url(param("aws_endpoint"), endpoint, ("http", "https"))
         # S3 authenticates with the keys; user info in the endpoint would only spoil the signed host
         endpoint = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     return S3Location(
-        bucket=raw[f"{side}_aws_bucket"],
-        key=raw[f"{side}_aws_key"],
-        region=raw.get(f"{side}_aws_region"),
+        bucket=raw[param("aws_bucket")],
+        key=raw[param("aws_key")],
+        region=raw.get(param("aws_region")),
         endpoint=endpoint,
         access_key_id=SecretStr(key_id) if key_id else None,
         secret_access_key=SecretStr(secret) if secret else None,
         session_token=SecretStr(token) if token else None,
         addressing_style=style,
-        ca_bundle=_ca_bundle(raw, f"{side}_aws_ca_bundle"),
+        ca_bundle=_ca_bundle(raw, param("aws_ca_bundle")),
     )
 
 
-def _user_pass(raw: Mapping[str, str], side: str) -> tuple[str | None, SecretStr | None]:
-    user = raw.get(f"{side}_oci_username")
-    password = raw.get(f"{side}_oci_password")
+def _user_pass(raw: Mapping[str, str], side: Side) -> tuple[str | None, SecretStr | None]:
+    param = functools.partial(_sided, side)
+    user = raw.get(param("oci_username"))
+    password = raw.get(param("oci_password"))
     if bool(user) != bool(password):
         raise ConfigError(
-            f"{label(f'{side}_oci_username')} and {label(f'{side}_oci_password')} must be set together or both be unset"
+            f"{label(param('oci_username'))} and {label(param('oci_password'))} must be set together or both be unset"
         )
     if user and password:
         register_basic_auth(user, password)
