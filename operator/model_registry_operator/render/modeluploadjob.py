@@ -1,7 +1,8 @@
 """Render the objects of a ModelUploadJob: its metadata ConfigMap and its Job. Pure.
 
 The Job runs the upload image's entrypoint (``model-registry-upload``), configured only through ``MODEL_SYNC_*``
-environment variables and mounted files: credentials Secrets are mounted at the paths given in
+environment variables (each a parameter of the contract, :class:`Parameter`; its
+variable name is :func:`env_name`'s) and mounted files: credentials Secrets are mounted at the paths given in
 the ``*_CREDENTIALS_PATH`` variables (the upload program reads the files), the registry token
 and CA as files, the metadata ConfigMap as a directory. A URL of the spec that carries
 credentials (``https://user:password@host``) goes into the Secret ``<name>-upload-urls`` and
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from model_registry_upload_contract import EXIT_CONFIG, JOB_NAME_ENV, JOB_NAMESPACE_ENV
+from model_registry_upload_contract import (
+    EXIT_CONFIG,
+    JOB_NAME_ENV,
+    JOB_NAMESPACE_ENV,
+    Parameter,
+    Side,
+    env_name,
+    side_parameter,
+)
 
 from ..api.modeluploadjob import ModelUploadJobSpec, RegistryTarget, S3Location
 from ..names import (
@@ -309,20 +318,26 @@ class _Wiring:
         self.secret_urls: dict[str, str] = {}
         """env name -> URL with credentials: the Secret's data, referenced by the env."""
 
-    def set(self, name: str, value: str | int | bool | None) -> None:
+    def set(self, parameter: Parameter, value: str | int | bool | None) -> None:
+        """A parameter of the upload program (its ``MODEL_SYNC_*`` variable), unless ``None``."""
+        self.variable(env_name(parameter), value)
+
+    def variable(self, name: str, value: str | int | bool | None) -> None:
+        """A variable that is no parameter (``TMPDIR``, the progress report's, the token file's)."""
         if value is None:
             return
         if isinstance(value, bool):
             value = "true" if value else "false"
         self.env.append({"name": name, "value": no_expansion(str(value))})
 
-    def url(self, name: str, value: str | None) -> None:
+    def url(self, parameter: Parameter, value: str | None) -> None:
         """A URL: plain env, or through the Secret when it carries credentials."""
         if value is None:
             return
         if not has_userinfo(value):
-            self.set(name, value)
+            self.set(parameter, value)
             return
+        name = env_name(parameter)
         self.secret_urls[name] = value
         self.env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": self.url_secret, "key": name}}})
 
@@ -334,56 +349,55 @@ class _Wiring:
         self.mounts.append({"name": volume, "mountPath": path, "readOnly": True})
 
 
-def _s3(w: _Wiring, side: str, s3: S3Location) -> None:
-    prefix = f"MODEL_SYNC_{side.upper()}"
+def _s3(w: _Wiring, side: Side, s3: S3Location) -> None:
     path = f"{MOUNT_ROOT}/{side}-s3"
-    w.set(f"{prefix}_AWS_BUCKET", s3.bucket)
-    w.set(f"{prefix}_AWS_KEY", s3.key)
-    w.set(f"{prefix}_AWS_REGION", s3.region)
-    w.url(f"{prefix}_AWS_ENDPOINT", s3.endpoint)
+    w.set(side_parameter(side, "aws_bucket"), s3.bucket)
+    w.set(side_parameter(side, "aws_key"), s3.key)
+    w.set(side_parameter(side, "aws_region"), s3.region)
+    w.url(side_parameter(side, "aws_endpoint"), s3.endpoint)
     w.secret_dir(f"{side}-s3-credentials", s3.credentials_secret, path)
-    w.set(f"{prefix}_S3_CREDENTIALS_PATH", path)
+    w.set(side_parameter(side, "s3_credentials_path"), path)
 
 
-def _dockerconfig(w: _Wiring, side: str, secret: str | None) -> None:
+def _dockerconfig(w: _Wiring, side: Side, secret: str | None) -> None:
     if not secret:
         return
     path = f"{MOUNT_ROOT}/{side}-oci"
     w.secret_dir(f"{side}-oci-credentials", secret, path, [{"key": DOCKERCONFIG, "path": DOCKERCONFIG}])
-    w.set(f"MODEL_SYNC_{side.upper()}_OCI_CREDENTIALS_PATH", f"{path}/{DOCKERCONFIG}")
+    w.set(side_parameter(side, "oci_credentials_path"), f"{path}/{DOCKERCONFIG}")
 
 
 def _source(w: _Wiring, spec: ModelUploadJobSpec) -> None:
     src = spec.source
-    w.set("MODEL_SYNC_SOURCE_TYPE", src.kind)
+    w.set(Parameter.SOURCE_TYPE, src.kind)
     if src.s3 is not None:
         _s3(w, "source", src.s3)
     elif src.uri is not None:
-        w.url("MODEL_SYNC_SOURCE_URI", src.uri.uri)
+        w.url(Parameter.SOURCE_URI, src.uri.uri)
         if src.uri.credentials_secret:
             path = f"{MOUNT_ROOT}/source-uri"
             w.secret_dir("source-uri-credentials", src.uri.credentials_secret, path, [{"key": "URI", "path": "URI"}])
-            w.set("MODEL_SYNC_SOURCE_URI_CREDENTIALS_PATH", path)
+            w.set(Parameter.SOURCE_URI_CREDENTIALS_PATH, path)
     elif src.oci is not None:
-        w.set("MODEL_SYNC_SOURCE_OCI_URI", src.oci.uri)
-        w.set("MODEL_SYNC_SOURCE_OCI_REGISTRY", src.oci.registry)
-        w.set("MODEL_SYNC_SOURCE_OCI_ENABLE_TLS_VERIFY", src.oci.enable_tls_verify)
+        w.set(Parameter.SOURCE_OCI_URI, src.oci.uri)
+        w.set(Parameter.SOURCE_OCI_REGISTRY, src.oci.registry)
+        w.set(Parameter.SOURCE_OCI_ENABLE_TLS_VERIFY, src.oci.enable_tls_verify)
         _dockerconfig(w, "source", src.oci.credentials_secret)
     elif src.pvc is not None:
         path = f"{MOUNT_ROOT}/source-pvc"
         w.volumes.append({"name": "source-pvc", "persistentVolumeClaim": {"claimName": src.pvc.claim_name}})
         w.mounts.append({"name": "source-pvc", "mountPath": path, "readOnly": True})
-        w.set("MODEL_SYNC_SOURCE_PATH", f"{path}/{src.pvc.path}".rstrip("/"))
+        w.set(Parameter.SOURCE_PATH, f"{path}/{src.pvc.path}".rstrip("/"))
 
 
 def _destination(w: _Wiring, spec: ModelUploadJobSpec) -> None:
     dst = spec.destination
-    w.set("MODEL_SYNC_DESTINATION_TYPE", dst.kind)
+    w.set(Parameter.DESTINATION_TYPE, dst.kind)
     if dst.oci is not None:
-        w.set("MODEL_SYNC_DESTINATION_OCI_URI", dst.oci.uri.removeprefix("oci://"))
-        w.set("MODEL_SYNC_DESTINATION_OCI_REGISTRY", dst.oci.registry)
-        w.set("MODEL_SYNC_DESTINATION_OCI_BASE_IMAGE", dst.oci.base_image)
-        w.set("MODEL_SYNC_DESTINATION_OCI_ENABLE_TLS_VERIFY", dst.oci.enable_tls_verify)
+        w.set(Parameter.DESTINATION_OCI_URI, dst.oci.uri.removeprefix("oci://"))
+        w.set(Parameter.DESTINATION_OCI_REGISTRY, dst.oci.registry)
+        w.set(Parameter.DESTINATION_OCI_BASE_IMAGE, dst.oci.base_image)
+        w.set(Parameter.DESTINATION_OCI_ENABLE_TLS_VERIFY, dst.oci.enable_tls_verify)
         _dockerconfig(w, "destination", dst.oci.credentials_secret)
     elif dst.s3 is not None:
         _s3(w, "destination", dst.s3)
@@ -391,17 +405,17 @@ def _destination(w: _Wiring, spec: ModelUploadJobSpec) -> None:
 
 def _registry(w: _Wiring, spec: ModelUploadJobSpec, endpoint: RegistryEndpoint) -> None:
     reg = spec.registry
-    w.url("MODEL_SYNC_REGISTRY_SERVER_ADDRESS", endpoint.address)
-    w.set("MODEL_SYNC_REGISTRY_PORT", endpoint.port)
-    w.set("MODEL_SYNC_REGISTRY_IS_SECURE", endpoint.is_secure)
+    w.url(Parameter.REGISTRY_SERVER_ADDRESS, endpoint.address)
+    w.set(Parameter.REGISTRY_PORT, endpoint.port)
+    w.set(Parameter.REGISTRY_IS_SECURE, endpoint.is_secure)
     if endpoint.token_over_http != REFUSE:
-        w.set("MODEL_SYNC_REGISTRY_TOKEN_OVER_HTTP", endpoint.token_over_http)
-    w.set("MODEL_SYNC_REGISTRY_AUTHOR", reg.author)
+        w.set(Parameter.REGISTRY_TOKEN_OVER_HTTP, endpoint.token_over_http)
+    w.set(Parameter.REGISTRY_AUTHOR, reg.author)
     if reg.token_secret is not None:
         items = [{"key": reg.token_secret.key, "path": "token"}]
         w.secret_dir("registry-token", reg.token_secret.name, TOKEN_DIR, items)
-        w.set(TOKEN_PATH_ENV, f"{TOKEN_DIR}/token")
-        w.set("MODEL_SYNC_REGISTRY_USER_TOKEN_ENVVAR", TOKEN_PATH_ENV)
+        w.variable(TOKEN_PATH_ENV, f"{TOKEN_DIR}/token")
+        w.set(Parameter.REGISTRY_USER_TOKEN_ENVVAR, TOKEN_PATH_ENV)
     ca = reg.ca_secret or reg.ca_config_map
     if ca is not None:
         items = [{"key": ca.key, "path": "ca.crt"}]
@@ -410,17 +424,17 @@ def _registry(w: _Wiring, spec: ModelUploadJobSpec, endpoint: RegistryEndpoint) 
         else:
             w.volumes.append({"name": "registry-ca", "configMap": {"name": ca.name, "items": items}})
             w.mounts.append({"name": "registry-ca", "mountPath": CA_DIR, "readOnly": True})
-        w.set("MODEL_SYNC_REGISTRY_CUSTOM_CA", f"{CA_DIR}/ca.crt")
+        w.set(Parameter.REGISTRY_CUSTOM_CA, f"{CA_DIR}/ca.crt")
 
 
 def _model_ids(w: _Wiring, spec: ModelUploadJobSpec) -> None:
-    w.set("MODEL_SYNC_MODEL_UPLOAD_INTENT", spec.intent)
+    w.set(Parameter.MODEL_UPLOAD_INTENT, spec.intent)
     model = spec.model
     if model is None:
         return
-    w.set("MODEL_SYNC_MODEL_ID", model.registered_model.id if model.registered_model else None)
-    w.set("MODEL_SYNC_MODEL_VERSION_ID", model.model_version.id if model.model_version else None)
-    w.set("MODEL_SYNC_MODEL_ARTIFACT_ID", model.model_artifact.id if model.model_artifact else None)
+    w.set(Parameter.MODEL_ID, model.registered_model.id if model.registered_model else None)
+    w.set(Parameter.MODEL_VERSION_ID, model.model_version.id if model.model_version else None)
+    w.set(Parameter.MODEL_ARTIFACT_ID, model.model_artifact.id if model.model_artifact else None)
 
 
 def container_wiring(job: UploadJobRef, spec: ModelUploadJobSpec, endpoint: RegistryEndpoint) -> _Wiring:
@@ -432,20 +446,20 @@ def container_wiring(job: UploadJobRef, spec: ModelUploadJobSpec, endpoint: Regi
     _model_ids(w, spec)
     w.volumes.append({"name": "metadata", "configMap": {"name": config_map_name(job.name)}})
     w.mounts.append({"name": "metadata", "mountPath": METADATA_PATH, "readOnly": True})
-    w.set("MODEL_SYNC_METADATA_CONFIGMAP_PATH", METADATA_PATH)
+    w.set(Parameter.METADATA_CONFIGMAP_PATH, METADATA_PATH)
     scratch_size = DEFAULT_SCRATCH_SIZE
     if spec.job is not None and spec.job.scratch_size is not None:
         scratch_size = str(spec.job.scratch_size)
     w.volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": scratch_size}})
     w.mounts.append({"name": "scratch", "mountPath": SCRATCH_PATH})
-    w.set("MODEL_SYNC_STORAGE_PATH", SCRATCH_PATH)
+    w.set(Parameter.STORAGE_PATH, SCRATCH_PATH)
     # The root filesystem is read-only: whatever a library writes to a temporary file goes here.
     w.volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}})
     w.mounts.append({"name": "tmp", "mountPath": TMP_PATH})
-    w.set("TMPDIR", TMP_PATH)
+    w.variable("TMPDIR", TMP_PATH)
     # Where the upload program reports its progress (its status_report module).
-    w.set(JOB_NAME_ENV, job.name)
-    w.set(JOB_NAMESPACE_ENV, job.namespace)
+    w.variable(JOB_NAME_ENV, job.name)
+    w.variable(JOB_NAMESPACE_ENV, job.namespace)
     return w
 
 

@@ -47,12 +47,13 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
+from model_registry_upload_contract import ENV_PREFIX, PROGRAM, SIDES, Parameter, Side, env_name, side_parameter
+
 from .errors import ConfigError
 from .redact import register_basic_auth, register_secret
 
 log = logging.getLogger(__name__)
 
-ENV_PREFIX = "MODEL_SYNC_"
 DEFAULT_BASE_IMAGE = "public.ecr.aws/docker/library/busybox:latest"
 DEFAULT_METADATA_PATH = "/etc/model-metadata"
 DEFAULT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
@@ -79,9 +80,9 @@ Intent = Literal["create_model", "create_version", "update_artifact"]
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: ``name`` is the snake_case field, flag and env are derived."""
+    """One parameter of the contract: ``name`` is the snake_case field, flag and env are derived."""
 
-    name: str
+    name: Parameter
     default: str | None = None
     choices: tuple[str, ...] = ()
     secret: bool = False
@@ -93,24 +94,27 @@ class Param:
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+        return env_name(self.name)
 
     @property
     def label(self) -> str:
         return f"{self.flag} ({self.env})"
 
 
-def _aws(prefix: str) -> list[Param]:
+def _aws(side: Side) -> list[Param]:
+    def aws(name: str) -> Parameter:
+        return side_parameter(side, f"aws_{name}")
+
     return [
-        Param(f"{prefix}_aws_bucket", help="S3 bucket"),
-        Param(f"{prefix}_aws_key", help="object key or prefix"),
-        Param(f"{prefix}_aws_region"),
-        Param(f"{prefix}_aws_access_key_id", secret=True),
-        Param(f"{prefix}_aws_secret_access_key", secret=True),
-        Param(f"{prefix}_aws_session_token", secret=True, help="session token of temporary credentials"),
-        Param(f"{prefix}_aws_endpoint", help="S3 endpoint URL (scheme://host:port)"),
+        Param(aws("bucket"), help="S3 bucket"),
+        Param(aws("key"), help="object key or prefix"),
+        Param(aws("region")),
+        Param(aws("access_key_id"), secret=True),
+        Param(aws("secret_access_key"), secret=True),
+        Param(aws("session_token"), secret=True, help="session token of temporary credentials"),
+        Param(aws("endpoint"), help="S3 endpoint URL (scheme://host:port)"),
         Param(
-            f"{prefix}_aws_addressing_style",
+            aws("addressing_style"),
             choices=ADDRESSING_STYLES,
             help="path (endpoint/bucket/key), virtual (bucket.endpoint/key) or auto (default: virtual-hosted "
             "on AWS, path-style for a custom endpoint); else AWS_S3_ADDRESSING_STYLE",
@@ -119,79 +123,87 @@ def _aws(prefix: str) -> list[Param]:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("source_type", "s3", ("s3", "oci", "uri", "pvc")),
-    Param("source_uri", help="http(s):// or hf://repo/model[:revision]"),
+    Param(Parameter.SOURCE_TYPE, "s3", ("s3", "oci", "uri", "pvc")),
+    Param(Parameter.SOURCE_URI, help="http(s):// or hf://repo/model[:revision]"),
     *_aws("source"),
-    Param("source_oci_uri"),
-    Param("source_oci_registry"),
-    Param("source_oci_username"),
-    Param("source_oci_password", secret=True),
-    Param("source_oci_enable_tls_verify", "true"),
-    Param("source_oci_ca_bundle", help="PEM CA bundle to verify the source registry"),
-    Param("source_path", help="pvc source: a mounted directory or file"),
-    Param("destination_type", "oci", ("oci", "s3")),
+    Param(Parameter.SOURCE_OCI_URI),
+    Param(Parameter.SOURCE_OCI_REGISTRY),
+    Param(Parameter.SOURCE_OCI_USERNAME),
+    Param(Parameter.SOURCE_OCI_PASSWORD, secret=True),
+    Param(Parameter.SOURCE_OCI_ENABLE_TLS_VERIFY, "true"),
+    Param(Parameter.SOURCE_OCI_CA_BUNDLE, help="PEM CA bundle to verify the source registry"),
+    Param(Parameter.SOURCE_PATH, help="pvc source: a mounted directory or file"),
+    Param(Parameter.DESTINATION_TYPE, "oci", ("oci", "s3")),
     *_aws("destination"),
-    Param("destination_oci_uri", help="host[:port]/repository:tag, no scheme"),
-    Param("destination_oci_registry"),
-    Param("destination_oci_username"),
-    Param("destination_oci_password", secret=True),
-    Param("destination_oci_base_image", DEFAULT_BASE_IMAGE),
-    Param("destination_oci_enable_tls_verify", "true"),
-    Param("destination_oci_platform", "linux/amd64", help="platform picked from a multi-arch base"),
-    Param("destination_oci_ca_bundle", help="PEM CA bundle to verify the destination (and base) registry"),
-    Param("source_aws_ca_bundle", help="PEM CA bundle to verify the source S3 endpoint"),
-    Param("destination_aws_ca_bundle", help="PEM CA bundle to verify the destination S3 endpoint"),
-    Param("source_uri_ca_bundle", help="PEM CA bundle to verify an https source URI"),
-    Param("model_upload_intent", "update_artifact", ("create_model", "create_version", "update_artifact")),
-    Param("model_id"),
-    Param("model_version_id"),
-    Param("model_artifact_id"),
-    Param("storage_path", "/tmp/model-sync"),  # noqa: S108 - upstream default scratch dir
-    Param("registry_server_address"),
-    Param("registry_port", "443"),
-    Param("registry_is_secure", "true"),
-    Param("registry_author"),
-    Param("registry_user_token", secret=True),
+    Param(Parameter.DESTINATION_OCI_URI, help="host[:port]/repository:tag, no scheme"),
+    Param(Parameter.DESTINATION_OCI_REGISTRY),
+    Param(Parameter.DESTINATION_OCI_USERNAME),
+    Param(Parameter.DESTINATION_OCI_PASSWORD, secret=True),
+    Param(Parameter.DESTINATION_OCI_BASE_IMAGE, DEFAULT_BASE_IMAGE),
+    Param(Parameter.DESTINATION_OCI_ENABLE_TLS_VERIFY, "true"),
+    Param(Parameter.DESTINATION_OCI_PLATFORM, "linux/amd64", help="platform picked from a multi-arch base"),
+    Param(Parameter.DESTINATION_OCI_CA_BUNDLE, help="PEM CA bundle to verify the destination (and base) registry"),
+    Param(Parameter.SOURCE_AWS_CA_BUNDLE, help="PEM CA bundle to verify the source S3 endpoint"),
+    Param(Parameter.DESTINATION_AWS_CA_BUNDLE, help="PEM CA bundle to verify the destination S3 endpoint"),
+    Param(Parameter.SOURCE_URI_CA_BUNDLE, help="PEM CA bundle to verify an https source URI"),
+    Param(Parameter.MODEL_UPLOAD_INTENT, "update_artifact", ("create_model", "create_version", "update_artifact")),
+    Param(Parameter.MODEL_ID),
+    Param(Parameter.MODEL_VERSION_ID),
+    Param(Parameter.MODEL_ARTIFACT_ID),
+    Param(Parameter.STORAGE_PATH, "/tmp/model-sync"),  # noqa: S108 - upstream default scratch dir
+    Param(Parameter.REGISTRY_SERVER_ADDRESS),
+    Param(Parameter.REGISTRY_PORT, "443"),
+    Param(Parameter.REGISTRY_IS_SECURE, "true"),
+    Param(Parameter.REGISTRY_AUTHOR),
+    Param(Parameter.REGISTRY_USER_TOKEN, secret=True),
     Param(
-        "registry_token_over_http",
+        Parameter.REGISTRY_TOKEN_OVER_HTTP,
         "refuse",
         TOKEN_OVER_HTTP,
         help="a bearer token is sent only over https://: refuse (default) fails a plain http:// registry "
         "address that would get a token; mesh sends it to the Pod's Istio sidecar, which encrypts the "
         "connection (what the operator sets for an Istio registry); allow sends it in clear text",
     ),
-    Param("registry_user_token_envvar"),
-    Param("registry_custom_ca"),
-    Param("registry_custom_ca_envvar"),
+    Param(Parameter.REGISTRY_USER_TOKEN_ENVVAR),
+    Param(Parameter.REGISTRY_CUSTOM_CA),
+    Param(Parameter.REGISTRY_CUSTOM_CA_ENVVAR),
     Param(
-        "registry_log_level",
+        Parameter.REGISTRY_LOG_LEVEL,
         help="log level of this program: DEBUG, INFO, WARNING, ERROR, CRITICAL or 10..50 "
         "(default INFO; the LOGLEVEL variable is read when this is unset)",
     ),
-    Param("sign"),
-    Param("signing_identity_token_path"),
-    Param("metadata_configmap_path"),
-    Param("source_s3_credentials_path"),
-    Param("destination_s3_credentials_path"),
-    Param("source_oci_credentials_path"),
-    Param("destination_oci_credentials_path"),
-    Param("source_uri_credentials_path"),
-    Param("parallelism", "4", help=f"concurrent part transfers (ranged reads fetched ahead), 1..{MAX_PARALLELISM}"),
+    Param(Parameter.SIGN),
+    Param(Parameter.SIGNING_IDENTITY_TOKEN_PATH),
+    Param(Parameter.METADATA_CONFIGMAP_PATH),
+    Param(Parameter.SOURCE_S3_CREDENTIALS_PATH),
+    Param(Parameter.DESTINATION_S3_CREDENTIALS_PATH),
+    Param(Parameter.SOURCE_OCI_CREDENTIALS_PATH),
+    Param(Parameter.DESTINATION_OCI_CREDENTIALS_PATH),
+    Param(Parameter.SOURCE_URI_CREDENTIALS_PATH),
     Param(
-        "part_size",
+        Parameter.PARALLELISM, "4", help=f"concurrent part transfers (ranged reads fetched ahead), 1..{MAX_PARALLELISM}"
+    ),
+    Param(
+        Parameter.PART_SIZE,
         "8388608",
         help="bytes per transferred part (5 MiB..5 GiB); the transfer buffers grow with "
         "part size x parallelism (x (parallelism + 1) for an OCI destination), never with the model size",
     ),
-    Param("progress_interval", "5", help="seconds between progress log lines (at most a day)"),
-    Param("timeout", "60", help="network timeout in seconds (at most a day)"),
+    Param(Parameter.PROGRESS_INTERVAL, "5", help="seconds between progress log lines (at most a day)"),
+    Param(Parameter.TIMEOUT, "60", help="network timeout in seconds (at most a day)"),
 )
-PARAMS_BY_NAME = {p.name: p for p in PARAMS}
+PARAMS_BY_NAME: dict[str, Param] = {p.name.value: p for p in PARAMS}
 
 
 def label(name: str) -> str:
     """``--flag (MODEL_SYNC_ENV)`` of a parameter."""
     return PARAMS_BY_NAME[name].label
+
+
+def _sided(side: Side, name: str) -> str:
+    """The parameter ``name`` of the source or the destination (``aws_bucket``): a name that is
+    no parameter raises ``ValueError`` rather than reading nothing."""
+    return side_parameter(side, name).value
 
 
 # ---------------------------------------------------------------------------------------
@@ -314,12 +326,12 @@ def _field_help(p: Param) -> str | None:
 UploadParams: type[_ParamsBase] = create_model(
     "UploadParams",
     __base__=_ParamsBase,
-    **{p.name: (str | None, Field(p.default, description=_field_help(p))) for p in PARAMS},  # type: ignore[call-overload]
+    **{p.name.value: (str | None, Field(p.default, description=_field_help(p))) for p in PARAMS},  # type: ignore[call-overload]
 )
 """Every parameter as an optional string: the sources only collect values (checks follow, with
 messages naming the parameter). Its fields, flags (``--kebab-case``) and env names are :data:`PARAMS`'."""
 
-PROG = "model-registry-upload"
+PROG = PROGRAM
 _NO_NONE = "\0"
 """pydantic-settings turns the CLI value ``null`` into None; no argv string can hold NUL, so with
 this as that marker every value given stays the string it was (``--model-id null`` is an error)."""
@@ -598,11 +610,11 @@ def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
     explicit = {**_from_env(environ), **_from_args(argv)}  # args > env
 
     files: dict[str, str] = {}
-    for side in ("source", "destination"):
-        cred = explicit.get(f"{side}_s3_credentials_path")
+    for side in SIDES:
+        cred = explicit.get(_sided(side, "s3_credentials_path"))
         if cred:
-            keys = _SecretDir(_S3SecretKeys, Path(cred), f"{side}_s3_credentials_path").read()
-            files.update({f"{side}_{k}": v for k, v in keys.items()})
+            keys = _SecretDir(_S3SecretKeys, Path(cred), _sided(side, "s3_credentials_path")).read()
+            files.update({_sided(side, k): v for k, v in keys.items()})
     uri_cred = explicit.get("source_uri_credentials_path")
     if uri_cred:
         uri_file = Path(uri_cred) / "URI"
@@ -612,25 +624,25 @@ def resolve_raw(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, st
         if uri:
             _register_uri_secrets(uri)
             files["source_uri"] = uri
-    for side in ("source", "destination"):
-        path = explicit.get(f"{side}_oci_credentials_path")
+    for side in SIDES:
+        path = explicit.get(_sided(side, "oci_credentials_path"))
         if not path:
             continue
-        auths = parse_dockerconfig(path, f"{side}_oci_credentials_path")
-        registry = explicit.get(f"{side}_oci_registry") or (
-            registry_host(explicit[f"{side}_oci_uri"]) if explicit.get(f"{side}_oci_uri") else None
+        auths = parse_dockerconfig(path, _sided(side, "oci_credentials_path"))
+        registry = explicit.get(_sided(side, "oci_registry")) or (
+            registry_host(explicit[_sided(side, "oci_uri")]) if explicit.get(_sided(side, "oci_uri")) else None
         )
         if registry is None:
             continue
         found = _lookup_auth(auths, registry)
         if found is None:
             raise ConfigError(
-                f"{label(f'{side}_oci_credentials_path')}: no credentials for registry {registry!r} in {path} "
+                f"{label(_sided(side, 'oci_credentials_path'))}: no credentials for registry {registry!r} in {path} "
                 f"(auths has: {', '.join(sorted(auths)) or 'nothing'})"
             )
-        files[f"{side}_oci_username"], files[f"{side}_oci_password"] = found
+        files[_sided(side, "oci_username")], files[_sided(side, "oci_password")] = found
 
-    defaults = {p.name: p.default for p in PARAMS if p.default is not None}
+    defaults = {p.name.value: p.default for p in PARAMS if p.default is not None}
     resolved = {**defaults, **files, **explicit}
     for name, value in resolved.items():
         if PARAMS_BY_NAME[name].secret:
@@ -782,54 +794,56 @@ def _ca_bundle(raw: Mapping[str, str], name: str) -> Path | None:
     return path
 
 
-def _s3_location(raw: Mapping[str, str], side: str, environ: Mapping[str, str]) -> S3Location:
-    _require(raw, [f"{side}_aws_bucket", f"{side}_aws_key"], f"{side} type s3")
-    key_id, secret = raw.get(f"{side}_aws_access_key_id"), raw.get(f"{side}_aws_secret_access_key")
+def _s3_location(raw: Mapping[str, str], side: Side, environ: Mapping[str, str]) -> S3Location:
+    param = functools.partial(_sided, side)
+    _require(raw, [param("aws_bucket"), param("aws_key")], f"{side} type s3")
+    key_id, secret = raw.get(param("aws_access_key_id")), raw.get(param("aws_secret_access_key"))
     if bool(key_id) != bool(secret):
         raise ConfigError(
-            f"{label(f'{side}_aws_access_key_id')} and {label(f'{side}_aws_secret_access_key')} must be set "
+            f"{label(param('aws_access_key_id'))} and {label(param('aws_secret_access_key'))} must be set "
             "together, or both be unset (then the AWS credential chain provides the credentials)"
         )
-    token = raw.get(f"{side}_aws_session_token")
+    token = raw.get(param("aws_session_token"))
     if token and not key_id:
         raise ConfigError(
-            f"{label(f'{side}_aws_session_token')} needs {label(f'{side}_aws_access_key_id')} and "
-            f"{label(f'{side}_aws_secret_access_key')} (the temporary credentials it belongs to)"
+            f"{label(param('aws_session_token'))} needs {label(param('aws_access_key_id'))} and "
+            f"{label(param('aws_secret_access_key'))} (the temporary credentials it belongs to)"
         )
-    style = raw.get(f"{side}_aws_addressing_style") or environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"
+    style = raw.get(param("aws_addressing_style")) or environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"
     if style not in ADDRESSING_STYLES:
         raise ConfigError(
-            f"{label(f'{side}_aws_addressing_style')}: invalid value {shown(style)} "
+            f"{label(param('aws_addressing_style'))}: invalid value {shown(style)} "
             f"(choose from {', '.join(ADDRESSING_STYLES)})"
         )
-    endpoint = raw.get(f"{side}_aws_endpoint")
+    endpoint = raw.get(param("aws_endpoint"))
     if endpoint:
         if "://" not in endpoint:
             raise ConfigError(
-                f"{label(f'{side}_aws_endpoint')}: {shown(endpoint)} must be a URL such as https://host:port"
+                f"{label(param('aws_endpoint'))}: {shown(endpoint)} must be a URL such as https://host:port"
             )
-        parts = parse_url(f"{side}_aws_endpoint", endpoint, ("http", "https"))
+        parts = parse_url(param("aws_endpoint"), endpoint, ("http", "https"))
         # S3 authenticates with the keys; user info in the endpoint would only spoil the signed host
         endpoint = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     return S3Location(
-        bucket=raw[f"{side}_aws_bucket"],
-        key=raw[f"{side}_aws_key"],
-        region=raw.get(f"{side}_aws_region"),
+        bucket=raw[param("aws_bucket")],
+        key=raw[param("aws_key")],
+        region=raw.get(param("aws_region")),
         endpoint=endpoint,
         access_key_id=SecretStr(key_id) if key_id else None,
         secret_access_key=SecretStr(secret) if secret else None,
         session_token=SecretStr(token) if token else None,
         addressing_style=style,
-        ca_bundle=_ca_bundle(raw, f"{side}_aws_ca_bundle"),
+        ca_bundle=_ca_bundle(raw, param("aws_ca_bundle")),
     )
 
 
-def _user_pass(raw: Mapping[str, str], side: str) -> tuple[str | None, SecretStr | None]:
-    user = raw.get(f"{side}_oci_username")
-    password = raw.get(f"{side}_oci_password")
+def _user_pass(raw: Mapping[str, str], side: Side) -> tuple[str | None, SecretStr | None]:
+    param = functools.partial(_sided, side)
+    user = raw.get(param("oci_username"))
+    password = raw.get(param("oci_password"))
     if bool(user) != bool(password):
         raise ConfigError(
-            f"{label(f'{side}_oci_username')} and {label(f'{side}_oci_password')} must be set together or both be unset"
+            f"{label(param('oci_username'))} and {label(param('oci_password'))} must be set together or both be unset"
         )
     if user and password:
         register_basic_auth(user, password)
