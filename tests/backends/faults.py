@@ -22,10 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
-from tests.backends.process import LOOPBACK
+from tests.backends.process import LOOPBACK, Backend
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class Fault:
     applied: int = field(default=0, init=False)
 
 
-class FaultProxy:
+class FaultProxy(Backend):
     def __init__(self, upstream_port: int, upstream_host: str = LOOPBACK) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.faults: list[Fault] = []
@@ -103,13 +101,6 @@ class FaultProxy:
             conns = list(self._conns)
         for s in conns:
             _close(s)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     # -- plumbing ---------------------------------------------------------------------------
 

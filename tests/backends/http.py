@@ -8,18 +8,16 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import requests
 
-from tests.backends.process import LOOPBACK, ManagedProcess, free_port, require_binary
+from tests.backends.process import LOOPBACK, Backend, ManagedProcess, free_port, require_binary
 
 BASIC_USER, BASIC_PASSWORD = "web-user", "web-basic-pass-5173"
 """The credentials of :class:`NginxServer` ``/protected/`` in the ``nginx_basic_auth`` fixture."""
 
 
-class NginxProcess:
+class NginxProcess(Backend):
     """nginx run from a throwaway directory on a free 127.0.0.1 port; a subclass gives what goes in its
     ``http`` block after the temp paths (:meth:`http_config`) and when it is up (:meth:`ready`)."""
 
@@ -68,13 +66,6 @@ http {{
             self.proc.stop()
             self.proc = None
         self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
 
 class NginxServer(NginxProcess):

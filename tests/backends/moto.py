@@ -19,14 +19,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import boto3
 import requests
 
 from tests.backends.certs import CertificateAuthority
-from tests.backends.process import LOOPBACK, ManagedProcess, free_port, require_binary
+from tests.backends.process import LOOPBACK, Backend, ManagedProcess, free_port, require_binary
 
 VIRTUAL_HOST = "s3.moto.test"
 ACCOUNT = "123456789012"
@@ -34,7 +33,7 @@ ACCOUNT = "123456789012"
 ALLOW_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 
 
-class MotoServer:
+class MotoServer(Backend):
     def __init__(self, *, tls: CertificateAuthority | None = None) -> None:
         self.tls = tls
         self._tmp = tempfile.TemporaryDirectory(prefix="moto-")
@@ -112,10 +111,3 @@ class MotoServer:
             self.proc.stop()
             self.proc = None
         self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()

@@ -20,8 +20,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.backends.certs import CertificateAuthority
-from tests.backends.process import LOOPBACK, ManagedProcess, free_port, require_binary
+from tests.backends.process import LOOPBACK, Backend, ManagedProcess, free_port, require_binary
 
 USER, PASSWORD = "ci-user", "ci-registry-pass-42"
 
@@ -110,7 +109,7 @@ class TokenServer:
         self.httpd.server_close()
 
 
-class DistributionRegistry:
+class DistributionRegistry(Backend):
     def __init__(self, auth: bool | str = False, tls: bool = False) -> None:
         self.auth_mode = "htpasswd" if auth is True else (auth or "none")
         self.auth = self.auth_mode != "none"
@@ -178,13 +177,6 @@ class DistributionRegistry:
         if self.token_server is not None:
             self.token_server.stop()
         self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     # -- plain distribution-API helpers (independent of the code under test) ---------------
 

@@ -9,6 +9,8 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from tests.backends.databases import LOOPBACK, MissingServerBinaryError, ServerStartError, free_port
 
@@ -32,6 +34,23 @@ def require_binary(name: str, *candidates: str) -> str:
         if Path(c).is_file() and os.access(c, os.X_OK):
             return c
     raise MissingServerBinaryError(f"{name} not found (looked in {cache_bin()}, PATH): run make deps")
+
+
+class Backend:
+    """A server a test starts and stops: ``with Backend() as b`` is ``b.start()`` ... ``b.stop()``."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
 
 
 class ManagedProcess:
