@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from model_registry_upload_contract import (
+    DEFAULT_TERMINATION_PATH,
     EXIT_CONFIG,
     JOB_NAME_ENV,
     JOB_NAMESPACE_ENV,
@@ -528,6 +529,7 @@ def render_model_upload_job(
         "job_spec": job_spec,
         "config_error_exit_code": CONFIG_ERROR_EXIT_CODE,
         "container_name": CONTAINER_NAME,
+        "termination_path": DEFAULT_TERMINATION_PATH,  # where the program writes its outcome
         "image": (options.image if options and options.image else default_image),
         "env": wiring.env,
         "volumes": wiring.volumes,

@@ -33,6 +33,7 @@ from typing import Any
 
 from model_registry_upload_contract import INCOMPLETE_MARKER, UPLOADED_LAYERS
 
+from .config import label
 from .errors import RegistryError
 from .metadata import ModelMetadata, string_value, typed_properties
 from .registry import Json, RegistryClient
@@ -177,8 +178,7 @@ class Registration:
             artifact = self.client.get_model_artifact(self.model_artifact_id)
             if artifact is None:
                 raise RegistryError(
-                    f"ModelArtifact with ID '{self.model_artifact_id}' not found "
-                    "(--model-artifact-id / MODEL_SYNC_MODEL_ARTIFACT_ID)",
+                    f"ModelArtifact with ID '{self.model_artifact_id}' not found ({label('model_artifact_id')})",
                     404,
                 )
             self.ids.model_artifact_id = self.model_artifact_id
