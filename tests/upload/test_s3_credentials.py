@@ -285,6 +285,30 @@ def test_container_credentials_endpoint(
     assert "S3 credentials of the source: container-role" in run.logs
 
 
+def test_instance_metadata_credentials_as_on_ec2(
+    tmp_path: Path, moto: MotoServer, mr_server: RealRegistryServer
+) -> None:
+    """EC2 / a node's instance role: no key anywhere, the instance metadata service answers the
+    role's temporary credentials (IMDSv2: a session token first). moto's server serves the
+    metadata API too (its ``default-role``); botocore is pointed at it with
+    ``AWS_EC2_METADATA_SERVICE_ENDPOINT``, as at 169.254.169.254 on a real instance."""
+    name = f"imds-{next(_names)}"
+    _model(moto, name)
+    with FaultProxy(moto.port) as proxy:
+        env = s3_to_s3(
+            proxy.url,
+            mr_server,
+            name,
+            AWS_EC2_METADATA_DISABLED="false",
+            AWS_EC2_METADATA_SERVICE_ENDPOINT=moto.endpoint + "/",
+        )
+        run = run_program(tmp_path, env)
+    _assert_uploaded(run, moto, name)
+    assert _signed_with(proxy) == {("test-key", "us-east-1", "test-session-token")}
+    assert "S3 credentials of the source: iam-role" in run.logs
+    assert "test-secret-key" not in run.logs
+
+
 def test_no_credentials_anywhere_is_a_configuration_error(
     tmp_path: Path, moto: MotoServer, mr_server: RealRegistryServer
 ) -> None:
