@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -36,6 +37,26 @@ def registry(name: str, istio_spec: dict[str, object]) -> str:
     spec = {"rest": {}, "postgres": {"generateDeployment": True}, "istio": istio_spec}
     body = {"apiVersion": "modelregistry.opendatahub.io/v1beta1", "kind": "ModelRegistry", "metadata": {"name": name}}
     return yaml.safe_dump({**body, "spec": spec})
+
+
+@contextlib.contextmanager
+def ingress_gateway(cluster: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
+    """An ingress namespace with its own ``istio-ingressgateway`` Service (one per test, selected
+    by a label of its own): ``(ingress namespace, istioIngress selector)``; deleted afterwards."""
+    ingress_ns = f"{namespace}-ingress"
+    cluster.create_namespace(ingress_ns)
+    selector = f"ingress-{namespace[2:]}"
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
+        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
+    }
+    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
+    try:
+        yield ingress_ns, selector
+    finally:
+        cluster.kubectl("delete", "namespace", ingress_ns, "--wait=false", check=False)
 
 
 def test_istio_objects_and_conditions(cluster: Cluster, namespace: str, istio: None, sim_node: SimulatedNode) -> None:
@@ -85,17 +106,7 @@ def test_istio_objects_and_conditions(cluster: Cluster, namespace: str, istio: N
 def test_gateway_routes_live_in_the_ingress_namespace_and_go_with_the_registry(
     cluster: Cluster, namespace: str, istio: None, sim_node: SimulatedNode
 ) -> None:
-    ingress_ns = f"{namespace}-ingress"
-    cluster.create_namespace(ingress_ns)
-    selector = f"ingress-{namespace[2:]}"  # one ingress gateway Service per test
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
-        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
-    }
-    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
-    try:
+    with ingress_gateway(cluster, namespace) as (ingress_ns, selector):
         istio_spec = {
             "authProvider": "odh-auth",
             "gateway": {"domain": "apps.example.test", "istioIngress": selector, "rest": {}},
@@ -141,8 +152,6 @@ def test_gateway_routes_live_in_the_ingress_namespace_and_go_with_the_registry(
         wait_for(lambda: cluster.get(ROUTE, ingress_ns, route_name), what="gateway Route again")
         cluster.kubectl("delete", "-n", namespace, "mr/gw", "--wait=true", "--timeout=60s")
         assert cluster.get(ROUTE, ingress_ns, route_name) is None
-    finally:
-        cluster.kubectl("delete", "namespace", ingress_ns, "--wait=false", check=False)
 
 
 def test_offline_render_with_these_apis_names_what_the_operator_applies(
@@ -150,42 +159,49 @@ def test_offline_render_with_these_apis_names_what_the_operator_applies(
 ) -> None:
     """`render --api` with the APIs this module serves (Istio, Authorino, Routes) and the ingress
     gateway Service the operator finds: the same objects, and the same Istio and Route specs."""
-    ingress_ns = f"{namespace}-ingress"
-    cluster.create_namespace(ingress_ns)
-    selector = f"ingress-{namespace[2:]}"
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
-        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
-    }
-    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
-    try:
-        istio_spec = {
-            "authProvider": "odh-auth",
-            "tlsMode": "ISTIO_MUTUAL",
-            "gateway": {
-                "domain": "apps.example.test",
-                "istioIngress": selector,
-                "rest": {"tls": {"mode": "SIMPLE", "credentialName": "rest-cert"}},
-                "grpc": {},
-            },
-        }
-        body = yaml.safe_load(registry("offline", istio_spec))
-        body["metadata"]["namespace"] = namespace
-        text = yaml.safe_dump(body)
-        rendered = offline.render(
-            text, "--api", "istio,authorino,openshift-routes", "--ingress-service", f"{ingress_ns}/istio-ingressgateway"
-        )
-        assert {kind for kind, _, _ in rendered} >= {"Gateway", "VirtualService", "AuthConfig", "Route", "Deployment"}
-        cluster.apply_yaml(text, namespace)
-        offline.assert_applied(
-            cluster,
-            namespace,
-            "offline",
-            rendered,
-            same_spec=("VirtualService", "DestinationRule", "AuthorizationPolicy", "AuthConfig", "Gateway", "Route"),
-        )
-    finally:
-        cluster.kubectl("delete", "-n", namespace, "mr/offline", "--wait=true", "--timeout=60s", check=False)
-        cluster.kubectl("delete", "namespace", ingress_ns, "--wait=false", check=False)
+    with ingress_gateway(cluster, namespace) as (ingress_ns, selector):
+        try:
+            istio_spec = {
+                "authProvider": "odh-auth",
+                "tlsMode": "ISTIO_MUTUAL",
+                "gateway": {
+                    "domain": "apps.example.test",
+                    "istioIngress": selector,
+                    "rest": {"tls": {"mode": "SIMPLE", "credentialName": "rest-cert"}},
+                    "grpc": {},
+                },
+            }
+            body = yaml.safe_load(registry("offline", istio_spec))
+            body["metadata"]["namespace"] = namespace
+            text = yaml.safe_dump(body)
+            rendered = offline.render(
+                text,
+                "--api",
+                "istio,authorino,openshift-routes",
+                "--ingress-service",
+                f"{ingress_ns}/istio-ingressgateway",
+            )
+            assert {kind for kind, _, _ in rendered} >= {
+                "Gateway",
+                "VirtualService",
+                "AuthConfig",
+                "Route",
+                "Deployment",
+            }
+            cluster.apply_yaml(text, namespace)
+            offline.assert_applied(
+                cluster,
+                namespace,
+                "offline",
+                rendered,
+                same_spec=(
+                    "VirtualService",
+                    "DestinationRule",
+                    "AuthorizationPolicy",
+                    "AuthConfig",
+                    "Gateway",
+                    "Route",
+                ),
+            )
+        finally:
+            cluster.kubectl("delete", "-n", namespace, "mr/offline", "--wait=true", "--timeout=60s", check=False)
