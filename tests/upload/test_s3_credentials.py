@@ -115,6 +115,18 @@ def _assert_uploaded(run: Run, server: MotoServer, name: str) -> None:
     assert _read_back(server, name) == {rel: sha(data) for rel, data in FILES.items()}
 
 
+def _upload_through_proxy(
+    tmp_path: Path, moto: MotoServer, mr_server: RealRegistryServer, name: str, **env: str
+) -> tuple[Run, FaultProxy]:
+    """``models/<name>`` put in moto, copied to ``out/<name>`` by the program with ``env`` through
+    a proxy that records every S3 request (for :func:`_signed_with`), and read back intact."""
+    _model(moto, name)
+    with FaultProxy(moto.port) as proxy:
+        run = run_program(tmp_path, s3_to_s3(proxy.url, mr_server, name, **env))
+    _assert_uploaded(run, moto, name)
+    return run, proxy
+
+
 def _signed_with(proxy: FaultProxy) -> set[tuple[str, str, str | None]]:
     """``(access key, signing region, session token)`` of the S3 requests ``proxy`` saw."""
     out = set()
@@ -147,7 +159,6 @@ def test_temporary_credentials_as_parameters_and_in_the_credentials_secret(
     token, and no message shows it."""
     temp = _temporary(moto, "uploader-params")
     name = f"params-{next(_names)}"
-    _model(moto, name)
     secret_dir = tmp_path / "aws-connection"
     secret_dir.mkdir()
     for key, value in (
@@ -156,18 +167,16 @@ def test_temporary_credentials_as_parameters_and_in_the_credentials_secret(
         ("AWS_SESSION_TOKEN", temp["token"]),
     ):
         (secret_dir / key).write_text(value + "\n")
-    with FaultProxy(moto.port) as proxy:
-        env = s3_to_s3(
-            proxy.url,
-            mr_server,
-            name,
-            MODEL_SYNC_SOURCE_S3_CREDENTIALS_PATH=str(secret_dir),
-            MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID=temp["key"],
-            MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY=temp["secret"],
-            MODEL_SYNC_DESTINATION_AWS_SESSION_TOKEN=temp["token"],
-        )
-        run = run_program(tmp_path, env)
-    _assert_uploaded(run, moto, name)
+    run, proxy = _upload_through_proxy(
+        tmp_path,
+        moto,
+        mr_server,
+        name,
+        MODEL_SYNC_SOURCE_S3_CREDENTIALS_PATH=str(secret_dir),
+        MODEL_SYNC_DESTINATION_AWS_ACCESS_KEY_ID=temp["key"],
+        MODEL_SYNC_DESTINATION_AWS_SECRET_ACCESS_KEY=temp["secret"],
+        MODEL_SYNC_DESTINATION_AWS_SESSION_TOKEN=temp["token"],
+    )
     assert _signed_with(proxy) == {(temp["key"], "us-east-1", temp["token"])}
     assert "S3 credentials of the source: the parameters" in run.logs
     assert temp["token"] not in run.logs
@@ -177,18 +186,15 @@ def test_credentials_from_the_environment(tmp_path: Path, moto: MotoServer, mr_s
     """No key parameter: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``."""
     temp = _temporary(moto, "uploader-env")
     name = f"env-{next(_names)}"
-    _model(moto, name)
-    with FaultProxy(moto.port) as proxy:
-        env = s3_to_s3(
-            proxy.url,
-            mr_server,
-            name,
-            AWS_ACCESS_KEY_ID=temp["key"],
-            AWS_SECRET_ACCESS_KEY=temp["secret"],
-            AWS_SESSION_TOKEN=temp["token"],
-        )
-        run = run_program(tmp_path, env)
-    _assert_uploaded(run, moto, name)
+    run, proxy = _upload_through_proxy(
+        tmp_path,
+        moto,
+        mr_server,
+        name,
+        AWS_ACCESS_KEY_ID=temp["key"],
+        AWS_SECRET_ACCESS_KEY=temp["secret"],
+        AWS_SESSION_TOKEN=temp["token"],
+    )
     assert _signed_with(proxy) == {(temp["key"], "us-east-1", temp["token"])}
     assert "S3 credentials of the source: env" in run.logs
     assert "S3 credentials of the destination: env" in run.logs
@@ -212,18 +218,15 @@ def test_a_shared_config_profile_that_assumes_a_role(
         f"[base]\naws_access_key_id = {moto.admin_key}\naws_secret_access_key = {moto.admin_secret}\n"
     )
     name = f"profile-{next(_names)}"
-    _model(moto, name)
-    with FaultProxy(moto.port) as proxy:
-        env = s3_to_s3(
-            proxy.url,
-            mr_server,
-            name,
-            AWS_CONFIG_FILE=str(config),
-            AWS_SHARED_CREDENTIALS_FILE=str(credentials),
-            AWS_PROFILE="uploader",
-        )
-        run = run_program(tmp_path, env)
-    _assert_uploaded(run, moto, name)
+    run, proxy = _upload_through_proxy(
+        tmp_path,
+        moto,
+        mr_server,
+        name,
+        AWS_CONFIG_FILE=str(config),
+        AWS_SHARED_CREDENTIALS_FILE=str(credentials),
+        AWS_PROFILE="uploader",
+    )
     _assert_role_session(moto, proxy, "uploader-profile/from-profile", "eu-central-1")
     assert "S3 credentials of the source: assume-role" in run.logs
 
@@ -277,10 +280,7 @@ def test_container_credentials_endpoint(
     }
     url = nginx.publish(f"creds/{next(_names)}.json", json.dumps(body).encode())
     name = f"container-{next(_names)}"
-    _model(moto, name)
-    with FaultProxy(moto.port) as proxy:
-        run = run_program(tmp_path, s3_to_s3(proxy.url, mr_server, name, AWS_CONTAINER_CREDENTIALS_FULL_URI=url))
-    _assert_uploaded(run, moto, name)
+    run, proxy = _upload_through_proxy(tmp_path, moto, mr_server, name, AWS_CONTAINER_CREDENTIALS_FULL_URI=url)
     assert _signed_with(proxy) == {(temp["key"], "us-east-1", temp["token"])}
     assert "S3 credentials of the source: container-role" in run.logs
 
@@ -293,17 +293,14 @@ def test_instance_metadata_credentials_as_on_ec2(
     metadata API too (its ``default-role``); botocore is pointed at it with
     ``AWS_EC2_METADATA_SERVICE_ENDPOINT``, as at 169.254.169.254 on a real instance."""
     name = f"imds-{next(_names)}"
-    _model(moto, name)
-    with FaultProxy(moto.port) as proxy:
-        env = s3_to_s3(
-            proxy.url,
-            mr_server,
-            name,
-            AWS_EC2_METADATA_DISABLED="false",
-            AWS_EC2_METADATA_SERVICE_ENDPOINT=moto.endpoint + "/",
-        )
-        run = run_program(tmp_path, env)
-    _assert_uploaded(run, moto, name)
+    run, proxy = _upload_through_proxy(
+        tmp_path,
+        moto,
+        mr_server,
+        name,
+        AWS_EC2_METADATA_DISABLED="false",
+        AWS_EC2_METADATA_SERVICE_ENDPOINT=moto.endpoint + "/",
+    )
     assert _signed_with(proxy) == {("test-key", "us-east-1", "test-session-token")}
     assert "S3 credentials of the source: iam-role" in run.logs
     assert "test-secret-key" not in run.logs
