@@ -179,52 +179,43 @@ def test_gateway_routes_of_registries_whose_namespace_and_name_join_alike_do_not
     """Gateway Routes live in the ingress gateway's namespace as `<namespace>-<name>-rest`: registry
     `x-gw` in namespace `t-abc` and registry `gw` in namespace `t-abc-x` both want `t-abc-x-gw-rest`."""
     thirdparty.install(cluster, *thirdparty.ISTIO)
-    first_ns, second_ns, ingress_ns = namespace, f"{namespace}-x", f"{namespace}-ingress"
+    first_ns, second_ns = namespace, f"{namespace}-x"
     cluster.create_namespace(second_ns)
-    cluster.create_namespace(ingress_ns)
-    selector = f"ingress-{namespace[2:]}"
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
-        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
-    }
-    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
-    route_name = f"{second_ns}-gw-rest"
-    istio = {
-        "authProvider": "odh-auth",
-        "gateway": {"domain": "apps.example.test", "istioIngress": selector, "rest": {}},
-    }
-    try:
-        cluster.apply_yaml(registry_yaml("x-gw", {"istio": istio}), first_ns)
-        route = wait_for(lambda: cluster.get(thirdparty.ROUTE, ingress_ns, route_name), what="the first's Route")
-        assert owner(route) == (first_ns, "x-gw")
+    with thirdparty.ingress_gateway(cluster, namespace) as (ingress_ns, selector):
+        route_name = f"{second_ns}-gw-rest"
+        istio = {
+            "authProvider": "odh-auth",
+            "gateway": {"domain": "apps.example.test", "istioIngress": selector, "rest": {}},
+        }
+        try:
+            cluster.apply_yaml(registry_yaml("x-gw", {"istio": istio}), first_ns)
+            route = wait_for(lambda: cluster.get(thirdparty.ROUTE, ingress_ns, route_name), what="the first's Route")
+            assert owner(route) == (first_ns, "x-gw")
 
-        cluster.apply_yaml(registry_yaml("gw", {"istio": istio}), second_ns)
-        available = cluster.wait_condition(second_ns, "gw", "Available", "False", "NameConflict")
-        assert f"Route {ingress_ns}/{route_name} already exists" in available["message"]
-        assert f"ModelRegistry {first_ns}/x-gw" in available["message"]
-        now = cluster.get(thirdparty.ROUTE, ingress_ns, route_name)
-        assert now is not None
-        assert now["metadata"]["uid"] == route["metadata"]["uid"]
-        assert owner(now) == (first_ns, "x-gw")
-        assert now["metadata"]["labels"]["maistra.io/gateway-namespace"] == first_ns
+            cluster.apply_yaml(registry_yaml("gw", {"istio": istio}), second_ns)
+            available = cluster.wait_condition(second_ns, "gw", "Available", "False", "NameConflict")
+            assert f"Route {ingress_ns}/{route_name} already exists" in available["message"]
+            assert f"ModelRegistry {first_ns}/x-gw" in available["message"]
+            now = cluster.get(thirdparty.ROUTE, ingress_ns, route_name)
+            assert now is not None
+            assert now["metadata"]["uid"] == route["metadata"]["uid"]
+            assert owner(now) == (first_ns, "x-gw")
+            assert now["metadata"]["labels"]["maistra.io/gateway-namespace"] == first_ns
 
-        delete_registry(cluster, first_ns, "x-gw")
-        wait_for(
-            lambda: owner(cluster.get(thirdparty.ROUTE, ingress_ns, route_name)) == (second_ns, "gw"),
-            timeout=30,
-            what="the second registry to take the Route",
-        )
-        delete_registry(cluster, second_ns, "gw")
-        assert cluster.get(thirdparty.ROUTE, ingress_ns, route_name) is None
-    finally:
-        cluster.kubectl(
-            "delete", "modelregistries", "--all", "-n", second_ns, "--wait=true", "--timeout=60s", check=False
-        )
-        for ns in (second_ns, ingress_ns):
-            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-        thirdparty.uninstall(cluster, *thirdparty.ISTIO)
+            delete_registry(cluster, first_ns, "x-gw")
+            wait_for(
+                lambda: owner(cluster.get(thirdparty.ROUTE, ingress_ns, route_name)) == (second_ns, "gw"),
+                timeout=30,
+                what="the second registry to take the Route",
+            )
+            delete_registry(cluster, second_ns, "gw")
+            assert cluster.get(thirdparty.ROUTE, ingress_ns, route_name) is None
+        finally:
+            cluster.kubectl(
+                "delete", "modelregistries", "--all", "-n", second_ns, "--wait=true", "--timeout=60s", check=False
+            )
+            cluster.kubectl("delete", "namespace", second_ns, "--wait=false", check=False)
+            thirdparty.uninstall(cluster, *thirdparty.ISTIO)
 
 
 def test_a_hand_made_object_of_the_same_name_is_no_registry_s(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -37,26 +36,6 @@ def registry(name: str, istio_spec: dict[str, object]) -> str:
     spec = {"rest": {}, "postgres": {"generateDeployment": True}, "istio": istio_spec}
     body = {"apiVersion": "modelregistry.opendatahub.io/v1beta1", "kind": "ModelRegistry", "metadata": {"name": name}}
     return yaml.safe_dump({**body, "spec": spec})
-
-
-@contextlib.contextmanager
-def ingress_gateway(cluster: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
-    """An ingress namespace with its own ``istio-ingressgateway`` Service (one per test, selected
-    by a label of its own): ``(ingress namespace, istioIngress selector)``; deleted afterwards."""
-    ingress_ns = f"{namespace}-ingress"
-    cluster.create_namespace(ingress_ns)
-    selector = f"ingress-{namespace[2:]}"
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
-        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
-    }
-    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
-    try:
-        yield ingress_ns, selector
-    finally:
-        cluster.kubectl("delete", "namespace", ingress_ns, "--wait=false", check=False)
 
 
 def test_istio_objects_and_conditions(cluster: Cluster, namespace: str, istio: None, sim_node: SimulatedNode) -> None:
@@ -106,7 +85,7 @@ def test_istio_objects_and_conditions(cluster: Cluster, namespace: str, istio: N
 def test_gateway_routes_live_in_the_ingress_namespace_and_go_with_the_registry(
     cluster: Cluster, namespace: str, istio: None, sim_node: SimulatedNode
 ) -> None:
-    with ingress_gateway(cluster, namespace) as (ingress_ns, selector):
+    with thirdparty.ingress_gateway(cluster, namespace) as (ingress_ns, selector):
         istio_spec = {
             "authProvider": "odh-auth",
             "gateway": {"domain": "apps.example.test", "istioIngress": selector, "rest": {}},
@@ -159,7 +138,7 @@ def test_offline_render_with_these_apis_names_what_the_operator_applies(
 ) -> None:
     """`render --api` with the APIs this module serves (Istio, Authorino, Routes) and the ingress
     gateway Service the operator finds: the same objects, and the same Istio and Route specs."""
-    with ingress_gateway(cluster, namespace) as (ingress_ns, selector):
+    with thirdparty.ingress_gateway(cluster, namespace) as (ingress_ns, selector):
         try:
             istio_spec = {
                 "authProvider": "odh-auth",

@@ -4,9 +4,13 @@ Authorino marking AuthConfigs Ready)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from model_registry_operator.kube import lookup
 
@@ -22,8 +26,6 @@ ISTIO = ("networking.istio.io", "security.istio.io", "authorino.kuadrant.io")
 
 
 def crd_names(group: str) -> list[str]:
-    import yaml
-
     return [doc["metadata"]["name"] for doc in yaml.safe_load_all((CRDS / f"{group}.yaml").read_text()) if doc]
 
 
@@ -79,3 +81,23 @@ def ready_auth_config(cluster: Cluster, namespace: str, name: str) -> None:
     wait_for(lambda: cluster.get(AUTH_CONFIG, namespace, name), what=f"AuthConfig {namespace}/{name}")
     cond = {"type": "Ready", "status": "True", "reason": "Reconciled"}
     cluster.patch(AUTH_CONFIG, namespace, name, {"status": {"conditions": [cond]}}, "status")
+
+
+@contextlib.contextmanager
+def ingress_gateway(cluster: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
+    """An ingress namespace with its own ``istio-ingressgateway`` Service (one per test, selected
+    by a label of its own): ``(ingress namespace, istioIngress selector)``; deleted afterwards."""
+    ingress_ns = f"{namespace}-ingress"
+    cluster.create_namespace(ingress_ns)
+    selector = f"ingress-{namespace[2:]}"
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "istio-ingressgateway", "labels": {"istio": selector}},
+        "spec": {"ports": [{"name": "http2", "port": 80}, {"name": "https", "port": 443}]},
+    }
+    cluster.apply_yaml(yaml.safe_dump(service), ingress_ns)
+    try:
+        yield ingress_ns, selector
+    finally:
+        cluster.kubectl("delete", "namespace", ingress_ns, "--wait=false", check=False)
