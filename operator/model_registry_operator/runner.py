@@ -15,6 +15,7 @@ import kopf
 from .handlers import modelregistry as modelregistry_handlers
 from .handlers import modeluploadjob as modeluploadjob_handlers
 from .handlers import platform as platform_handlers
+from .handlers import webhooks as webhook_handlers
 from .kopf_internals import (
     OBSERVATION_LOGGER,
     WATCH_LOGGER,
@@ -130,6 +131,8 @@ def build_registry(
         reconciler.kube, settings, reconciler.emit, openshift=lambda: reconciler.capabilities().openshift
     )
     modeluploadjob_handlers.register(registry, uploads, settings.resync_seconds)
+    if settings.enable_webhooks:
+        webhook_handlers.register(registry, reconciler, settings)
     return registry
 
 

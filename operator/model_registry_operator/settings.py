@@ -66,6 +66,34 @@ class OperatorSettings(BaseSettings):
     default_control_plane: str = Field(default="", validation_alias="DEFAULT_CONTROL_PLANE")
     create_auth_resources: bool = Field(default=True, validation_alias="CREATE_AUTH_RESOURCES")
     enable_webhooks: bool = Field(default=False, validation_alias="ENABLE_WEBHOOKS")
+    # The webhook server (docs/operations.md, "Admission webhooks"); the certificate is the
+    # operator's own ("operator") or files mounted into WEBHOOK_CERT_DIR ("files": cert-manager).
+    webhook_port: int = Field(default=9443, ge=1, le=65535, validation_alias="WEBHOOK_PORT")
+    webhook_host: str = Field(default="0.0.0.0", validation_alias="WEBHOOK_BIND_ADDRESS")  # noqa: S104
+    webhook_cert_dir: str = Field(default="/tmp/k8s-webhook-server/serving-certs", validation_alias="WEBHOOK_CERT_DIR")  # noqa: S108
+    webhook_cert_source: Literal["operator", "files"] = Field(
+        default="operator", validation_alias="WEBHOOK_CERT_SOURCE"
+    )
+    webhook_cert_secret: str = Field(
+        default="model-registry-operator-webhook-server-cert", validation_alias="WEBHOOK_CERT_SECRET"
+    )
+    webhook_cert_validity_seconds: float = Field(
+        default=365 * 86400.0, ge=10, validation_alias="WEBHOOK_CERT_VALIDITY_SECONDS"
+    )
+    webhook_cert_check_seconds: float = Field(default=60.0, gt=0, validation_alias="WEBHOOK_CERT_CHECK_SECONDS")
+    webhook_cert_extra_names: str = Field(default="", validation_alias="WEBHOOK_CERT_EXTRA_NAMES")
+    webhook_service: str = Field(
+        default="model-registry-operator-webhook-service", validation_alias="WEBHOOK_SERVICE_NAME"
+    )
+    webhook_validating_configuration: str = Field(
+        default="model-registry-operator-validating-webhook-configuration",
+        validation_alias="WEBHOOK_VALIDATING_CONFIGURATION",
+    )
+    webhook_mutating_configuration: str = Field(
+        default="model-registry-operator-mutating-webhook-configuration",
+        validation_alias="WEBHOOK_MUTATING_CONFIGURATION",
+    )
+    operator_namespace: str = Field(default="", validation_alias="POD_NAMESPACE")
 
     # Our own knobs.
     resync_seconds: float = Field(default=300.0, gt=0, validation_alias="RESYNC_INTERVAL_SECONDS")
