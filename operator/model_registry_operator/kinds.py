@@ -281,6 +281,21 @@ EXTRA_RULES: Final = (
     {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
     # The Role registry-user-<name> grants get on the registry's Service and its Endpoints.
     {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
+    # The admission webhooks' own certificate (ENABLE_WEBHOOKS, WEBHOOK_CERT_SOURCE=operator): its CA
+    # bundle patched into config/webhook's two configurations, by name (the Secret holding the
+    # certificate is covered by the Secret row).
+    {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["validatingwebhookconfigurations"],
+        "resourceNames": ["model-registry-operator-validating-webhook-configuration"],
+        "verbs": ["get", "patch"],
+    },
+    {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["mutatingwebhookconfigurations"],
+        "resourceNames": ["model-registry-operator-mutating-webhook-configuration"],
+        "verbs": ["get", "patch"],
+    },
 )
 """Permissions the operator holds for no kind of the table: only so that it may grant them
 (the API server lets it create a Role or a binding only for what it holds itself, unless it has

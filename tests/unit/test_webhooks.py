@@ -87,8 +87,7 @@ def test_registries_namespace_names_the_field() -> None:
         Registry("elsewhere", "reg", spec()), None, [], settings(REGISTRIES_NAMESPACE="mr"), PLAIN_KUBERNETES
     )
     assert [str(p) for p in problems] == [
-        "metadata.namespace: must be 'mr' (REGISTRIES_NAMESPACE: the operator serves registries in that "
-        "namespace only), not 'elsewhere'"
+        "metadata.namespace: registries must be created in namespace mr (REGISTRIES_NAMESPACE), not elsewhere"
     ]
     assert (
         validate(Registry("mr", "reg", spec()), None, [], settings(REGISTRIES_NAMESPACE="mr"), PLAIN_KUBERNETES) == []

@@ -127,8 +127,8 @@ def validate(
         problems.append(
             SpecProblem(
                 "metadata.namespace",
-                f"must be {settings.registries_namespace!r} (REGISTRIES_NAMESPACE: the operator serves "
-                f"registries in that namespace only), not {new.namespace!r}",
+                f"registries must be created in namespace {settings.registries_namespace} "
+                f"(REGISTRIES_NAMESPACE), not {new.namespace}",
             )
         )
     raw = new.spec if isinstance(new.spec, dict) else None
