@@ -32,6 +32,7 @@ MUTATE_ID = "mutate-modelregistry-opendatahub-io-modelregistry"
 def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, settings: OperatorSettings) -> None:
     """Register the webhook handlers and the start-up of their server on ``registry``."""
     tasks: set[asyncio.Task[None]] = set()
+    operator_settings = settings  # kopf passes its own settings to the start-up handler as `settings`
 
     @kopf.on.validate(*RESOURCE, id=VALIDATE_ID, operations=["CREATE", "UPDATE"], registry=registry)
     async def validate_registry(body: kopf.Body, **kwargs: Any) -> None:
@@ -63,8 +64,6 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, se
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    operator_settings = settings
 
 
 async def _server(

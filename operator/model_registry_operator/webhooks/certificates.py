@@ -49,6 +49,8 @@ WEBHOOK_CONFIGURATION_PATHS = (
 )
 
 Clock = Callable[[], datetime.datetime]
+SKEW = datetime.timedelta(minutes=1)
+"""Certificates start this long before they are made: the API server's clock may be behind ours."""
 
 
 def _now() -> datetime.datetime:
@@ -110,8 +112,8 @@ def generate(
     names: list[str], validity: datetime.timedelta, previous: Material | None = None, now: Clock = _now
 ) -> Material:
     """A new CA and a serving certificate for ``names`` signed by it, both valid for ``validity``."""
-    start = now() - datetime.timedelta(minutes=1)  # a little clock skew between the nodes
-    end = start + validity
+    start = now() - SKEW
+    end = now() + validity
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "model-registry-operator-webhook-ca")])
     ca = (
@@ -163,7 +165,7 @@ def generate(
 def needs_renewal(material: Material, names: list[str], now: Clock = _now) -> bool:
     """Renew a third of the validity before expiry, or when the names changed."""
     start, end = material.not_before(), material.not_after()
-    return now() >= end - (end - start) / 3 or not set(names) <= material.names()
+    return now() >= end - (end - start - SKEW) / 3 or not set(names) <= material.names()
 
 
 def write_files(directory: Path, material: Material) -> bool:
