@@ -1,8 +1,8 @@
 """The admission webhooks (ENABLE_WEBHOOKS) called by the real API server over TLS.
 
-The operator runs as a process on loopback, so the test's webhook configurations are
-config/webhook's with a ``url:`` instead of the Service reference, and a namespaceSelector that
-limits them to this module's namespaces (the cluster is shared with the rest of the suite). The
+The webhook configurations are config/webhook's, through its Service (whose endpoint is the
+operator process on loopback), plus a namespaceSelector that limits them to this module's
+namespaces (the cluster is shared with the rest of the suite). The
 operator generates the certificate, keeps it in a Secret and patches the CA bundle in itself; its
 validity here is 30 s, so it is renewed every 20 s while the module runs.
 """
@@ -88,16 +88,45 @@ class Webhooks:
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
 
-def _configurations(key: str, port: int) -> list[dict[str, Any]]:
-    """config/webhook's configurations, pointed at the operator on loopback and at our namespaces only."""
+SERVICE = "webhook-service"
+
+
+def _configurations(key: str, namespace: str) -> list[dict[str, Any]]:
+    """config/webhook's configurations as config/default makes them (the Service in the operator's
+    namespace), limited to this module's namespaces."""
     docs = [d for d in yaml.safe_load_all((ROOT / "config" / "webhook" / "manifests.yaml").read_text()) if d]
     for doc in docs:
         doc["metadata"]["name"] = f"mro-test-{key}-{doc['metadata']['name']}"
         for webhook in doc["webhooks"]:
-            path = webhook["clientConfig"]["service"]["path"]
-            webhook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{path}"}
+            service = webhook["clientConfig"]["service"]
+            assert service["name"] == SERVICE
+            service["namespace"] = namespace
             webhook["namespaceSelector"] = {"matchLabels": {SELECTOR_LABEL: key}}
     return docs
+
+
+def _service(namespace: str, port: int) -> list[dict[str, Any]]:
+    """config/webhook's Service, its endpoint being the operator process on loopback: the API server
+    (``--enable-aggregator-routing``) calls that address and verifies the certificate for
+    ``webhook-service.<namespace>.svc``, as in a cluster. No selector: there is no operator Pod."""
+    service = yaml.safe_load((ROOT / "config" / "webhook" / "service.yaml").read_text())
+    service["metadata"]["namespace"] = namespace
+    del service["spec"]["selector"]
+    (service_port,) = service["spec"]["ports"]
+    service_port["targetPort"] = port
+    endpoints = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{SERVICE}-operator",
+            "namespace": namespace,
+            "labels": {"kubernetes.io/service-name": SERVICE, "endpointslice.kubernetes.io/managed-by": "tests"},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        "ports": [{"name": service_port["name"], "port": port, "protocol": "TCP"}],
+    }
+    return [service, endpoints]
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +138,14 @@ def webhooks(
     cluster.create_namespace(ops)
     port = _free_port()
     workdir = tmp_path_factory.mktemp("webhooks")
-    docs = _configurations(key, port)
+    docs = _configurations(key, ops)
     configurations = {d["kind"]: d["metadata"]["name"] for d in docs}
     env = {
         "ENABLE_WEBHOOKS": "true",
         "WEBHOOK_PORT": str(port),
         "WEBHOOK_BIND_ADDRESS": "127.0.0.1",
         "WEBHOOK_CERT_DIR": str(workdir / "certs"),
-        "WEBHOOK_CERT_EXTRA_NAMES": "127.0.0.1",
+        "WEBHOOK_SERVICE_NAME": SERVICE,
         "WEBHOOK_CERT_SECRET": "webhook-server-cert",
         "WEBHOOK_CERT_VALIDITY_SECONDS": "30",
         "WEBHOOK_CERT_CHECK_SECONDS": "1",
@@ -126,6 +155,8 @@ def webhooks(
     }
     hooks = Webhooks(key, port, workdir, env, configurations, ops)
     try:
+        for obj in _service(ops, port):
+            cluster.kube.request_sync("POST", lookup(obj["apiVersion"], obj["kind"]).path(ops), body=obj)
         hooks.restart(operator)
         for doc in docs:
             cluster.kube.request_sync("POST", PATHS[doc["kind"]], body=doc)

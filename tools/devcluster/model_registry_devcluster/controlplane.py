@@ -345,6 +345,9 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--allow-privileged=true",
+                # Service references (admission webhooks, aggregated APIs) resolve to an endpoint's
+                # address, not the Service's cluster IP, which nothing routes here.
+                "--enable-aggregator-routing=true",
                 "--profiling=false",
                 "--v=1",
                 *self.extra_apiserver_args,
