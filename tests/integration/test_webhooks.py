@@ -217,7 +217,7 @@ def serving(hooks: Webhooks, cluster: Cluster) -> str:
 
 
 def test_a_registry_whose_name_is_taken_for_a_cluster_scoped_object_is_refused(
-    cluster: Cluster, webhooks: Webhooks, two_namespaces: tuple[str, str]
+    cluster: Cluster, webhooks: Webhooks, two_namespaces: tuple[str, str], operator: OperatorProcess
 ) -> None:
     first, second = two_namespaces
     serving(webhooks, cluster)
@@ -230,6 +230,10 @@ def test_a_registry_whose_name_is_taken_for_a_cluster_scoped_object_is_refused(
         f"ClusterRoleBinding {name}-auth-delegator"
     ) in stderr
     assert cluster.get(MR, second, name) is None
+    # The user's request failed, not the operator: no ERROR in its log for it.
+    refusals = [line for line in operator.text().splitlines() if "already has this name" in line]
+    assert refusals
+    assert not [line for line in refusals if " ERROR " in line]
     # The name alone is no conflict: without a proxy nothing cluster-scoped carries it (plain Kubernetes).
     cluster.apply_yaml(registry(name, {"rest": {}, "postgres": dict(DB)}), second)
     # ... until an edit asks for one.

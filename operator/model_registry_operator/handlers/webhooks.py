@@ -29,8 +29,19 @@ VALIDATE_ID = "validate-modelregistry-opendatahub-io-modelregistry"
 MUTATE_ID = "mutate-modelregistry-opendatahub-io-modelregistry"
 
 
+class _RefusalsAtInfo(logging.Filter):
+    """kopf logs a refused admission as an ERROR of the handler ("failed permanently"); it is the
+    user's request that failed, not the operator: logged at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and f"Webhook '{VALIDATE_ID}' failed permanently" in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, settings: OperatorSettings) -> None:
     """Register the webhook handlers and the start-up of their server on ``registry``."""
+    logging.getLogger("kopf.objects").addFilter(_RefusalsAtInfo())
     tasks: set[asyncio.Task[None]] = set()
     operator_settings = settings  # kopf passes its own settings to the start-up handler as `settings`
 
