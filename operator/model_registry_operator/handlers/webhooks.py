@@ -50,6 +50,8 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, se
         old = kwargs.get("old")  # the stored object, on UPDATE
         new = Registry.of(body)
         previous = Registry.of(old, new.namespace) if old else None
+        if new.deleting or (previous is not None and previous.spec == new.spec):
+            return  # kopf's finalizer, a label: always allowed (see validate), no list needed
         others: list[Registry] = []
         capabilities = reconciler.capabilities()
         if shared_objects(new, settings, capabilities):  # only then can another registry's name matter
