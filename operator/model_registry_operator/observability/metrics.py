@@ -45,6 +45,13 @@ UPLOAD_BYTES = Counter(
     f"{PREFIX}_upload_bytes",
     "Bytes the ModelUploadJobs' Pods reported transferred (status.progress.bytesTransferred), retries included.",
 )
+UPLOADS_FINISHED = Counter(
+    f"{PREFIX}_model_upload_jobs_finished",
+    "ModelUploadJobs this operator saw end, by the phase they ended in (Succeeded, Failed).",
+    ["phase"],
+)
+for _phase in ("Succeeded", "Failed"):  # present from the start: increase() sees the first one
+    UPLOADS_FINISHED.labels(_phase)
 
 
 class Tally(Collector):

@@ -12,7 +12,8 @@ from ..names import AVAILABLE
 from ..reconcile.modeluploadjob import UploadState
 from ..reconcile.queue import WorkQueue
 from ..reconcile.steps import RegistryState, unpack
-from .metrics import DATABASES, REGISTRIES, UPLOADS
+from ..reconcile.errors import BUG, INVALID, TRANSIENT
+from .metrics import DATABASES, RECONCILE_ERRORS, RECONCILES, REGISTRIES, UPLOADS
 
 
 def registries_by_availability(queue: WorkQueue[RegistryState]) -> dict[tuple[str, ...], float]:
@@ -46,6 +47,10 @@ def uploads_by_phase(queue: WorkQueue[UploadState]) -> dict[tuple[str, ...], flo
 
 def observe(registries: WorkQueue[RegistryState], uploads: WorkQueue[UploadState]) -> None:
     """Point the gauges at these reconcilers' records (the operator's; the last call wins)."""
+    for kind in (registries.resource, uploads.resource):  # every series from the start (see increase())
+        RECONCILES.labels(kind)
+        for category in (TRANSIENT, INVALID, BUG):
+            RECONCILE_ERRORS.labels(kind, category)
     REGISTRIES.source(lambda: registries_by_availability(registries))
     DATABASES.source(lambda: databases_by_reason(registries))
     UPLOADS.source(lambda: uploads_by_phase(uploads))

@@ -38,7 +38,7 @@ from ..names import (
     SUCCEEDED,
     TRUE,
 )
-from ..observability.metrics import count_upload_bytes
+from ..observability.metrics import UPLOADS_FINISHED, count_upload_bytes
 from ..render.engine import RenderError
 from ..render.modeluploadjob import (
     RegistryEndpoint,
@@ -372,6 +372,8 @@ class UploadJobReconciler:
                 return
             raise
         if old.get("phase") != status.phase:
+            if status.phase in TERMINAL:
+                UPLOADS_FINISHED.labels(status.phase).inc()
             if status.phase == SUCCEEDED:
                 self.emit(body, "Normal", "Succeeded", f"Uploaded to {status.fields.get('artifactURI', '')}")
             elif status.phase == FAILED:
