@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 from ..names import AVAILABLE
+from ..reconcile.errors import BUG, INVALID, TRANSIENT
 from ..reconcile.modeluploadjob import UploadState
 from ..reconcile.queue import WorkQueue
 from ..reconcile.steps import RegistryState, unpack
-from ..reconcile.errors import BUG, INVALID, TRANSIENT
 from .metrics import DATABASES, RECONCILE_ERRORS, RECONCILES, REGISTRIES, UPLOADS
 
 
