@@ -33,7 +33,7 @@ from tests.backends.process import free_port
 
 from .conftest import ROOT, OperatorProcess
 from .kube import MR, Cluster, wait_for
-from .uploads import MUJ, upload
+from .uploads import MUJ, s3_to_oci_spec, secrets, upload, upload_status
 
 pytestmark = pytest.mark.integration
 
@@ -287,6 +287,33 @@ def test_the_series_follow_registries_and_uploads_as_they_come_and_go(
     assert value(up, "model_registry_operator_reconcile_duration_seconds_count", **kind) > value(
         before, "model_registry_operator_reconcile_duration_seconds_count", **kind
     )
+
+    # An upload into it that fails (its S3 endpoint refuses connections): the Failed phase is
+    # counted, and so is the end.
+    failed = {"phase": "Failed"}
+    finished_before = value(up, "model_registry_operator_model_upload_jobs_finished_total", **failed)
+    cluster.apply_yaml(secrets(namespace, "http://127.0.0.1:1", "127.0.0.1:1"), namespace)
+    doomed = s3_to_oci_spec({"name": "watched"}, "127.0.0.1:1", "127.0.0.1:1/base:1", "m", "m", {"name": "m"})
+    cluster.apply_yaml(upload("doomed", doomed), namespace)
+    wait_for(lambda: upload_status(cluster, namespace, "doomed").get("phase") == "Failed", 180, 0.5, "upload Failed")
+    ended = wait_for(
+        lambda: (
+            s
+            if value(
+                s := endpoint.scrape(scrapers.allowed),
+                "model_registry_operator_model_upload_jobs_finished_total",
+                **failed,
+            )
+            == finished_before + 1
+            else None
+        ),
+        what="the failed upload counted",
+    )
+    assert gauge(ended, "model_registry_operator_model_upload_jobs", "phase")[("Failed",)] >= 1
+    assert value(ended, "model_registry_operator_model_upload_jobs_finished_total", phase="Succeeded") == value(
+        up, "model_registry_operator_model_upload_jobs_finished_total", phase="Succeeded"
+    )
+    cluster.kubectl("delete", "modeluploadjob", "doomed", "-n", namespace, "--wait=true", "--timeout=60s")
 
     # A wrong password in the database Secret: the probe says so, and so does the gauge.
     secret["stringData"] = {"password": "not-the-password"}
