@@ -6,8 +6,6 @@ server), and series that follow registries and uploads as they come and go; its 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import ssl
 import urllib.error
@@ -17,17 +15,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from model_registry_devcluster.simnode import SimulatedNode
+from tests.backends.certs import CertificateAuthority
 from tests.backends.databases import PostgresServer
 from tests.backends.process import free_port
 
@@ -40,38 +34,11 @@ pytestmark = pytest.mark.integration
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def certificate_authority(directory: Path) -> Path:
-    """A CA and a serving certificate for 127.0.0.1 signed by it (tls.crt / tls.key); the CA's file."""
-    now = datetime.datetime.now(datetime.UTC)
-
-    def cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any, ca: bool) -> Any:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "metrics test CA")])
-    ca = cert("metrics test CA", ca_key, ca_name, ca_key, True)
-    server = cert("127.0.0.1", server_key, ca_name, ca_key, False)
-    pem = serialization.Encoding.PEM
-    (directory / "ca.crt").write_bytes(ca.public_bytes(pem))
-    (directory / "tls.crt").write_bytes(server.public_bytes(pem))
-    (directory / "tls.key").write_bytes(
-        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return directory / "ca.crt"
+def serving_certificate(directory: Path) -> ssl.SSLContext:
+    """``tls.crt`` / ``tls.key`` for 127.0.0.1 in ``directory``; a client context trusting their CA."""
+    ca = CertificateAuthority("metrics test CA")
+    ca.issue_server().write(directory, "tls")
+    return ssl.create_default_context(cadata=ca.cert_pem)
 
 
 @dataclass
@@ -103,7 +70,7 @@ class Endpoint:
 def endpoint(operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     """The session's operator, restarted with its metrics endpoint on (and JSON logs) for this module."""
     certs = tmp_path_factory.mktemp("metrics-certs")
-    ca = certificate_authority(certs)
+    trusting = serving_certificate(certs)
     port = free_port()
     operator.stop()
     try:
@@ -115,7 +82,7 @@ def endpoint(operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
                 "LOG_FORMAT": "json",
             },
         )
-        yield Endpoint(f"https://127.0.0.1:{port}/metrics", ssl.create_default_context(cafile=str(ca)), operator)
+        yield Endpoint(f"https://127.0.0.1:{port}/metrics", trusting, operator)
     finally:
         operator.stop()
         operator.start(tmp_path_factory.mktemp("operator"))

@@ -8,18 +8,21 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from model_registry_operator.names import AVAILABLE
+from model_registry_operator.observability import endpoint as endpoint_module
 from model_registry_operator.observability import metrics, sources
 from model_registry_operator.observability.endpoint import MetricsEndpoint
 from model_registry_operator.reconcile.modeluploadjob import UploadState
 from model_registry_operator.reconcile.queue import Key, Wanted, WorkQueue
 from model_registry_operator.reconcile.steps import ProbeMemo, RegistryState, pack
 from model_registry_operator.status.modelregistry import DatabaseState
+from tests.backends.certs import CertificateAuthority
 from tests.backends.process import free_port
 
 from .test_work_queue import Record, Worker, until
@@ -207,3 +210,39 @@ async def test_https_with_a_self_signed_certificate_and_no_token_is_401() -> Non
         await endpoint.stop()
     assert status == 401
     assert "bearer token" in text
+
+
+async def test_a_rotated_certificate_is_served_to_new_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoint_module, "CERT_CHECK_SECONDS", 0.1)
+    first, second = CertificateAuthority("first CA"), CertificateAuthority("second CA")
+    first.issue_server().write(tmp_path, "tls")
+    port = free_port()
+    endpoint = MetricsEndpoint(
+        "127.0.0.1", port, None, secure=True, cert_file=tmp_path / "tls.crt", key_file=tmp_path / "tls.key"
+    )
+    url = f"https://127.0.0.1:{port}/metrics"
+    await endpoint.start()
+    try:
+        status, _, _ = await asyncio.to_thread(fetch, url, ssl.create_default_context(cadata=first.cert_pem))
+        assert status == 200
+        second.issue_server().write(tmp_path, "tls")  # what cert-manager does to the mounted Secret
+
+        async def served_by_second() -> bool:
+            try:
+                await asyncio.to_thread(fetch, url, ssl.create_default_context(cadata=second.cert_pem))
+            except urllib.error.URLError:
+                return False
+            return True
+
+        for _ in range(50):
+            if await served_by_second():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the new certificate was not served")
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            await asyncio.to_thread(fetch, url, ssl.create_default_context(cadata=first.cert_pem))
+    finally:
+        await endpoint.stop()
