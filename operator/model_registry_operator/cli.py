@@ -116,6 +116,7 @@ def _render_epilog() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .observability.endpoint import EndpointError
     from .runner import run
     from .settings import load_settings
 
@@ -124,7 +125,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run(settings, kubeconfig=args.kubeconfig)
+    try:
+        run(settings, kubeconfig=args.kubeconfig)
+    except EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

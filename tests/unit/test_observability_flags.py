@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from model_registry_devcluster.controlplane import kubeconfig_text
 from model_registry_operator import cli
 from model_registry_operator.kube import Kube
 from model_registry_operator.observability import flags, logs
 from model_registry_operator.observability.endpoint import MetricsEndpoint
 from model_registry_operator.settings import OperatorSettings, load_settings
+from tests.backends.process import free_port
 
 
 def settings_of(*argv: str) -> OperatorSettings:
@@ -123,3 +130,44 @@ def test_text_logs_stay_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         root.handlers[:], root.level = handlers, level
     assert capsys.readouterr().err.rstrip().endswith(" WARNING x: plain")
+
+
+def kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig naming a server nobody answers: the operator fails before it needs one."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        kubeconfig_text("https://127.0.0.1:1", "t", tmp_path / "ca.crt", context="nowhere"), encoding="utf-8"
+    )
+    (tmp_path / "ca.crt").write_text("")
+    return path
+
+
+def run_operator(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "model_registry_operator", "run", "--kubeconfig", str(kubeconfig(tmp_path)), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_an_address_in_use_is_a_start_up_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_operator(tmp_path, f"--metrics-bind-address=127.0.0.1:{port}")
+    assert result.returncode == 2, result.stderr
+    assert f"error: metrics cannot listen on 127.0.0.1:{port} (METRICS_BIND_ADDRESS)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_certificate_is_a_start_up_error(tmp_path: Path) -> None:
+    result = run_operator(
+        tmp_path, f"--metrics-bind-address=127.0.0.1:{free_port()}", f"--metrics-cert-dir={tmp_path / 'none'}"
+    )
+    assert result.returncode == 2, result.stderr
+    assert "error: the metrics serving certificate (METRICS_CERT_DIR)" in result.stderr

@@ -84,6 +84,10 @@ def _load_pem(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
         context.load_cert_chain(cert_file, key_file)
 
 
+class EndpointError(Exception):
+    """The endpoint cannot start (its address is taken, its certificate unreadable): a start-up error."""
+
+
 class MetricsEndpoint:
     """Serve ``/metrics`` at ``host:port``; with an authorizer, over HTTPS (``tls``)."""
 
@@ -124,18 +128,23 @@ class MetricsEndpoint:
         return "https" if self.secure else "http"
 
     async def start(self) -> None:
-        """Listen; an address that cannot be bound or a certificate that cannot be read raise."""
+        """Listen; :class:`EndpointError` when the address cannot be bound or the certificate read."""
         app = web.Application()
         app.router.add_get(PATH, self._metrics)
-        context = await asyncio.to_thread(self._tls_context) if self.secure else None
+        try:
+            context = await asyncio.to_thread(self._tls_context) if self.secure else None
+        except (OSError, ssl.SSLError) as exc:
+            raise EndpointError(f"the metrics serving certificate (METRICS_CERT_DIR): {exc}") from exc
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=context)
         try:
             await site.start()
-        except OSError:
+        except OSError as exc:
             await self._runner.cleanup()
-            raise
+            self._runner = None
+            where = f"{self.host or ''}:{self.port}"
+            raise EndpointError(f"metrics cannot listen on {where} (METRICS_BIND_ADDRESS): {exc.strerror}") from exc
         if context is not None and self.cert_file is not None:
             self._watch = asyncio.get_running_loop().create_task(self._reload_certificate(context))
         log.info("serving metrics at %s://%s:%d%s", self.scheme, self.host or "0.0.0.0", self.port, PATH)  # noqa: S104
