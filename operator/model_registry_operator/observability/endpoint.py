@@ -75,7 +75,19 @@ def _server_context() -> ssl.SSLContext:
 
 
 def _load_pem(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    """The ssl module loads certificates from files only: a private temporary directory."""
+    """The ssl module loads certificates from files only: anonymous in-memory files on Linux (the
+    key never touches a disk, and a read-only root filesystem is fine), else a private
+    temporary directory."""
+    if hasattr(os, "memfd_create"):
+        fds = [os.memfd_create("metrics-tls.crt"), os.memfd_create("metrics-tls.key")]
+        try:
+            for fd, pem in zip(fds, (cert, key), strict=True):
+                os.write(fd, pem)
+            context.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
     with tempfile.TemporaryDirectory(prefix="metrics-tls-") as tmp:
         cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
         cert_file.write_bytes(cert)
