@@ -43,6 +43,7 @@ deps: venv k8s ## Install everything the tests need (venv, control plane, databa
 	bash hack/install-db.sh
 	bash hack/install-upload-backends.sh
 	bash hack/build-dsncheck.sh
+	bash hack/install-promtool.sh
 
 .PHONY: manifests
 manifests: venv ## Regenerate the CRDs from the pydantic models

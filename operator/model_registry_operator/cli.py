@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .api.crd import all_crds
+from .observability import flags as observability_flags
 from .platform.capabilities import API_NAMES, PLATFORMS
 
 # A namespace or Service name (an RFC 1123 label).
@@ -115,15 +116,20 @@ def _render_epilog() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .observability.endpoint import EndpointError
     from .runner import run
     from .settings import load_settings
 
     try:
-        settings = load_settings()
+        settings = load_settings(observability_flags.overrides(args))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run(settings, kubeconfig=args.kubeconfig)
+    try:
+        run(settings, kubeconfig=args.kubeconfig)
+    except EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -134,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the operator against the current cluster")
     run_p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG)")
+    observability_flags.add_arguments(run_p)
     run_p.set_defaults(func=cmd_run)
     render_p = sub.add_parser(
         "render",

@@ -25,6 +25,9 @@ from .kopf_internals import (
 )
 from .kube import Kube, load_api_client
 from .names import FIELD_MANAGER, FINALIZER, GROUP, KOPF_DIFFBASE_KEY, KOPF_PREFIX, MODEL_UPLOAD_JOB_KIND
+from .observability import logs as observability_logs
+from .observability import sources as metric_sources
+from .observability.endpoint import MetricsEndpoint
 from .platform.discovery import CapabilityWatcher
 from .reconcile.modelregistry import RegistryReconciler
 from .reconcile.modeluploadjob import UploadJobReconciler
@@ -133,6 +136,7 @@ def build_registry(
     modeluploadjob_handlers.register(registry, uploads, settings.resync_seconds)
     if settings.enable_webhooks:
         webhook_handlers.register(registry, reconciler, settings)
+    metric_sources.observe(reconciler.queue, uploads.queue)
     return registry
 
 
@@ -171,7 +175,7 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     """Run until interrupted."""
     _limit_malloc_arenas()
     tolerate_deleted_apis()  # an optional API's CRD deleted must not stop the operator
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    observability_logs.configure(settings.log_level, settings.log_format)
     logging.getLogger("aiohttp.access").addFilter(_QuietProbes())
     logging.getLogger(WATCH_LOGGER).addFilter(StorageInitializing())
     logging.getLogger("urllib3").setLevel(logging.WARNING)
@@ -194,7 +198,10 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=settings.api_workers))
     asyncio.set_event_loop(loop)
     namespaces = [settings.watch_namespace] if settings.watch_namespace else []
+    metrics = MetricsEndpoint.from_settings(settings, kube)
     try:
+        if metrics is not None:  # before kopf: an address in use is a start-up error
+            loop.run_until_complete(metrics.start())
         loop.run_until_complete(
             kopf.operator(
                 registry=registry,
@@ -205,4 +212,6 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
             )
         )
     finally:
+        if metrics is not None:
+            loop.run_until_complete(metrics.stop())
         loop.close()

@@ -7,10 +7,23 @@ start-up error that names the variable.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def parse_bind_address(raw: str) -> tuple[str | None, int] | None:
+    """``[host]:port`` (upstream's ``--metrics-bind-address``): (host, None for every interface;
+    port), or None for ``0`` (off)."""
+    raw = raw.strip()
+    if raw == "0":
+        return None
+    host, sep, port = raw.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected [host]:port (e.g. :8443, 127.0.0.1:8080) or 0 to turn it off, got {raw!r}")
+    host = host.removeprefix("[").removesuffix("]")
+    return host or None, int(port)
 
 
 def parse_labels(raw: str) -> dict[str, str]:
@@ -107,12 +120,30 @@ class OperatorSettings(BaseSettings):
     health_host: str = Field(default="0.0.0.0", validation_alias="HEALTH_PROBE_HOST")  # noqa: S104
     api_workers: int = Field(default=16, ge=1, le=256, validation_alias="API_WORKERS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias="LOG_FORMAT")
+    # The metrics endpoint (upstream's flags; docs/operations.md, "Metrics").
+    metrics_bind_address: str = Field(default=":8443", validation_alias="METRICS_BIND_ADDRESS")
+    metrics_secure: bool = Field(default=True, validation_alias="METRICS_SECURE")
+    metrics_cert_dir: str = Field(default="", validation_alias="METRICS_CERT_DIR")
+    metrics_cert_name: str = Field(default="tls.crt", min_length=1, validation_alias="METRICS_CERT_NAME")
+    metrics_key_name: str = Field(default="tls.key", min_length=1, validation_alias="METRICS_KEY_NAME")
 
     @field_validator("default_auth_config_labels")
     @classmethod
     def _labels_parse(cls, value: str) -> str:
         parse_labels(value)
         return value
+
+    @field_validator("metrics_bind_address")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        parse_bind_address(value)
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -124,12 +155,13 @@ class OperatorSettings(BaseSettings):
         return parse_labels(self.default_auth_config_labels)
 
 
-def load_settings() -> OperatorSettings:
-    """Read the settings; raises a ValueError naming the variable on bad input."""
+def load_settings(overrides: dict[str, str] | None = None) -> OperatorSettings:
+    """Read the settings, ``overrides`` (by variable name: command-line flags) over the
+    environment; raises a ValueError naming the variable on bad input."""
     from pydantic import ValidationError
 
     try:
-        return OperatorSettings()
+        return OperatorSettings(**dict[str, Any](overrides or {}))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

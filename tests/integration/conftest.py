@@ -65,6 +65,7 @@ class OperatorProcess:
             "HEALTH_PROBE_PORT": str(self.health_port),
             "RESYNC_INTERVAL_SECONDS": "10",
             "LOG_LEVEL": "INFO",
+            "METRICS_BIND_ADDRESS": "0",  # on where a test asks for it: operators run side by side
             **(extra_env or {}),
         }
         self.log = self.log_path.open("wb")

@@ -11,8 +11,8 @@ The taxonomy, one :func:`category` for both reconcilers:
   limit (:class:`HandlerTimeout`) included: its traceback is logged once (and again only when the
   error changes), the condition says ``ReconcileError``, retried with backoff.
 
-Every failure is counted in :data:`FAILURES` by resource and category (what a metrics endpoint
-reads).
+Every failure is counted in :data:`FAILURES` by resource and category, and in the
+``model_registry_operator_reconcile_errors_total`` metric.
 
 Messages and tracebacks pass through :func:`redact` with the Secret values the reconcile read,
 so a value quoted in an exception never reaches a condition or the log.
@@ -34,6 +34,7 @@ from typing import Any, Literal
 import urllib3.exceptions
 
 from ..kube import ApiError
+from ..observability.metrics import RECONCILE_ERRORS
 from ..render.values import value_problems as value_problems
 from .claims import ClaimRace
 
@@ -227,6 +228,7 @@ def record_failure(
         backoff = Backoff(uid, generation)
     failure = classify(exc, secrets)
     FAILURES.add(resource, failure.category)
+    RECONCILE_ERRORS.labels(resource, failure.category).inc()
     delay, new = backoff.failed(failure)
     where = f"{what}: reconcile failed (attempt %d); retrying in %.0f s"
     if not new:

@@ -38,6 +38,7 @@ from ..names import (
     SUCCEEDED,
     TRUE,
 )
+from ..observability.metrics import UPLOADS_FINISHED, count_upload_bytes
 from ..render.engine import RenderError
 from ..render.modeluploadjob import (
     RegistryEndpoint,
@@ -140,6 +141,8 @@ class UploadState:
 
     # Its last reconcile waited for its ModelRegistry: a registry event of its namespace retries it.
     waiting: bool = False
+    phase: str = ""  # the phase last written (the metrics' count of uploads by phase)
+    transferred: int | None = None  # the bytes transferred counted so far (the metrics' upload bytes)
 
 
 class UploadJobReconciler:
@@ -277,6 +280,9 @@ class UploadJobReconciler:
         state = self.queue.peek((namespace, name))
         if state is not None:  # (None: forgotten meanwhile)
             state.waiting = problem is not None and problem.reason in _REGISTRY_WAITS
+            state.phase = status.phase
+            progress = status.fields.get("progress") or previous.get("progress") or {}
+            state.transferred = count_upload_bytes(state.transferred, progress.get("bytesTransferred"))
         await self._write_status(body, status)
         return status
 
@@ -366,6 +372,8 @@ class UploadJobReconciler:
                 return
             raise
         if old.get("phase") != status.phase:
+            if status.phase in TERMINAL:
+                UPLOADS_FINISHED.labels(status.phase).inc()
             if status.phase == SUCCEEDED:
                 self.emit(body, "Normal", "Succeeded", f"Uploaded to {status.fields.get('artifactURI', '')}")
             elif status.phase == FAILED:

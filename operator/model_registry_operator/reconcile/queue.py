@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from ..observability.metrics import QUEUE_DEPTH, RECONCILE_DURATION, RECONCILES
 from .errors import Backoff, Failure, record_failure
 
 Key = tuple[str, str]  # namespace, name
@@ -82,6 +83,7 @@ class WorkQueue(Generic[S]):
         self.context: contextvars.Context | None = None
         self._slots: dict[Key, _Slot[S]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        QUEUE_DEPTH.labels(resource).set_function(self.depth)
 
     # -- the records ---------------------------------------------------------------------
     def _slot(self, key: Key) -> _Slot[S]:
@@ -121,6 +123,10 @@ class WorkQueue(Generic[S]):
             del self._slots[key]
 
     # -- scheduling ----------------------------------------------------------------------
+    def depth(self) -> int:
+        """Runs scheduled and not started yet (the work queue depth metric)."""
+        return sum(1 for slot in list(self._slots.values()) if slot.pending is not None)
+
     def queued(self, key: Key) -> bool:
         slot = self._slots.get(key)
         return slot is not None and slot.pending is not None
@@ -172,11 +178,14 @@ class WorkQueue(Generic[S]):
 
     @contextlib.asynccontextmanager
     async def serialised(self, key: Key) -> AsyncIterator[None]:
-        """Hold the object's lock: no other run of it meanwhile (for runs outside the queue too)."""
+        """Hold the object's lock: no other run of it meanwhile (for runs outside the queue too).
+        Every reconcile runs under it: it is counted and timed here."""
         slot = self._slot(key)
         try:
             async with slot.lock:
-                yield
+                RECONCILES.labels(self.resource).inc()
+                with RECONCILE_DURATION.labels(self.resource).time():
+                    yield
         finally:
             if slot.forgotten and slot.pending is None and not slot.lock.locked() and self._slots.get(key) is slot:
                 del self._slots[key]
