@@ -27,8 +27,8 @@ RUN MRO_CACHE_DIR=/cache bash /src/hack/build-k8s.sh \
  && cp /cache/k8s/*/kube-apiserver /cache/k8s/*/kube-controller-manager /cache/k8s/*/etcd /k8s/
 
 # `make run`'s local cluster in a container: a real control plane plus the simulated node.
-# Every listener is on 127.0.0.1: run it with `--network host` to use its kubeconfig (printed,
-# and written to /var/lib/devcluster/kubeconfig) from the host.
+# Every listener is on 127.0.0.1: from the host, run it with `--network host` and
+# `-v /var/lib/devcluster:/var/lib/devcluster` (the kubeconfig it prints names its CA there).
 FROM python:3.11-slim AS devcluster
 COPY --from=build /wheels/devcluster /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels model-registry-devcluster && rm -rf /wheels \
