@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import ast
 import email.parser
+import json
 import re
 import shutil
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,158 @@ def test_the_contract_needs_nothing_but_the_standard_library(tmp_path: Path) -> 
     imported = {module.split(".")[0] for name, source in files.items() for module in _imports(source, name)}
     assert imported
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+# -- the Dockerfile's three images -----------------------------------------------------------
+# No container engine here: each target's `pip install` is checked against wheels built from
+# exactly what the Dockerfile's `build` stage copies, with the same `pip wheel` sources.
+
+IMAGES = {
+    "operator": "model-registry-operator",
+    "upload": "model-registry-upload",
+    "devcluster": "model-registry-devcluster",
+}
+"""Each Dockerfile target and the distribution it installs."""
+
+
+@dataclass(frozen=True)
+class _Stage:
+    name: str
+    instructions: list[tuple[str, str]]
+
+    def args(self, keyword: str) -> list[str]:
+        return [arg for kw, arg in self.instructions if kw == keyword]
+
+
+def _dockerfile() -> dict[str, _Stage]:
+    """The stages of the Dockerfile by name: (instruction, arguments), continuations joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    stages: dict[str, _Stage] = {}
+    current: _Stage | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "FROM":
+            name = rest.split()[-1]
+            current = stages[name] = _Stage(name, [])
+        assert current is not None, line
+        current.instructions.append((keyword.upper(), rest.strip()))
+    return stages
+
+
+def _wheel_commands(build: _Stage) -> dict[str, str]:
+    """``--wheel-dir`` of each ``pip wheel`` in the build stage -> its source directory."""
+    commands: dict[str, str] = {}
+    for run in build.args("RUN"):
+        for command in run.split("&&"):
+            words = command.split()
+            if words[:2] != ["pip", "wheel"]:
+                continue
+            options = words[2:-1]
+            wheel_dir = options[options.index("--wheel-dir") + 1]
+            commands[wheel_dir] = words[-1]
+    return commands
+
+
+def _installed_from(stage: _Stage) -> tuple[str, str]:
+    """(the build stage's wheel directory a target copies, the distribution it pip-installs)."""
+    (copy,) = [arg for arg in stage.args("COPY") if arg.startswith("--from=build ")]
+    wheel_dir = copy.split()[1]
+    (run,) = [arg for arg in stage.args("RUN") if "pip install" in arg]
+    install = run.split("&&")[0].split()
+    return wheel_dir, install[-1]
+
+
+@pytest.fixture(scope="module")
+def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``/src`` of the build stage: what its COPY instructions put there, nothing else."""
+    src = tmp_path_factory.mktemp("image-build") / "src"
+    for copy in _dockerfile()["build"].args("COPY"):
+        *sources, dest = copy.split()
+        target = src / dest
+        for name in sources:
+            path = ROOT / name
+            into = target / path.name if dest.endswith("/") else target
+            if path.is_dir():
+                shutil.copytree(path, into, ignore=_COPY_IGNORE)
+            else:
+                into.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, into)
+    return src
+
+
+def test_the_dockerfile_has_the_three_images_and_the_operator_is_the_default() -> None:
+    stages = _dockerfile()
+    assert set(IMAGES) <= set(stages)
+    assert list(stages)[-1] == "operator"  # `docker build .` without --target
+
+
+@pytest.fixture(scope="module")
+def image_wheels(build_context: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFile]:
+    """The wheel each target installs, built by the build stage's ``pip wheel`` of it (without
+    the dependencies, which come from PyPI or the contract's own wheel)."""
+    stages = _dockerfile()
+    commands = _wheel_commands(stages["build"])
+    out = tmp_path_factory.mktemp("image-wheels")
+    built: dict[str, zipfile.ZipFile] = {}
+    for wheel_dir, source in commands.items():
+        built[wheel_dir] = _pip_wheel(build_context / source, out)
+    return {target: built[_installed_from(stages[target])[0]] for target in IMAGES}
+
+
+@pytest.mark.parametrize("target", IMAGES)
+def test_each_image_installs_a_wheel_built_from_what_the_build_stage_copies(
+    target: str, image_wheels: dict[str, zipfile.ZipFile]
+) -> None:
+    _, distribution = _installed_from(_dockerfile()[target])
+    assert distribution == IMAGES[target]
+    wheel = image_wheels[target]
+    message = email.parser.Parser().parsestr(wheel.read(_metadata_name(wheel)).decode())
+    assert message["Name"] == distribution
+
+
+def _pip_wheel(source: Path, out: Path) -> zipfile.ZipFile:
+    before = set(out.glob("*.whl"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = set(out.glob("*.whl")) - before
+    return zipfile.ZipFile(wheel)
+
+
+def _metadata_name(wheel: zipfile.ZipFile) -> str:
+    (metadata,) = (name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
+    return metadata
+
+
+def test_the_operator_image_holds_no_dev_cluster_code(image_wheels: dict[str, zipfile.ZipFile]) -> None:
+    operator = _dockerfile()["operator"]
+    # it copies one wheel directory from the build stage and nothing from any other stage
+    assert [arg.split()[:2] for arg in operator.args("COPY")] == [["--from=build", "/wheels/operator"]]
+    wheel = image_wheels["operator"]
+    assert _tops(wheel) == {"model_registry_operator"}
+    assert [name for name in wheel.namelist() if "devcluster" in name] == []
+    assert _imports_of(_python_files(wheel), "model_registry_devcluster", "pytest") == []
+    assert not [req for req in _requirements(wheel) if req.startswith("model-registry-devcluster")]
+
+
+def test_the_devcluster_image_runs_the_dev_cluster_with_the_built_control_plane() -> None:
+    stages = _dockerfile()
+    devcluster = stages["devcluster"]
+    (binaries,) = [arg.split() for arg in devcluster.args("COPY") if arg.startswith("--from=k8s-binaries ")]
+    (entrypoint,) = devcluster.args("ENTRYPOINT")
+    argv = json.loads(entrypoint)
+    assert argv[:4] == ["python", "-m", "model_registry_devcluster", "up"]
+    assert argv[argv.index("--bin-dir") + 1] == binaries[2]
+    # the binaries are hack/build-k8s.sh's (the script `make k8s` runs), all three of them
+    (build,) = stages["k8s-binaries"].args("RUN")
+    assert "hack/build-k8s.sh" in build
+    for binary in ("etcd", "kube-apiserver", "kube-controller-manager"):
+        assert f"/{binary} " in build or build.endswith(f"/{binary}")
+    assert "65532:65532" in devcluster.args("USER")

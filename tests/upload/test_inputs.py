@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_REGISTRY, EXIT_TRANSFER
+from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_TRANSFER
 from model_registry_upload.registration import INCOMPLETE_MARKER
 from tests.backends.certs import CertificateAuthority
 from tests.backends.http import BASIC_PASSWORD, BASIC_USER, NginxServer
@@ -359,7 +359,7 @@ def test_registry_custom_ca_from_envvar(
         }
         for ca in (None, str(wrong_ca)):
             r = run_upload(tmp_path, {**env, **({"MR_CA_BUNDLE": ca} if ca else {})}, caplog, capsys)
-            assert r.code == EXIT_REGISTRY, r.termination
+            assert r.code == EXIT_CONFIG, r.termination
             assert f"model registry {proxy.url}/api/model_registry/v1alpha3: TLS error" in r.termination
         missing = tmp_path / "no-such-ca.pem"
         r = run_upload(tmp_path, {**env, "MR_CA_BUNDLE": str(missing)}, caplog, capsys)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from model_registry_upload.config import load_config
-from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, EXIT_TRANSFER, ConfigError
+from model_registry_upload.errors import EXIT_CONFIG, EXIT_OK, ConfigError
 from tests.backends.certs import CertificateAuthority
 from tests.backends.faults import FaultProxy
 from tests.backends.http import NginxServer
@@ -422,7 +422,7 @@ def test_https_endpoint_needs_its_ca_bundle(tmp_path: Path, mr_server: RealRegis
         _model(server, name)
         env = s3_to_s3(server, mr_server, name, AWS_ACCESS_KEY_ID="tls-akid", AWS_SECRET_ACCESS_KEY="tls-secret")
         run = run_program(tmp_path, env)
-        assert run.code == EXIT_TRANSFER, run.termination
+        assert run.code == EXIT_CONFIG, run.termination
         assert "TLS verification failed" in run.termination
         assert server.ca_file is not None
         ca = str(server.ca_file)

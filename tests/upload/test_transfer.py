@@ -512,7 +512,7 @@ def test_pvc_to_tls_registry_with_bearer_token(
     }
     # TLS verification on, CA not given: clear TLS error, nothing LIVE
     r = run_upload(tmp_path, env, caplog, capsys)
-    assert r.code == EXIT_TRANSFER
+    assert r.code == EXIT_CONFIG  # a configuration error: the Job is not retried
     assert "TLS verification failed" in r.termination
     assert rest(mr_server.url, "GET", f"/model_artifacts/{art}").get("state") != "LIVE"  # unset or not LIVE
     # with the CA bundle: bearer challenge -> token service -> push
@@ -553,7 +553,7 @@ def test_pvc_to_tls_registry_with_bearer_token(
         "MODEL_SYNC_DESTINATION_OCI_CA_BUNDLE": str(reg.ca_file),
     }
     r = run_upload(tmp_path, copy, caplog, capsys)
-    assert r.code == EXIT_TRANSFER
+    assert r.code == EXIT_CONFIG
     assert "--source-oci-ca-bundle" in r.termination
     assert "--destination-oci" not in r.termination
     r = run_upload(tmp_path, {**copy, "MODEL_SYNC_SOURCE_OCI_CA_BUNDLE": str(reg.ca_file)}, caplog, capsys)
@@ -662,8 +662,8 @@ def test_secure_registry_with_token_and_custom_ca(
             "MODEL_SYNC_MODEL_UPLOAD_INTENT": "create_model",
             "MODEL_SYNC_METADATA_CONFIGMAP_PATH": str(meta),
         }
-        r = run_upload(tmp_path, env, caplog, capsys)  # no CA: TLS error, registry exit code
-        assert r.code == EXIT_REGISTRY
+        r = run_upload(tmp_path, env, caplog, capsys)  # no CA: TLS error, a configuration error
+        assert r.code == EXIT_CONFIG
         assert "TLS error" in r.termination
         r = run_upload(
             tmp_path,

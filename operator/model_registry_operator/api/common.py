@@ -7,14 +7,12 @@ defaults, ranges, enums and descriptions all come from here (see ``api/crd.py``)
 from __future__ import annotations
 
 import json
-import re
-from decimal import Decimal
 from typing import Annotated, Any
 
-from kubernetes.utils import parse_quantity as k8s_parse_quantity
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..names import GROUP as GROUP  # re-exported for the upload program
+from .quantity import QUANTITY_PATTERN, parse_quantity
 
 
 class ApiModel(BaseModel):
@@ -173,13 +171,9 @@ class SecretKeyValue(ApiModel):
 QUANTITY_SCHEMA: dict[str, Any] = {
     "anyOf": [{"type": "integer"}, {"type": "string"}],
     # No sign: Kubernetes refuses negative resource quantities (negative integers: the reconcile).
-    "pattern": (
-        r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-        r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-    ),
+    "pattern": QUANTITY_PATTERN,
     "x-kubernetes-int-or-string": True,
 }
-_QUANTITY_RE = re.compile(QUANTITY_SCHEMA["pattern"])
 
 CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 """The resources a registry or upload container may name: its servers need no extended resources."""
@@ -192,16 +186,6 @@ _RESOURCE_LIST: dict[str, Any] = {
     "maxProperties": len(CONTAINER_RESOURCES),
     "x-kubernetes-validations": [_RESOURCE_NAMES_RULE],
 }
-
-
-def parse_quantity(value: int | str) -> Decimal:
-    """A Kubernetes quantity as a number; ValueError for anything the schema's pattern refuses."""
-    if isinstance(value, bool) or (isinstance(value, str) and not _QUANTITY_RE.fullmatch(value)):
-        raise ValueError(f"{value!r} is not a quantity (e.g. 100m, 256Mi, 1)")
-    quantity: Decimal = Decimal(k8s_parse_quantity(value))  # type: ignore[no-untyped-call]
-    if quantity < 0:
-        raise ValueError(f"{value!r} is negative")
-    return quantity
 
 
 def _resource_list(resources: dict[str, int | str] | None) -> dict[str, int | str] | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..api.common import ResourceRequirements, SecretKeyValue, parse_quantity
+from ..api.common import ResourceRequirements, SecretKeyValue
 from ..api.modelregistry import ModelRegistrySpec
+from ..api.quantity import parse_quantity
 from ..platform.capabilities import PLAIN_KUBERNETES, Capabilities
 from ..settings import OperatorSettings
 from .security.defaults import security_defaults

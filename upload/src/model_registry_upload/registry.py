@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from .config import RegistryConfig
-from .errors import RegistryError
+from .config import RegistryConfig, label
+from .errors import RegistryError, certificate_failure, tls_verification_failed
 
 if TYPE_CHECKING:
     from mr_openapi import ModelRegistryServiceApi  # type: ignore[import-untyped]
@@ -132,6 +132,10 @@ class RegistryClient:
                     continue
                 raise self._refused(method, path, status, exc.body) from None
             except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+                reason = certificate_failure(exc)
+                if reason is not None:  # a configuration error: not retried, and the Job is not either
+                    ca = f"{label('registry_custom_ca')} or {label('registry_custom_ca_envvar')}"
+                    raise tls_verification_failed(f"model registry {self.base}: TLS error", reason, ca) from None
                 raise RegistryError(f"model registry {self.base}: TLS error: {exc.__class__.__name__}") from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if attempt < attempts:

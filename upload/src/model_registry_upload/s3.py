@@ -30,8 +30,8 @@ import urllib3.exceptions
 from botocore.config import Config
 from botocore.response import StreamingBody
 
-from .config import S3Location
-from .errors import TransferError
+from .config import S3Location, label
+from .errors import TransferError, UploadError, certificate_failure, tls_verification_failed
 from .s3_credentials import resolve_session
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ class S3Client:
             logger.setLevel(max(logging.getLogger().level, logging.INFO))
         session = resolve_session(loc, side)
         self.endpoint = loc.endpoint
+        self.side = side
         self._config = Config(
             signature_version="s3v4",
             connect_timeout=timeout,
@@ -139,6 +140,8 @@ class S3Client:
             headers = self.client.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPHeaders"]
         except botocore.exceptions.ClientError as exc:
             headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        except botocore.exceptions.SSLError as exc:
+            raise self._tls_error(exc) from None  # trying again with the next call would fail the same way
         except botocore.exceptions.BotoCoreError:
             return None  # unreachable: the first real call says so
         region = headers.get("x-amz-bucket-region")
@@ -165,13 +168,22 @@ class S3Client:
                 code = f"HTTP{code}"
             raise S3Error(f"S3 {code} on {method} {where}: {message}", code, status) from None
         except botocore.exceptions.SSLError as exc:
-            raise TransferError(f"S3 endpoint {self.endpoint}: TLS verification failed: {exc}") from None
+            raise self._tls_error(exc) from None
         except botocore.exceptions.NoCredentialsError:
             raise TransferError(f"S3 {method} {where}: no credentials") from None
         except botocore.exceptions.BotoCoreError as exc:
             raise TransferError(
                 f"S3 endpoint {self.endpoint} unreachable: {exc.__class__.__name__} ({method} {where})"
             ) from None
+
+    def _tls_error(self, exc: botocore.exceptions.SSLError) -> UploadError:
+        """A refused certificate is a configuration error naming the CA bundle parameter; another
+        TLS failure (a handshake cut short) a transfer error."""
+        reason = certificate_failure(exc)
+        if reason is None:
+            return TransferError(f"S3 endpoint {self.endpoint}: TLS error: {exc}")
+        ca = label(f"{self.side}_aws_ca_bundle") if self.side else "the S3 CA bundle parameter"
+        return tls_verification_failed(f"S3 endpoint {self.endpoint}", reason, ca)
 
     # -- operations ----------------------------------------------------------------------
 

@@ -133,7 +133,8 @@ EXIT_OK: Final = 0
 EXIT_TRANSFER: Final = 1
 """The transfer (download, push, upload) or an unexpected step failed."""
 EXIT_CONFIG: Final = 2
-"""Parameters or credential files are missing or invalid; nothing was contacted."""
+"""Parameters or credential files are missing or invalid (nothing was contacted), or a server's
+certificate is not trusted with the CA parameters given; the Job fails without a retry."""
 EXIT_REGISTRY: Final = 3
 """A model registry pre-check or call failed (name taken, unknown id, unreachable...)."""
 

@@ -34,7 +34,8 @@ from urllib.parse import urljoin
 
 import requests
 
-from ..errors import TransferError
+from ..config import label
+from ..errors import TransferError, UploadError, certificate_failure, tls_verification_failed
 from ..httputil import session_with_retries
 
 log = logging.getLogger(__name__)
@@ -148,11 +149,7 @@ class RegistrySession:
             return "https"
         except requests.exceptions.SSLError as exc:
             if self.tls_verify:
-                raise OciError(
-                    f"registry {self.host}: TLS verification failed ({_reason(exc)}); give its CA "
-                    f"with --{self.side}-oci-ca-bundle, or set --{self.side}-oci-enable-tls-verify=false "
-                    "only for test registries"
-                ) from None
+                raise self._tls_error(f"registry {self.host}", exc) from None
         except requests.exceptions.ConnectionError as exc:
             if self.tls_verify:
                 raise OciError(f"registry {self.host} unreachable over https: {_reason(exc)}") from None
@@ -162,6 +159,18 @@ class RegistrySession:
             raise OciError(f"registry {self.host} unreachable: {_reason(exc)}") from None
         log.info("registry %s: using plain http (TLS verification disabled)", self.host)
         return "http"
+
+    def _tls_error(self, server: str, exc: requests.exceptions.SSLError) -> UploadError:
+        """A refused certificate is a configuration error naming the CA bundle parameter."""
+        reason = certificate_failure(exc)
+        if reason is None:
+            return OciError(f"{server}: TLS error ({_reason(exc)})")
+        return tls_verification_failed(
+            server,
+            reason,
+            f"{label(self.side + '_oci_ca_bundle')}, or set {label(self.side + '_oci_enable_tls_verify')} "
+            "to false only for test registries",
+        )
 
     def _auth_headers(self, scope: str) -> dict[str, str]:
         if scope in self.tokens:
@@ -190,6 +199,8 @@ class RegistrySession:
         auth = (self.username, self.password or "") if self.username else None
         try:
             tok = requests.get(realm, params=query, auth=auth, timeout=self.timeout, verify=self.verify)
+        except requests.exceptions.SSLError as exc:
+            raise self._tls_error(f"registry {self.host}: token service {_path_free(realm)}", exc) from None
         except requests.exceptions.RequestException as exc:
             raise OciError(f"registry {self.host}: token service {realm} unreachable: {_reason(exc)}") from None
         if tok.status_code != 200:
@@ -547,6 +558,12 @@ class _StreamedBody:
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     return exc.__class__.__name__ + (f": {text[:200]}" if text else "")
+
+
+def _path_free(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: neither credentials nor query in a message."""
+    m = re.match(r"^([a-z]+://)(?:[^@/]*@)?([^/?#]+)", url)
+    return m.group(1) + m.group(2) if m else ""
 
 
 def _path(url: str) -> str:

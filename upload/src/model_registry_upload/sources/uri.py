@@ -22,8 +22,8 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from ..config import ascii_digits
-from ..errors import TransferError
+from ..config import ascii_digits, label
+from ..errors import TransferError, certificate_failure, tls_verification_failed
 from .archive import is_archive, unpack
 from .base import (
     BufferPool,
@@ -57,6 +57,15 @@ def public_url(url: str) -> str:
     if parts.port:
         host += f":{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def refuse_untrusted(url: str, exc: BaseException) -> None:
+    """Raise the configuration error (not retried) when ``exc`` is a refused server certificate."""
+    reason = certificate_failure(exc)
+    if reason is not None:
+        parts = urlsplit(url)
+        server = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        raise tls_verification_failed(f"source URI server {server}", reason, label("source_uri_ca_bundle")) from None
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,7 @@ class HttpFetcher:
         try:
             resp = self._get(url, {"Range": "bytes=0-0", "Accept-Encoding": "identity"}, stream=True)
         except requests.exceptions.RequestException as exc:
+            refuse_untrusted(url, exc)
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
         with resp:
             self._check(resp, url)
@@ -115,6 +125,7 @@ class HttpFetcher:
         try:
             resp = self._get(url, headers, stream=True)
         except requests.exceptions.RequestException as exc:
+            refuse_untrusted(url, exc)
             raise TransferError(f"GET {public_url(url)} failed: {exc.__class__.__name__}") from None
         with resp:
             if resp.status_code == 412:  # not retried: every further read would be refused too
@@ -161,6 +172,7 @@ class HttpFetcher:
                 http.client.HTTPException,
                 OSError,
             ) as exc:
+                refuse_untrusted(url, exc)
                 err = exc
             if attempt == attempts:
                 raise TransferError(
@@ -263,6 +275,7 @@ class UriSource(Source):
         try:
             resp = fetcher.session.get(api, timeout=self.timeout, verify=self.verify)
         except requests.exceptions.RequestException as exc:
+            refuse_untrusted(api, exc)
             raise TransferError(f"Hugging Face API {public_url(api)} unreachable: {exc.__class__.__name__}") from None
         fetcher._check(resp, api)
         siblings = resp.json().get("siblings") or []
