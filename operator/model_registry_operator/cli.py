@@ -161,6 +161,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .leadership import LeaderElectionError
     from .runner import run
     from .settings import load_settings
 
@@ -169,7 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run(settings, kubeconfig=args.kubeconfig)
+    try:
+        run(settings, kubeconfig=args.kubeconfig)
+    except LeaderElectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

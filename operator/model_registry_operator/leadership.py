@@ -160,9 +160,8 @@ class LeaderElector:
             on_lost, f"the Lease was not renewed within the renew deadline ({config.renew_deadline:g}s)"
         )
         self._lost = False
+        self._failing = False
         self.leading = False
-        self.api_reachable = False
-        """Whether the last Lease request got an answer (the standby's view of the API server)."""
 
     @property
     def path(self) -> str:
@@ -239,10 +238,14 @@ class LeaderElector:
         try:
             ok = await loop.run_in_executor(self._executor, self._try_acquire_or_renew, timeout)
         except Exception as exc:  # noqa: BLE001 - unreachable, 5xx, 403: try again next period
-            self.api_reachable = isinstance(exc, ApiError)
-            log.warning("Lease %s/%s: %s", self.config.namespace, self.config.name, exc)
+            # Once per outage at WARNING, then every retry period at DEBUG.
+            level = logging.DEBUG if self._failing else logging.WARNING
+            self._failing = True
+            log.log(level, "Lease %s/%s: %s", self.config.namespace, self.config.name, exc)
             return False
-        self.api_reachable = True
+        if self._failing:
+            self._failing = False
+            log.info("Lease %s/%s: the API server answers again", self.config.namespace, self.config.name)
         return ok
 
     # -- the loops -------------------------------------------------------------------------

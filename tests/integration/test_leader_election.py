@@ -262,6 +262,10 @@ def test_leader_cut_from_the_api_server_stops_before_its_lease_can_be_taken(
         wait_for(lambda: len(a.recorder.writes()) > 5, timeout=30, what="the leader writing")
         a.cut()
         cut = time.time()
+        # Cut off, a is no longer ready (but still live until it gives up).
+        status, body = wait_for(lambda: (r := a.get("/readyz"))[0] == 500 and r, timeout=5, what="a not ready")
+        assert "[-]apiserver failed: the API server is not reachable" in body
+        assert a.get("/healthz") == (200, "ok")
         wait_for(lambda: b.leading, timeout=30, interval=0.2, what="the standby leading")
         a_alive_at_takeover = a.operator.alive
         a.recorder.cut = False  # the network heals: a must have nothing left to write
