@@ -124,3 +124,14 @@ def test_watchdog_fires_once_the_deadline_passes_unrenewed() -> None:
         dog.arm(time.monotonic() + 0.2)
     assert not fired.is_set()
     assert fired.wait(2)
+
+
+def test_leader_gauge_is_on_the_default_registry() -> None:
+    from prometheus_client import REGISTRY
+
+    from model_registry_operator.leadership import LEADER
+
+    LEADER.set(1)
+    assert REGISTRY.get_sample_value("model_registry_operator_leader") == 1
+    LEADER.set(0)
+    assert REGISTRY.get_sample_value("model_registry_operator_leader") == 0
