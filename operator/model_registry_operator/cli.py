@@ -115,22 +115,106 @@ def _render_epilog() -> str:
     )
 
 
+def _go_bool(value: str) -> bool:
+    """A Go boolean flag's value: ``--leader-elect``, ``--leader-elect=true``, ``=false``."""
+    lowered = value.lower()
+    if lowered in {"1", "t", "true"}:
+        return True
+    if lowered in {"0", "f", "false"}:
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
+
+
+def _duration(value: str) -> float:
+    from .settings import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _bind_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[::1]:PORT``, as Go's."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT or :PORT")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings the ``run`` flags give, by variable name (flags win over the environment)."""
+    overrides: dict[str, object] = {}
+    if args.health_probe_bind_address is not None:
+        host, port = args.health_probe_bind_address
+        overrides.update(HEALTH_PROBE_HOST=host, HEALTH_PROBE_PORT=port)
+    for flag, variable in (
+        ("leader_elect", "LEADER_ELECT"),
+        ("leader_elect_resource_name", "LEADER_ELECTION_ID"),
+        ("leader_elect_resource_namespace", "LEADER_ELECTION_NAMESPACE"),
+        ("leader_elect_lease_duration", "LEADER_ELECTION_LEASE_DURATION"),
+        ("leader_elect_renew_deadline", "LEADER_ELECTION_RENEW_DEADLINE"),
+        ("leader_elect_retry_period", "LEADER_ELECTION_RETRY_PERIOD"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides[variable] = getattr(args, flag)
+    return overrides
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .leadership import LeaderElectionError
     from .observability.endpoint import EndpointError
     from .runner import run
     from .settings import load_settings
 
     try:
-        settings = load_settings(observability_flags.overrides(args))
+        settings = load_settings({**observability_flags.overrides(args), **run_overrides(args)})
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         run(settings, kubeconfig=args.kubeconfig)
-    except EndpointError as exc:
+    except (EndpointError, LeaderElectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _add_run_flags(run_p: argparse.ArgumentParser) -> None:
+    """Upstream's flags (controller-runtime's, component-base's names for the Lease timing)."""
+    run_p.add_argument(
+        "--health-probe-bind-address",
+        type=_bind_address,
+        metavar="ADDR",
+        help="where /healthz and /readyz are served: HOST:PORT or :PORT (every interface) "
+        "(default: HEALTH_PROBE_HOST:HEALTH_PROBE_PORT, else :8081)",
+    )
+    run_p.add_argument(
+        "--leader-elect",
+        type=_go_bool,
+        nargs="?",
+        const=True,
+        metavar="BOOL",
+        help="only the replica holding the leader election Lease reconciles (default: LEADER_ELECT, else false)",
+    )
+    run_p.add_argument(
+        "--leader-elect-resource-name",
+        metavar="NAME",
+        help="the Lease's name (default: LEADER_ELECTION_ID, else upstream's 85f368d1.opendatahub.io)",
+    )
+    run_p.add_argument(
+        "--leader-elect-resource-namespace",
+        metavar="NAMESPACE",
+        help="the Lease's namespace (default: LEADER_ELECTION_NAMESPACE, else the Pod's namespace)",
+    )
+    for name, default in (("lease-duration", "15s"), ("renew-deadline", "10s"), ("retry-period", "2s")):
+        variable = "LEADER_ELECTION_" + name.upper().replace("-", "_")
+        run_p.add_argument(
+            f"--leader-elect-{name}",
+            type=_duration,
+            metavar="DURATION",
+            help=f"e.g. 15s, 1500ms (default: {variable}, else {default})",
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -141,6 +225,7 @@ def parser() -> argparse.ArgumentParser:
     run_p = sub.add_parser("run", help="run the operator against the current cluster")
     run_p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG)")
     observability_flags.add_arguments(run_p)
+    _add_run_flags(run_p)
     run_p.set_defaults(func=cmd_run)
     render_p = sub.add_parser(
         "render",

@@ -14,7 +14,9 @@ runs the wrapped watch against the real API server, so a kopf that moved it fail
    setting or hook for it. The wrapper around ``kopf._cogs.clients.watching.continuous_watch``
    ends the stream quietly on ``kopf._cogs.clients.errors.APINotFoundError`` and re-opens it
    (list, then watch) after a pause: the watcher idles until kopf drops it on its next rescan of
-   that group, or resumes by itself when the API is served again.
+   that group, or resumes by itself when the API is served again. The same wrapper reports
+   each watch's ``kopf._cogs.clients.watching.Bookmark.LISTED`` (end of its initial listing) to
+   the readiness probe.
 2. **The diff base kept only where a handler needs it** (:class:`DiffBaseStorage`). The class we
    extend is public (``kopf.AnnotationsDiffBaseStorage``, set through
    ``settings.persistence.diffbase_storage``); what is not documented, and what this relies on,
@@ -55,8 +57,13 @@ GONE_RETRY_SECONDS = 10.0
 _ORIGINAL_ATTR = "_model_registry_original"
 
 
-def tolerate_deleted_apis(retry_seconds: float = GONE_RETRY_SECONDS) -> None:
-    """Install the wrapper around kopf's ``continuous_watch`` (idempotent)."""
+def tolerate_deleted_apis(
+    retry_seconds: float = GONE_RETRY_SECONDS, on_listed: Callable[[str], None] | None = None
+) -> None:
+    """Install the wrapper around kopf's ``continuous_watch`` (idempotent).
+
+    ``on_listed`` is called with ``plural.group`` each time a watch has listed what exists (kopf's
+    ``Bookmark.LISTED``, before it streams changes): the readiness probe's "caches synced"."""
     current = kopf_watching.continuous_watch
     original: Callable[..., AsyncIterator[Any]] = getattr(current, _ORIGINAL_ATTR, current)
     gone: set[str] = set()  # resources whose last (re)connection answered 404, for the log
@@ -67,6 +74,8 @@ def tolerate_deleted_apis(retry_seconds: float = GONE_RETRY_SECONDS) -> None:
         what = f"{resource} {where}"
         try:
             async for item in original(**kwargs):
+                if on_listed is not None and item is kopf_watching.Bookmark.LISTED:
+                    on_listed(f"{resource.plural}.{resource.group}")
                 if what in gone:
                     gone.discard(what)
                     log.info("The API of %s is served again; watching it", what)

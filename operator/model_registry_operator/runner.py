@@ -6,7 +6,8 @@ import asyncio
 import concurrent.futures
 import ctypes
 import logging
-from collections.abc import Callable
+import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from .handlers import modelregistry as modelregistry_handlers
 from .handlers import modeluploadjob as modeluploadjob_handlers
 from .handlers import platform as platform_handlers
 from .handlers import webhooks as webhook_handlers
+from .health import ApiServerCheck, HealthServer, Readiness
 from .kopf_internals import (
     OBSERVATION_LOGGER,
     WATCH_LOGGER,
@@ -24,7 +26,17 @@ from .kopf_internals import (
     tolerate_deleted_apis,
 )
 from .kube import Kube, load_api_client
-from .names import FIELD_MANAGER, FINALIZER, GROUP, KOPF_DIFFBASE_KEY, KOPF_PREFIX, MODEL_UPLOAD_JOB_KIND
+from .leadership import LeaderElector, LeaseConfig, lead, lease_namespace, new_identity
+from .names import (
+    FIELD_MANAGER,
+    FINALIZER,
+    GROUP,
+    KOPF_DIFFBASE_KEY,
+    KOPF_PREFIX,
+    MODEL_REGISTRY_PLURAL,
+    MODEL_UPLOAD_JOB_KIND,
+    MODEL_UPLOAD_JOB_PLURAL,
+)
 from .observability import logs as observability_logs
 from .observability import sources as metric_sources
 from .observability.endpoint import MetricsEndpoint
@@ -42,6 +54,8 @@ KOPF_CONNECTIONS = 64
 # How often freed heap memory is handed back to the system (see _trim_memory).
 TRIM_SECONDS = 10.0
 QUEUE_IDLE_SECONDS = 0.5
+# On shutdown, the longest the Lease waits for the worker threads' writes still in flight.
+DRAIN_SECONDS = 5.0
 
 
 class _QuietProbes(logging.Filter):
@@ -171,10 +185,58 @@ async def _trim_memory(trim: Callable[[int], int], interval: float) -> None:
         await asyncio.to_thread(trim, 0)
 
 
+async def _operate(
+    settings: OperatorSettings,
+    kubeconfig: str | None,
+    readiness: Readiness,
+    reconcile: Callable[[asyncio.Event], Awaitable[None]],
+) -> None:
+    """The probes always; the reconcilers (``reconcile(ready_flag)``) only while leading."""
+    loop = asyncio.get_running_loop()
+    # The Lease and the probes' API check have connections of their own: a burst of reconciles
+    # must not delay a renewal or a probe.
+    side = Kube(load_api_client(kubeconfig, pool_size=2))
+    elector = None
+    if settings.leader_elect:
+        config = LeaseConfig(
+            name=settings.leader_election_id,
+            namespace=lease_namespace(settings.leader_election_namespace),
+            identity=new_identity(),
+            lease_duration=settings.lease_duration,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
+        )
+        elector = LeaderElector(side, config)
+    readiness.leading = lambda: elector is None or elector.leading
+    readiness.standby = lambda: elector is not None and not elector.leading
+    health = HealthServer(settings.health_host, settings.health_port, readiness, ApiServerCheck(side))
+    await health.start()
+    stopping = asyncio.Event()  # a signal while a standby (kopf handles them once it runs)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+
+    async def drain() -> bool:
+        try:
+            await asyncio.wait_for(loop.shutdown_default_executor(), min(DRAIN_SECONDS, settings.renew_deadline / 2))
+        except TimeoutError:
+            return False
+        return True
+
+    async def work() -> None:
+        await reconcile(readiness.started)
+
+    try:
+        await lead(elector, work, drain, stopping)
+    finally:
+        await health.stop()
+
+
 def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     """Run until interrupted."""
     _limit_malloc_arenas()
-    tolerate_deleted_apis()  # an optional API's CRD deleted must not stop the operator
+    readiness = Readiness(required_watches=(f"{MODEL_REGISTRY_PLURAL}.{GROUP}", f"{MODEL_UPLOAD_JOB_PLURAL}.{GROUP}"))
+    # An optional API's CRD deleted must not stop the operator; the listings feed /readyz.
+    tolerate_deleted_apis(on_listed=readiness.watch_listed)
     observability_logs.configure(settings.log_level, settings.log_format)
     logging.getLogger("aiohttp.access").addFilter(_QuietProbes())
     logging.getLogger(WATCH_LOGGER).addFilter(StorageInitializing())
@@ -199,18 +261,21 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     asyncio.set_event_loop(loop)
     namespaces = [settings.watch_namespace] if settings.watch_namespace else []
     metrics = MetricsEndpoint.from_settings(settings, kube)
+
+    # kopf handles SIGTERM / SIGINT itself (no stop_flag: its waiter would hold kopf's exit 5 s).
+    def reconcile(ready_flag: asyncio.Event) -> Awaitable[None]:
+        return kopf.operator(
+            registry=registry,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            ready_flag=ready_flag,
+        )
+
     try:
         if metrics is not None:  # before kopf: an address in use is a start-up error
             loop.run_until_complete(metrics.start())
-        loop.run_until_complete(
-            kopf.operator(
-                registry=registry,
-                clusterwide=not namespaces,
-                namespaces=namespaces,
-                standalone=True,
-                liveness_endpoint=f"http://{settings.health_host}:{settings.health_port}/healthz",
-            )
-        )
+        loop.run_until_complete(_operate(settings, kubeconfig, readiness, reconcile))
     finally:
         if metrics is not None:
             loop.run_until_complete(metrics.stop())

@@ -7,9 +7,11 @@ start-up error that names the variable.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +37,22 @@ def parse_labels(raw: str) -> dict[str, str]:
             raise ValueError(f"expected key=value pairs separated by commas, got {item!r}")
         labels[key.strip()] = value.strip()
     return labels
+
+
+LEADER_ELECTION_ID = "85f368d1.opendatahub.io"
+"""The upstream operator's Lease name (its ``LeaderElectionID``): one Lease for both operators, so
+that while one replaces the other they never both reconcile."""
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|m|h)?\s*")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(raw: str) -> float:
+    """Seconds from ``15``, ``15s``, ``1500ms``, ``1m`` (the Go durations of upstream's flags)."""
+    match = _DURATION.fullmatch(raw)
+    if match is None:
+        raise ValueError(f"expected a duration such as 15s, 1500ms or 1m, got {raw!r}")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
 
 
 class OperatorSettings(BaseSettings):
@@ -128,6 +146,15 @@ class OperatorSettings(BaseSettings):
     metrics_cert_name: str = Field(default="tls.crt", min_length=1, validation_alias="METRICS_CERT_NAME")
     metrics_key_name: str = Field(default="tls.key", min_length=1, validation_alias="METRICS_KEY_NAME")
 
+    # Leader election (controller-runtime's semantics and defaults; off by default, as upstream).
+    leader_elect: bool = Field(default=False, validation_alias="LEADER_ELECT")
+    leader_election_id: str = Field(default=LEADER_ELECTION_ID, min_length=1, validation_alias="LEADER_ELECTION_ID")
+    # Empty: the Pod's namespace (the ServiceAccount's namespace file); required outside a cluster.
+    leader_election_namespace: str = Field(default="", validation_alias="LEADER_ELECTION_NAMESPACE")
+    lease_duration: float = Field(default=15.0, ge=1, le=3600, validation_alias="LEADER_ELECTION_LEASE_DURATION")
+    renew_deadline: float = Field(default=10.0, gt=0, le=3600, validation_alias="LEADER_ELECTION_RENEW_DEADLINE")
+    retry_period: float = Field(default=2.0, gt=0, le=3600, validation_alias="LEADER_ELECTION_RETRY_PERIOD")
+
     @field_validator("default_auth_config_labels")
     @classmethod
     def _labels_parse(cls, value: str) -> str:
@@ -150,12 +177,33 @@ class OperatorSettings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("lease_duration", "renew_deadline", "retry_period", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> Self:
+        # client-go's own checks: the leader gives up (renew deadline) before its Lease can be
+        # taken (lease duration), and retries at least once within the renew deadline.
+        if self.renew_deadline >= self.lease_duration:
+            raise ValueError(
+                "LEADER_ELECTION_RENEW_DEADLINE must be shorter than LEADER_ELECTION_LEASE_DURATION "
+                f"(got {self.renew_deadline:g}s and {self.lease_duration:g}s)"
+            )
+        if self.renew_deadline <= 1.2 * self.retry_period:
+            raise ValueError(
+                "LEADER_ELECTION_RENEW_DEADLINE must be longer than 1.2 x LEADER_ELECTION_RETRY_PERIOD "
+                f"(got {self.renew_deadline:g}s and {self.retry_period:g}s)"
+            )
+        return self
+
     @property
     def auth_config_labels(self) -> dict[str, str]:
         return parse_labels(self.default_auth_config_labels)
 
 
-def load_settings(overrides: dict[str, str] | None = None) -> OperatorSettings:
+def load_settings(overrides: Mapping[str, object] | None = None) -> OperatorSettings:
     """Read the settings, ``overrides`` (by variable name: command-line flags) over the
     environment; raises a ValueError naming the variable on bad input."""
     from pydantic import ValidationError
@@ -165,7 +213,10 @@ def load_settings(overrides: dict[str, str] | None = None) -> OperatorSettings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a check across fields: its message names the variables
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
+            field = str(err["loc"][0])
             problems.append(f"{_env_name(field)}: {err['msg']}")
         raise ValueError("invalid operator settings: " + "; ".join(problems)) from None
 

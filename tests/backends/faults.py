@@ -93,6 +93,13 @@ class FaultProxy(Backend):
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, name="fault-proxy", daemon=True).start()
 
+    def drop_connections(self) -> None:
+        """Close every open connection (long watch streams included); new ones are accepted."""
+        with self._lock:
+            conns = list(self._conns)
+        for s in conns:
+            _close(s)
+
     def stop(self) -> None:
         if self._listener is not None:
             self._listener.close()

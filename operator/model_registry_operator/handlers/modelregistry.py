@@ -48,6 +48,9 @@ def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, re
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Scheduled resyncs and retries too: else kopf waits 5 s for them before it exits, and a
+        # standby waits that long for the Lease.
+        await reconciler.queue.stop()
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="finalize")
     async def finalize(namespace: str | None, name: str | None, **_: Any) -> None:
