@@ -35,7 +35,7 @@ $(UPLOAD_VENV)/.installed: upload/pyproject.toml upload/contract/pyproject.toml
 venv: $(VENV)/.installed $(UPLOAD_VENV)/.installed ## Create the virtualenvs: the operator's (with dev tools) and the upload program's
 
 .PHONY: k8s
-k8s: ## Build the local control plane binaries (cached outside the repo)
+k8s: ## Build the local control plane binaries and their kubectl (cached outside the repo)
 	bash hack/build-k8s.sh
 
 .PHONY: deps
