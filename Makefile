@@ -89,12 +89,12 @@ uninstall: ## Remove the CRDs (and with them every registry) from the current cl
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: ## Deploy the operator (image $(IMG)) to the current cluster
-	$(KUBECTL) kustomize config/default | sed 's#quay.io/opendatahub/model-registry-operator:latest#$(IMG)#' | $(KUBECTL) apply --server-side -f -
+deploy: ## Deploy the operator (image $(IMG)) to the current cluster: namespace, CRDs, RBAC, Deployment; waits for the rollout
+	IMG='$(IMG)' KUBECTL='$(KUBECTL)' bash hack/deploy.sh apply
 
 .PHONY: undeploy
-undeploy: ## Remove the operator from the current cluster
-	$(KUBECTL) delete --ignore-not-found -k config/default
+undeploy: ## Remove every registry and upload job, then the operator, its RBAC and the CRDs
+	IMG='$(IMG)' KUBECTL='$(KUBECTL)' bash hack/deploy.sh delete
 
 ##@ Samples
 .PHONY: certificates
