@@ -89,8 +89,8 @@ uninstall: ## Remove the CRDs (and with them every registry) from the current cl
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: ## Deploy the operator (image $(IMG)) to the current cluster: namespace, CRDs, RBAC, Deployment; waits for the rollout
-	IMG='$(IMG)' KUBECTL='$(KUBECTL)' bash hack/deploy.sh apply
+deploy: ## Deploy the operator (image $(IMG), upload Jobs $(UPLOAD_IMG)) to the current cluster: namespace, CRDs, RBAC, Deployment; waits for the rollout
+	IMG='$(IMG)' UPLOAD_IMG='$(UPLOAD_IMG)' KUBECTL='$(KUBECTL)' bash hack/deploy.sh apply
 
 .PHONY: undeploy
 undeploy: ## Remove every registry and upload job, then the operator, its RBAC and the CRDs

@@ -10,13 +10,16 @@
 #                           `apply` made, CRDs included
 #
 # The image is set by a kustomize `images` entry in an overlay written to build/deploy/ (git
-# ignores build/): the tree is not edited. IMG may be name, name:tag or name@sha256:digest.
-# Environment: IMG (default quay.io/opendatahub/model-registry-operator:latest), KUBECTL
+# ignores build/): the tree is not edited. IMG may be name, name:tag or name@sha256:digest;
+# UPLOAD_IMG becomes the Deployment's RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE (the upload Jobs' image).
+# Environment: IMG (default quay.io/opendatahub/model-registry-operator:latest), UPLOAD_IMG
+# (default quay.io/opendatahub/model-registry-upload:latest), KUBECTL
 # (default kubectl; kubectl >= 1.27 for its built-in kustomize), DEPLOY_TIMEOUT (default 300s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMG="${IMG:-quay.io/opendatahub/model-registry-operator:latest}"
+UPLOAD_IMG="${UPLOAD_IMG:-quay.io/opendatahub/model-registry-upload:latest}"
 read -r -a KUBECTL <<<"${KUBECTL:-kubectl}"
 TIMEOUT="${DEPLOY_TIMEOUT:-300s}"
 NAMESPACE=model-registry-operator-system
@@ -48,6 +51,12 @@ write_overlay() {
     echo "images:"
     echo "  - name: quay.io/opendatahub/model-registry-operator"
     image_fields "${IMG}"
+    echo "patches:"
+    echo "  - patch: |-"
+    echo "      {\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\","
+    echo "       \"metadata\": {\"name\": \"${DEPLOYMENT}\", \"namespace\": \"${NAMESPACE}\"},"
+    echo "       \"spec\": {\"template\": {\"spec\": {\"containers\": [{\"name\": \"manager\", \"env\": ["
+    echo "         {\"name\": \"RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE\", \"value\": \"${UPLOAD_IMG}\"}]}]}}}}"
   } > "${OVERLAY}/kustomization.yaml"
 }
 

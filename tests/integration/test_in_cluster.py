@@ -294,11 +294,7 @@ def test_make_undeploy_removes_the_registries_then_the_operator(
 ) -> None:
     finalizer_owned = [f"sample-{sample}" for sample in DATABASE_SAMPLES]
     assert all(kc.get(MR, namespace, NAME) for namespace in finalizer_owned)
-    env = {**os.environ, "KUBECTL": f"{KUBECTL} --kubeconfig {own_cluster.kubeconfig}"}
-    result = subprocess.run(
-        ["make", "-s", "undeploy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    make("undeploy", own_cluster)
     # Registries went first, through the operator (their finalizer removed), then everything else.
     assert all(kc.get(MR, namespace, NAME) is None for namespace in finalizer_owned)
     assert all(kc.get(CRD, None, crd) is None for crd in CRDS)
@@ -319,3 +315,34 @@ def _running(log: Path) -> bool:
         except OSError:
             continue
     return False
+
+
+def make(target: str, own_cluster: DevCluster, **variables: str) -> None:
+    """``make <target>`` against this module's cluster (``KUBECTL`` carries the kubeconfig)."""
+    env = {**os.environ, "KUBECTL": f"{KUBECTL} --kubeconfig {own_cluster.kubeconfig}"}
+    settings = [f"{key}={value}" for key, value in variables.items()]
+    result = subprocess.run(
+        ["make", "-s", target, *settings], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_deploy_with_an_image_override(own_cluster: DevCluster, kc: Cluster) -> None:
+    """`make deploy IMG=... UPLOAD_IMG=...` on a cluster (this one, after the undeploy above): the
+    images set without editing the tree, the rollout waited for; `make undeploy` again."""
+    before = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
+    make("deploy", own_cluster, IMG=f"{OPERATOR_IMAGE}:make-deploy", UPLOAD_IMG=UPLOAD_IMAGE)
+    deployment = kc.get(DEPLOYMENT, OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT)
+    assert deployment is not None
+    assert deployment["status"].get("availableReplicas") == 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{OPERATOR_IMAGE}:make-deploy"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE"] == UPLOAD_IMAGE
+    pod = operator_pod(kc)
+    wait_for(lambda: healthz(pod["status"]["podIP"]) == 200, 60, what="the operator's /healthz")
+    after = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert after.stdout == before.stdout
+    make("undeploy", own_cluster)
+    wait_for(lambda: kc.get(NAMESPACE, None, OPERATOR_NAMESPACE) is None, 60, what="the operator's namespace gone")
+    assert_clean_log(own_cluster)
