@@ -215,7 +215,8 @@ def test_model_upload_job_succeeds(
     assert back["artifact"]["id"] == status["modelArtifactId"]
     assert back["artifact"]["state"] == "LIVE"
     kc.kubectl("delete", "-n", namespace, "muj/mnist", "--wait=true", "--timeout=60s")
-    assert kc.list(lookup("batch/v1", "Job"), namespace) == []
+    # The garbage collector removes what the upload owned, the Job with its Pods.
+    wait_for(lambda: kc.list(lookup("batch/v1", "Job"), namespace) == [], 60, what="the upload Job collected")
 
 
 def registry(name: str, **mode: Any) -> str:
