@@ -35,7 +35,7 @@ $(UPLOAD_VENV)/.installed: upload/pyproject.toml upload/contract/pyproject.toml
 venv: $(VENV)/.installed $(UPLOAD_VENV)/.installed ## Create the virtualenvs: the operator's (with dev tools) and the upload program's
 
 .PHONY: k8s
-k8s: ## Build the local control plane binaries (cached outside the repo)
+k8s: ## Build the local control plane binaries and their kubectl (cached outside the repo)
 	bash hack/build-k8s.sh
 
 .PHONY: deps
@@ -90,12 +90,12 @@ uninstall: ## Remove the CRDs (and with them every registry) from the current cl
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: ## Deploy the operator (image $(IMG)) to the current cluster
-	$(KUBECTL) kustomize config/default | sed 's#quay.io/opendatahub/model-registry-operator:latest#$(IMG)#' | $(KUBECTL) apply --server-side -f -
+deploy: ## Deploy the operator (image $(IMG), upload Jobs $(UPLOAD_IMG)) to the current cluster: namespace, CRDs, RBAC, Deployment; waits for the rollout
+	IMG='$(IMG)' UPLOAD_IMG='$(UPLOAD_IMG)' KUBECTL='$(KUBECTL)' bash hack/deploy.sh apply
 
 .PHONY: undeploy
-undeploy: ## Remove the operator from the current cluster
-	$(KUBECTL) delete --ignore-not-found -k config/default
+undeploy: ## Remove every registry and upload job, then the operator, its RBAC and the CRDs
+	IMG='$(IMG)' KUBECTL='$(KUBECTL)' bash hack/deploy.sh delete
 
 ##@ Samples
 .PHONY: certificates

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Build a local Kubernetes control plane (kube-apiserver, kube-controller-manager, etcd) from
-# source, through the Go module proxy, for the test-suite and `make run`.
+# Build a local Kubernetes control plane (kube-apiserver, kube-controller-manager, etcd) and the
+# matching kubectl from source, through the Go module proxy, for the test-suite and `make run`.
 #
 # Output: ${MRO_CACHE_DIR:-$HOME/.cache/model-registry-operator}/k8s/<k8s version>/
-#           kube-apiserver  kube-controller-manager  etcd  VERSIONS
-# The build is skipped when all binaries exist. The bin dir is the last line printed on stdout.
+#           kube-apiserver  kube-controller-manager  kubectl  etcd  VERSIONS
+# The build is skipped when all binaries exist; otherwise only the missing ones are built (a cache
+# made before kubectl was added gets just kubectl). The bin dir is the last line printed on stdout.
 #
 # k8s.io/kubernetes is a Go module, but its go.mod replaces every k8s.io/* staging module with
 # ./staging/..., so `go install k8s.io/kubernetes/cmd/...@vX` refuses. We generate a small module
@@ -34,7 +35,8 @@ K8S_VERSION="${MRO_K8S_VERSION:-v1.37.2}"
 ETCD_VERSION="${MRO_ETCD_VERSION:-v3.6.16}"
 CACHE_DIR="${MRO_CACHE_DIR:-$HOME/.cache/model-registry-operator}"
 BIN_DIR="${CACHE_DIR}/k8s/${K8S_VERSION}"
-BINARIES=(kube-apiserver kube-controller-manager etcd)
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kubectl)
+BINARIES=("${K8S_COMMANDS[@]}" etcd)
 
 log() { printf '[build-k8s] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -45,6 +47,9 @@ have_all() {
     [[ -x "${BIN_DIR}/${b}" ]] || return 1
   done
 }
+
+# needed NAME: whether NAME must be built (missing, or MRO_FORCE_BUILD=1).
+needed() { [[ "${MRO_FORCE_BUILD:-0}" == "1" || ! -x "${BIN_DIR}/$1" ]]; }
 
 if [[ "${MRO_FORCE_BUILD:-0}" != "1" ]] && have_all; then
   log "binaries for ${K8S_VERSION} already in ${BIN_DIR}; skipping build"
@@ -142,7 +147,7 @@ done
 # processes can stand in for containers and nothing ever targets a non-loopback address).
 # The build uses a patched copy of the k8s.io/kubernetes module (replace => ../kubernetes-src)
 # in which ValidateEndpointIP accepts loopback addresses; everything else is upstream.
-log "building kube-apiserver and kube-controller-manager ${K8S_VERSION} (staging ${STAGING_VERSION})"
+log "building the missing ones of ${K8S_COMMANDS[*]} ${K8S_VERSION} (staging ${STAGING_VERSION})"
 (
   cd "${K8S_MOD_DIR}"
   src_dir="${WORK}/kubernetes-src"
@@ -157,8 +162,13 @@ log "building kube-apiserver and kube-controller-manager ${K8S_VERSION} (staging
     sed -i 's|^	if ip.IsLoopback() {$|	if ip.IsLoopback() \&\& false { // hack/build-k8s.sh: loopback endpoints allowed|' "${f}"
     touch "${src_dir}/.mro-patched"
   fi
-  "$GO" build -trimpath -ldflags="${LDFLAGS}" -o "${STAGE}/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  packages=()
+  for c in "${K8S_COMMANDS[@]}"; do
+    if needed "${c}"; then packages+=("k8s.io/kubernetes/cmd/${c}"); fi
+  done
+  if (( ${#packages[@]} > 0 )); then
+    "$GO" build -trimpath -ldflags="${LDFLAGS}" -o "${STAGE}/" "${packages[@]}"
+  fi
 ) >&2
 
 # --- etcd ---------------------------------------------------------------------------------------
@@ -180,27 +190,33 @@ if [[ ! -f "${ETCD_MOD_DIR}/go.mod" ]]; then
   printf 'module mro.local/etcdbuild\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
     "${ETCD_VERSION}" > "${ETCD_MOD_DIR}/go.mod"
 fi
-log "building etcd ${ETCD_VERSION}"
-(
-  cd "${ETCD_MOD_DIR}"
-  "$GO" mod tidy
-  "$GO" build -trimpath -ldflags="-s -w" -o "${STAGE}/etcd" .
-) >&2
+if needed etcd; then
+  log "building etcd ${ETCD_VERSION}"
+  (
+    cd "${ETCD_MOD_DIR}"
+    "$GO" mod tidy
+    "$GO" build -trimpath -ldflags="-s -w" -o "${STAGE}/etcd" .
+  ) >&2
+fi
 
 # --- install ------------------------------------------------------------------------------------
 mkdir -p "${BIN_DIR}"
 for b in "${BINARIES[@]}"; do
+  needed "${b}" || continue
   [[ -x "${STAGE}/${b}" ]] || die "build did not produce ${b}"
   mv -f "${STAGE}/${b}" "${BIN_DIR}/${b}"
 done
 {
-  echo "kubernetes ${K8S_VERSION}"
+  echo "kubernetes ${K8S_VERSION} (kube-apiserver, kube-controller-manager, kubectl)"
   echo "etcd ${ETCD_VERSION}"
   echo "go $("$GO" env GOVERSION)"
   echo "patch: Endpoints/EndpointSlice validation accepts loopback addresses"
 } > "${BIN_DIR}/VERSIONS"
 reported="$("${BIN_DIR}/kube-apiserver" --version)"
 [[ "${reported}" == "Kubernetes ${K8S_VERSION}" ]] || die "kube-apiserver reports '${reported}'"
-log "${reported}, $("${BIN_DIR}/etcd" --version | head -1)"
+reported="$("${BIN_DIR}/kubectl" version --client)"
+reported="${reported%%$'\n'*}"
+[[ "${reported}" == "Client Version: ${K8S_VERSION}" ]] || die "kubectl reports '${reported}'"
+log "Kubernetes ${K8S_VERSION} (kubectl too), $("${BIN_DIR}/etcd" --version | head -1)"
 log "built in $(( $(date +%s) - START )) s"
 echo "${BIN_DIR}"

@@ -15,7 +15,9 @@ if kubectl cluster-info --request-timeout=5s >/dev/null 2>&1; then
 fi
 
 echo "No reachable cluster: starting the local control plane in ${WORKDIR}"
-bash hack/build-k8s.sh >/dev/null
+# Its kubectl is the control plane's release (the last line build-k8s.sh prints is its bin dir).
+K8S_BIN="$(bash hack/build-k8s.sh | tail -n 1)"
+export PATH="${K8S_BIN}:${PATH}"
 mkdir -p "${WORKDIR}"
 rm -f "${WORKDIR}/kubeconfig"
 "${PY}" -m model_registry_devcluster up --workdir "${WORKDIR}" > "${WORKDIR}/devcluster.log" 2>&1 &
@@ -41,7 +43,7 @@ cat <<MSG
 Local control plane is up, with a simulated node that runs pods as Ready.
 Point kubectl at it from another shell:
 
-    export KUBECONFIG=${KUBECONFIG}
+    export PATH=${K8S_BIN}:\$PATH KUBECONFIG=${KUBECONFIG}
     kubectl apply -k config/samples/postgres
     kubectl wait --for=condition=Available mr/modelregistry-sample --timeout=120s
 

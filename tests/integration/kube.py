@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from model_registry_devcluster.controlplane import kubectl_binary
 from model_registry_operator.kube import ApiError, Kind, Kube, load_api_client, lookup
 
 T = TypeVar("T")
 Obj = dict[str, Any]
 
 MR = lookup("modelregistry.opendatahub.io/v1beta1", "ModelRegistry")
+KUBECTL = kubectl_binary()
+"""The kubectl of the control plane's release (``make k8s`` builds both), not whatever is on PATH."""
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> T:
@@ -40,7 +43,7 @@ class Cluster:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
             input=input,
             capture_output=True,
             text=True,

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from .controlplane import ControlPlane, ControlPlaneError
+from .controlplane import ControlPlane, ControlPlaneError, kubectl_binary
+from .operator_image import provide_operator_image
 from .simnode import DEFAULT_NODE_NAME, SimulatedNode
 
 
@@ -66,6 +67,17 @@ def up(args: argparse.Namespace) -> int:
         try:
             print(f"control plane {cp.server_url} up; logs in {cp.log_dir}", file=sys.stderr)
             print(f"simulated node {args.node_name} ready; Ctrl-C to stop", file=sys.stderr)
+            try:
+                provide_operator_image(node.process_runner)
+                print(
+                    f"kubectl apply -k config/overlays/devcluster runs the operator in a Pod "
+                    f"(its log: {node.process_runner.log_dir})",
+                    file=sys.stderr,
+                )
+            except FileNotFoundError as exc:
+                print(f"note: {exc}", file=sys.stderr)
+            # The kubectl of the control plane's release, for the README's kubectl lines.
+            print(f"export PATH={kubectl_binary(cp.bin_dir).parent}:$PATH", flush=True)
             print(f"export KUBECONFIG={cp.kubeconfig}", flush=True)
             while not stop.wait(1.0):
                 if not cp.running:

@@ -74,7 +74,13 @@ def default_bin_dir() -> Path:
     return cache_dir() / "k8s" / version
 
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+"""What ``hack/build-k8s.sh`` builds: the control plane and the kubectl of the same release."""
+
+
+def kubectl_binary(bin_dir: Path | None = None) -> Path:
+    """The kubectl built with the control plane (same release, so same API and kustomize)."""
+    return (bin_dir if bin_dir is not None else default_bin_dir()) / "kubectl"
 
 
 def missing_binaries(bin_dir: Path | None = None) -> list[str]:

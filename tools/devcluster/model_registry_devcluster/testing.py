@@ -16,6 +16,7 @@ development tool, not a pytest plugin.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import tempfile
@@ -77,12 +78,14 @@ def run_dev_cluster(
     ready_delay: float = 0.2,
     node_name: str = "sim-node",
     image_files: Mapping[str, Mapping[str, str | Path]] | None = None,
+    pod_network: str | None = None,
 ) -> Iterator[DevCluster]:
     """Start a :class:`ControlPlane` and a :class:`SimulatedNode`; stop both on exit.
 
     Without ``workdir`` a temporary directory is used and removed afterwards. ``image_files``
     says what ``sim-exec`` images hold (see :class:`SimulatedNode`); on a shared cluster use
-    ``dev_cluster.node.process_runner.provide_image_files`` instead.
+    ``dev_cluster.node.process_runner.provide_image_files`` instead. ``pod_network`` defaults to
+    ``$MRO_POD_NETWORK`` (a second cluster beside the session's: :func:`second_pod_network`).
     """
     own_dir = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="mro-cluster-")) if workdir is None else workdir
@@ -96,13 +99,32 @@ def run_dev_cluster(
                 ready_delay,
                 image_files=image_files,
                 # Several suites on one machine each need their own pod addresses.
-                pod_network=os.environ.get("MRO_POD_NETWORK", DEFAULT_POD_NETWORK),
+                pod_network=pod_network or session_pod_network(),
             ) as node,
         ):
             yield DevCluster(cp, node)
     finally:
         if own_dir:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def session_pod_network() -> str:
+    """``$MRO_POD_NETWORK``, else the default: where the session cluster's node puts its Pods."""
+    return os.environ.get("MRO_POD_NETWORK", DEFAULT_POD_NETWORK)
+
+
+def second_pod_network() -> str:
+    """The upper half of :func:`session_pod_network`, for a cluster running beside the session's.
+
+    Each simulated node hands out addresses in order from the start of its network, so the
+    session's node would need more Pods than half its network holds (32766 in a /16) before it
+    reached these; Pods of the two clusters then never share an address (``sim-exec`` processes
+    bind to them).
+    """
+    network = ipaddress.IPv4Network(session_pod_network())
+    if network.prefixlen >= 30:
+        raise ValueError(f"pod network {network} is too small to split")
+    return str(list(network.subnets(prefixlen_diff=1))[1])
 
 
 class _Shared:
