@@ -148,8 +148,6 @@ def build_registry(
         reconciler.kube, settings, reconciler.emit, openshift=lambda: reconciler.capabilities().openshift
     )
     modeluploadjob_handlers.register(registry, uploads, settings.resync_seconds)
-    if settings.enable_webhooks:
-        webhook_handlers.register(registry, reconciler, settings)
     metric_sources.observe(reconciler.queue, uploads.queue)
     return registry
 
@@ -190,8 +188,10 @@ async def _operate(
     kubeconfig: str | None,
     readiness: Readiness,
     reconcile: Callable[[asyncio.Event], Awaitable[None]],
+    webhooks: webhook_handlers.WebhookService | None = None,
 ) -> None:
-    """The probes always; the reconcilers (``reconcile(ready_flag)``) only while leading."""
+    """The probes and the admission webhooks always; the reconcilers (``reconcile(ready_flag)``)
+    only while leading."""
     loop = asyncio.get_running_loop()
     # The Lease and the probes' API check have connections of their own: a burst of reconciles
     # must not delay a renewal or a probe.
@@ -211,6 +211,8 @@ async def _operate(
     readiness.standby = lambda: elector is not None and not elector.leading
     health = HealthServer(settings.health_host, settings.health_port, readiness, ApiServerCheck(side))
     await health.start()
+    if webhooks is not None:  # a standby serves them too: the webhook Service routes to it
+        await webhooks.start()
     stopping = asyncio.Event()  # a signal while a standby (kopf handles them once it runs)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
@@ -228,6 +230,8 @@ async def _operate(
     try:
         await lead(elector, work, drain, stopping)
     finally:
+        if webhooks is not None:
+            await webhooks.stop()
         await health.stop()
 
 
@@ -261,6 +265,7 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     asyncio.set_event_loop(loop)
     namespaces = [settings.watch_namespace] if settings.watch_namespace else []
     metrics = MetricsEndpoint.from_settings(settings, kube)
+    webhooks = webhook_handlers.WebhookService(kube, settings) if settings.enable_webhooks else None
 
     # kopf handles SIGTERM / SIGINT itself (no stop_flag: its waiter would hold kopf's exit 5 s).
     def reconcile(ready_flag: asyncio.Event) -> Awaitable[None]:
@@ -275,7 +280,7 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     try:
         if metrics is not None:  # before kopf: an address in use is a start-up error
             loop.run_until_complete(metrics.start())
-        loop.run_until_complete(_operate(settings, kubeconfig, readiness, reconcile))
+        loop.run_until_complete(_operate(settings, kubeconfig, readiness, reconcile, webhooks))
     finally:
         if metrics is not None:
             loop.run_until_complete(metrics.stop())

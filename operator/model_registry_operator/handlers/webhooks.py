@@ -1,8 +1,23 @@
-"""kopf registrations of the admission webhooks (``ENABLE_WEBHOOKS``): thin, the decisions are
-the pure functions of :mod:`..webhooks.admission`.
+"""The admission webhooks' server (``ENABLE_WEBHOOKS``), on every replica, leader or standby.
 
-The handler ids are the webhook paths (kopf serves ``/<id>``), the upstream operator's, so
-``config/webhook`` and manifests written for upstream point at the same URLs.
+The webhook Service sends admission requests to every ready replica, and a standby is ready (see
+:mod:`..health`), so each replica serves them, with the same decisions (the pure functions of
+:mod:`..webhooks.admission`, through :mod:`..webhooks.review`; the cross-namespace name check
+only reads the API). The server is kopf's public ``kopf.WebhookServer`` (TLS, and a restart of its
+listener when the certificate files change), fed our own ``kopf.WebhookFn``; it runs beside the
+health server, outside ``kopf.operator``, which only the leader runs.
+
+kopf's own handlers (``kopf.on.validate`` / ``kopf.on.mutate``) were used before and could not
+stay: kopf starts its admission server as one of ``kopf.operator``'s root tasks, and its request
+dispatcher (``kopf._core.engines.admission.serve_admission_request``) needs the operator's
+registry, the discovered resources (``Insights``), memories and indices that only
+``kopf.operator`` builds; re-creating those on a standby would be kopf internals through and
+through, for what is two calls of pure functions here.
+
+The paths are the upstream operator's (kopf's server serves ``/<id>``), so ``config/webhook`` and
+manifests written for upstream point at the same URLs. The certificate is the same on every
+replica (:mod:`..webhooks.certificates`: the Secret, renewed by whichever replica wins the
+optimistic-concurrency update; every replica re-reads it and rewrites its files).
 """
 
 from __future__ import annotations
@@ -11,104 +26,136 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kopf
+from aiohttp import web
 
 from ..kinds import MODEL_REGISTRY
-from ..reconcile.modelregistry import RegistryReconciler
+from ..kube import Kube
+from ..platform.discovery import CapabilityWatcher
 from ..settings import OperatorSettings
-from ..webhooks.admission import Registry, default_spec, shared_objects, validate
+from ..webhooks.admission import Registry, shared_objects, validate
 from ..webhooks.certificates import CertificateKeeper, operator_namespace, service_names
+from ..webhooks.review import BadReview, Review, defaults_patch, response
 
 log = logging.getLogger(__name__)
 
-RESOURCE = MODEL_REGISTRY.resource
 VALIDATE_ID = "validate-modelregistry-opendatahub-io-modelregistry"
 MUTATE_ID = "mutate-modelregistry-opendatahub-io-modelregistry"
+RETRY_SECONDS = 5.0
+"""Pause before starting the server again after it failed (API server away, address in use)."""
 
 
-class _RefusalsAtInfo(logging.Filter):
-    """kopf logs a refused admission as an ERROR of the handler ("failed permanently"); it is the
-    user's request that failed, not the operator: logged at INFO."""
+class WebhookService:
+    """The webhook server, its certificate upkeep and what its decisions read from the cluster."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.ERROR and f"Webhook '{VALIDATE_ID}' failed permanently" in record.getMessage():
-            record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
+    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        # A watcher of its own, without a listener: the leader's reconciles on an API change must
+        # not run on a standby; on the leader this is one more discovery read per interval.
+        self.capabilities = CapabilityWatcher(kube, settings.capability_refresh_seconds)
+        self._tasks: set[asyncio.Task[None]] = set()
 
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for job in (self._serve(), self.capabilities.run()):
+            self._tasks.add(loop.create_task(job))
 
-def register(registry: kopf.OperatorRegistry, reconciler: RegistryReconciler, settings: OperatorSettings) -> None:
-    """Register the webhook handlers and the start-up of their server on ``registry``."""
-    logging.getLogger("kopf.objects").addFilter(_RefusalsAtInfo())
-    tasks: set[asyncio.Task[None]] = set()
-    operator_settings = settings  # kopf passes its own settings to the start-up handler as `settings`
-
-    @kopf.on.validate(*RESOURCE, id=VALIDATE_ID, operations=["CREATE", "UPDATE"], registry=registry)
-    async def validate_registry(body: kopf.Body, **kwargs: Any) -> None:
-        old = kwargs.get("old")  # the stored object, on UPDATE
-        new = Registry.of(body)
-        previous = Registry.of(old, new.namespace) if old else None
-        if new.deleting or (previous is not None and previous.spec == new.spec):
-            return  # kopf's finalizer, a label: always allowed (see validate), no list needed
-        others: list[Registry] = []
-        capabilities = reconciler.capabilities()
-        if shared_objects(new, settings, capabilities):  # only then can another registry's name matter
-            others = [Registry.of(item) for item in await reconciler.kube.list(MODEL_REGISTRY)]
-        problems = validate(new, previous, others, settings, capabilities)
-        if problems:
-            raise kopf.AdmissionError("; ".join(str(problem) for problem in problems), code=422)
-
-    @kopf.on.mutate(*RESOURCE, id=MUTATE_ID, operations=["CREATE", "UPDATE"], registry=registry)
-    async def default_registry(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        spec = body.get("spec")
-        defaulted = default_spec(spec)
-        if defaulted != spec:
-            patch.fns.append(lambda raw: raw.__setitem__("spec", defaulted))
-
-    @kopf.on.startup(registry=registry, id="webhook-server")
-    async def start_webhook_server(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.admission.server = await _server(reconciler, tasks, operator_settings)
-
-    @kopf.on.cleanup(registry=registry, id="stop-webhook-certificates")
-    async def stop_certificates(**_: Any) -> None:
-        for task in tasks:
+    async def stop(self) -> None:
+        for task in self._tasks:
             task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks.clear()
 
+    async def review(self, request: Mapping[str, Any], *, webhook: str | None = None, **_: Any) -> dict[str, Any]:
+        """A ``kopf.WebhookFn``: one AdmissionReview, by the path it came to."""
+        try:
+            review = Review.of(request)
+        except BadReview as exc:  # kopf's server lets aiohttp's HTTP errors through as the answer
+            raise web.HTTPBadRequest(reason=str(exc)) from None
+        if webhook == MUTATE_ID:
+            return response(review, patch=defaults_patch(review))
+        if webhook != VALIDATE_ID:
+            raise web.HTTPNotFound(reason=f"no webhook at /{webhook}")
+        if review.unchanged:
+            return response(review)
+        others: list[Registry] = []
+        capabilities = self.capabilities()
+        if shared_objects(review.new, self.settings, capabilities):  # only then can another's name matter
+            others = [Registry.of(item) for item in await self.kube.list(MODEL_REGISTRY)]
+        problems = validate(review.new, review.old, others, self.settings, capabilities)
+        if problems:  # the user's request failed, not the operator: INFO
+            log.info(
+                "refused %s of ModelRegistry %s/%s: %s",
+                review.operation,
+                review.new.namespace,
+                review.new.name,
+                "; ".join(str(p) for p in problems),
+            )
+        return response(review, problems)
 
-async def _server(
-    reconciler: RegistryReconciler, tasks: set[asyncio.Task[None]], settings: OperatorSettings
-) -> kopf.WebhookServer:
-    directory = Path(settings.webhook_cert_dir)
-    common: dict[str, Any] = {
-        "addr": settings.webhook_host,
-        "port": settings.webhook_port,
-        "file_check_interval": settings.webhook_cert_check_seconds,
-    }
-    if settings.webhook_cert_source == "files":  # cert-manager's Secret, mounted (tls.crt, tls.key, ca.crt)
-        ca = directory / "ca.crt"
-        return kopf.WebhookServer(
-            certfile=directory / "tls.crt", pkeyfile=directory / "tls.key", cafile=ca if ca.exists() else None, **common
+    async def _serve(self) -> None:
+        await self.capabilities.refresh()
+        while True:
+            keeping: asyncio.Task[None] | None = None
+            try:
+                server, keeper = await self._server()
+                if keeper is not None:
+                    keeping = asyncio.get_running_loop().create_task(
+                        _keep(keeper, self.settings.webhook_cert_check_seconds)
+                    )
+                async for _ in server(cast(kopf.WebhookFn, self.review)):
+                    log.info("serving the admission webhooks on port %s", self.settings.webhook_port)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the admission webhook server failed; starting it again in %s s", RETRY_SECONDS)
+            finally:
+                if keeping is not None:
+                    keeping.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await keeping
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _server(self) -> tuple[kopf.WebhookServer, CertificateKeeper | None]:
+        settings = self.settings
+        directory = Path(settings.webhook_cert_dir)
+        common: dict[str, Any] = {
+            "addr": settings.webhook_host,
+            "port": settings.webhook_port,
+            "file_check_interval": settings.webhook_cert_check_seconds,
+        }
+        if settings.webhook_cert_source == "files":  # cert-manager's Secret, mounted (tls.crt, tls.key, ca.crt)
+            ca = directory / "ca.crt"
+            server = kopf.WebhookServer(
+                certfile=directory / "tls.crt",
+                pkeyfile=directory / "tls.key",
+                cafile=ca if ca.exists() else None,
+                **common,
+            )
+            return server, None
+        namespace = operator_namespace(settings.operator_namespace)
+        extra = [name.strip() for name in settings.webhook_cert_extra_names.split(",")]
+        keeper = CertificateKeeper(
+            self.kube,
+            namespace=namespace,
+            secret=settings.webhook_cert_secret,
+            names=service_names(settings.webhook_service, namespace, extra),
+            directory=directory,
+            configurations=(settings.webhook_validating_configuration, settings.webhook_mutating_configuration),
+            validity=datetime.timedelta(seconds=settings.webhook_cert_validity_seconds),
         )
-    namespace = operator_namespace(settings.operator_namespace)
-    extra = [name.strip() for name in settings.webhook_cert_extra_names.split(",")]
-    keeper = CertificateKeeper(
-        reconciler.kube,
-        namespace=namespace,
-        secret=settings.webhook_cert_secret,
-        names=service_names(settings.webhook_service, namespace, extra),
-        directory=directory,
-        configurations=(settings.webhook_validating_configuration, settings.webhook_mutating_configuration),
-        validity=datetime.timedelta(seconds=settings.webhook_cert_validity_seconds),
-    )
-    await keeper.ensure()  # the files must exist before the server starts
-    tasks.add(asyncio.get_running_loop().create_task(_keep(keeper, settings.webhook_cert_check_seconds)))
-    return kopf.WebhookServer(
-        certfile=keeper.serving_file, pkeyfile=keeper.serving_file, cafile=keeper.ca_file, **common
-    )
+        await keeper.ensure()  # the files must exist before the server starts
+        server = kopf.WebhookServer(
+            certfile=keeper.serving_file, pkeyfile=keeper.serving_file, cafile=keeper.ca_file, **common
+        )
+        return server, keeper
 
 
 async def _keep(keeper: CertificateKeeper, interval: float) -> None:

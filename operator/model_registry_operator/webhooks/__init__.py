@@ -1,3 +1,4 @@
 """Admission webhooks for ModelRegistry: what the validating and mutating webhooks decide (pure,
-:mod:`.admission`) and their serving certificate (:mod:`.certificates`). The kopf handlers that
-serve them are in :mod:`..handlers.webhooks`."""
+:mod:`.admission`), the AdmissionReview in and out (pure, :mod:`.review`) and their serving
+certificate (:mod:`.certificates`). Their server, on every replica, is
+:mod:`..handlers.webhooks`."""
