@@ -8,8 +8,10 @@ new leader after a failover, then the old leader restarted as the new standby.
 
 from __future__ import annotations
 
+import datetime
 import signal
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -18,8 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from model_registry_operator.kube import lookup
+from model_registry_operator.webhooks.certificates import Material, generate, service_names
 
 from .conftest import OperatorProcess, _free_port
 from .kube import MR, Cluster, wait_for
@@ -54,6 +58,15 @@ class Replica:
     def listening(self) -> bool:
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def served_serial(self) -> int:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+            der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return int(x509.load_der_x509_certificate(der).serial_number)
 
     def refusals(self, name: str) -> list[str]:
         return [line for line in self.operator.text().splitlines() if f"/{name}: metadata.name:" in line]
@@ -175,6 +188,7 @@ def test_the_standby_serves_the_webhooks_and_a_failover_keeps_them_answering(
             assert time.monotonic() - killed < 30, "the standby did not take over"
             assert expected in refused(cluster, proxied(name), second)
             answered += 1
+            time.sleep(0.5)
         assert answered, "no admission request during the takeover"
         assert expected in refused(cluster, proxied(name), second)
 
@@ -186,6 +200,29 @@ def test_the_standby_serves_the_webhooks_and_a_failover_keeps_them_answering(
         route_to(cluster, ops, a)
         wait_for(lambda: refused_by(a), timeout=30, what="the new standby refusing the colliding registry")
         assert cluster.get(MR, second, name) is None
+
+        # A certificate due for renewal in the Secret: one replica renews it, both serve the new one.
+        short = generate(service_names(SERVICE, ops), datetime.timedelta(seconds=5))
+        secret_path = f"/api/v1/namespaces/{ops}/secrets/{env['WEBHOOK_CERT_SECRET']}"
+        patch = {"data": short.as_secret_data()}
+        cluster.kube.request_sync("PATCH", secret_path, body=patch, content_type="application/merge-patch+json")
+
+        def renewed() -> Material | None:
+            live = Material.from_secret(cluster.kube.request_sync("GET", secret_path))
+            return live if live is not None and live.cert != short.cert else None
+
+        final = wait_for(renewed, timeout=30, what="the short-lived certificate renewed")
+        serial = x509.load_pem_x509_certificate(final.cert).serial_number
+        for replica in (a, b):
+            wait_for(lambda r=replica: r.served_serial() == serial, timeout=10, what="the renewed certificate served")
+        renewals = [line for r in (a, b) for line in r.operator.text().splitlines() if "certificate renewed" in line]
+        assert len(renewals) == 1, renewals
+        before = len(a.refusals(name))
+
+        def refused_again() -> bool:
+            return expected in refused(cluster, proxied(name), second) and len(a.refusals(name)) > before
+
+        wait_for(refused_again, timeout=30, what="the standby refusing with the renewed certificate")
     finally:
         for replica in replicas:
             print(f"--- replica {replica.workdir.name} log tail ---\n{replica.operator.tail(30)}")
