@@ -45,8 +45,9 @@ deps: venv k8s ## Install everything the tests need (venv, control plane, databa
 	bash hack/build-dsncheck.sh
 
 .PHONY: manifests
-manifests: venv ## Regenerate the CRDs from the pydantic models
+manifests: venv ## Regenerate the CRDs from the pydantic models and the RBAC (config/rbac) from the table of kinds
 	$(VENV)/bin/model-registry-operator crds -o crds -o config/crd/bases
+	$(VENV)/bin/model-registry-operator rbac -o config/rbac
 
 .PHONY: lint
 lint: venv ## ruff + mypy (the operator and the upload program, each in its own environment) + the import layering (lint-imports, contract in pyproject.toml)
