@@ -26,6 +26,12 @@ CORE = (
     'secrets "reg-db" is forbidden: User "system:serviceaccount:op:manager" cannot get resource "secrets" '
     'in API group "" in the namespace "ns1"'
 )
+ESCALATION = (
+    'clusterrolebindings.rbac.authorization.k8s.io "reg-auth-delegator" is forbidden: user '
+    '"system:serviceaccount:op:manager" (groups=["system:serviceaccounts" "system:authenticated"]) is attempting '
+    'to grant RBAC permissions not currently held:\n{APIGroups:["authentication.k8s.io"], Resources:["tokenreviews"], '
+    'Verbs:["create"]}'
+)
 QUOTA = 'pods "x" is forbidden: exceeded quota: compute, requested: cpu=1, used: cpu=2, limited: cpu=2'
 
 
@@ -35,6 +41,7 @@ QUOTA = 'pods "x" is forbidden: exceeded quota: compute, requested: cpu=1, used:
         (NAMESPACED, "the operator may not patch deployments.apps in namespace ns1: its ClusterRole lacks"),
         (CLUSTER, "may not list clusterrolebindings.rbac.authorization.k8s.io cluster-wide"),
         (CORE, "may not get secrets in namespace ns1"),
+        (ESCALATION, 'may not grant permissions it does not hold itself: {APIGroups:["authentication.k8s.io"], '),
         (QUOTA, "the Kubernetes API refused the operator a request (403 Forbidden): pods"),
     ],
 )

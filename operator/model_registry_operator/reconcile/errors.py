@@ -163,9 +163,20 @@ _DENIED = re.compile(
 )
 
 
+# RBAC's escalation check refusing a Role or binding, followed by the permissions not held.
+_ESCALATION = "is attempting to grant RBAC permissions not currently held"
+
+
 def forbidden_message(exc: ApiError) -> str:
     """The condition's message for a 403: the permission the operator lacks, when RBAC denied it."""
     denied = _DENIED.search(exc.message)
+    if denied is None and _ESCALATION in exc.message:  # a Role or binding granting more than it holds
+        # What is not held comes last in the API server's message: first here, before the bound cuts it.
+        what, _, not_held = exc.message.partition(_ESCALATION)
+        return (
+            f"the operator may not grant permissions it does not hold itself: {not_held.lstrip(': ')}; "
+            f"its ClusterRole lacks them (config/rbac/role.yaml; docs/operations.md, RBAC): {what.strip()}"
+        )
     if denied is None:  # a quota, a terminating namespace: the API server's words say it
         return f"the Kubernetes API refused the operator a request (403 Forbidden): {exc.message}"
     resource = denied["resource"] + (f".{denied['group']}" if denied["group"] else "")
