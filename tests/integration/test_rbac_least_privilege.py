@@ -6,15 +6,12 @@ The operator runs as a process, as in the other integration tests, but authentic
 ServiceAccount bound only to that role (tests/integration/rbac_operator.py). The session's
 operator (cluster-admin) is stopped meanwhile, so only this one reconciles.
 
-The sweep over every rule is long (``make test-rbac``, RBAC_SWEEP=all); ``make test`` runs a
-representative subset: a rendered child, a cluster-scoped child, a permission held only to be
-granted, a watched kind (kopf's side).
+About 3 minutes in all (``make test-rbac`` runs this file alone).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -205,16 +202,10 @@ NOT_EXERCISED = {
     "(OpenShift), which the local control plane does not enable",
 }
 """Rules the local control plane cannot show a need for, and why (besides the optional APIs')."""
-REPRESENTATIVE = ("deployments", "roles", "endpoints", "pods")
-"""What ``make test`` sweeps: a rendered child, RBAC objects, a permission held only to be granted,
-a kind the reconcile reads."""
 
 
 def sweep_rules() -> list[dict[str, Any]]:
-    rules = [r for r in rbac.cluster_role_rules() if r.resources[0] in CASES]
-    if os.environ.get("RBAC_SWEEP") != "all":
-        rules = [r for r in rules if r.resources[0] in REPRESENTATIVE]
-    return [r.as_dict() for r in rules]
+    return [r.as_dict() for r in rbac.cluster_role_rules() if r.resources[0] in CASES]
 
 
 def test_every_rule_is_swept_or_says_why_not() -> None:
