@@ -59,9 +59,17 @@ def test_the_role_grants_every_verb_of_the_table() -> None:
     needed += [
         (group, resource, verb)
         for r in EXTRA_RULES
+        if not r.resource_names
         for group, resource, verb in itertools.product(r.api_groups, r.resources, r.verbs)
     ]
     assert [n for n in needed if not rbac.covers(rules, *n)] == []
+    # Rules for named objects only grant them for those names.
+    named = [
+        (group, resource, verb, name)
+        for r in EXTRA_RULES
+        for group, resource, verb, name in itertools.product(r.api_groups, r.resources, r.verbs, r.resource_names)
+    ]
+    assert [n for n in named if not rbac.covers(rules, *n)] == []
     # and nothing else: every rule of the role comes from one row
     assert len(rules) == len(rbac.cluster_role_rules())
     assert not rbac.covers(rules, "", "pods", "delete")
