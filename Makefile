@@ -46,8 +46,9 @@ deps: venv k8s ## Install everything the tests need (venv, control plane, databa
 	bash hack/install-promtool.sh
 
 .PHONY: manifests
-manifests: venv ## Regenerate the CRDs from the pydantic models
+manifests: venv ## Regenerate the CRDs from the pydantic models and the RBAC (config/rbac) from the table of kinds
 	$(VENV)/bin/model-registry-operator crds -o crds -o config/crd/bases
+	$(VENV)/bin/model-registry-operator rbac -o config/rbac
 
 .PHONY: lint
 lint: venv ## ruff + mypy (the operator and the upload program, each in its own environment) + the import layering (lint-imports, contract in pyproject.toml)
@@ -64,6 +65,10 @@ test: deps lint ## Run the whole test suite (unit, database, control plane, inte
 .PHONY: test-upload
 test-upload: venv ## Only the upload program's suite (in its own environment)
 	$(UPLOAD_VENV)/bin/pytest -c upload/pyproject.toml --rootdir . $(PYTEST_ARGS)
+
+.PHONY: test-rbac
+test-rbac: venv ## Only the RBAC proof: the operator under its generated ClusterRole alone, every rule taken away in turn (~3 min)
+	$(VENV)/bin/pytest tests/integration/test_rbac_least_privilege.py $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## Only the fast tests that need nothing running

@@ -1,4 +1,4 @@
-"""The console command: ``model-registry-operator run | render | crds``.
+"""The console command: ``model-registry-operator run | render | crds | rbac``.
 
 The upload Job's program is a distribution of its own (``model-registry-upload``, its own image)."""
 
@@ -40,6 +40,16 @@ def cmd_crds(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for crd in crds:
             (out / crd_filename(crd)).write_text(_dump([crd]))
+    return 0
+
+
+def cmd_rbac(args: argparse.Namespace) -> int:
+    from .rbac import manifests, write_manifests
+
+    if not args.output_dir:
+        sys.stdout.write("---\n".join(manifests().values()))
+        return 0
+    write_manifests(Path(args.output_dir))
     return 0
 
 
@@ -267,6 +277,9 @@ def parser() -> argparse.ArgumentParser:
     crds_p = sub.add_parser("crds", help="print the CustomResourceDefinitions")
     crds_p.add_argument("-o", "--output-dir", action="append", help="write one file per CRD here (repeatable)")
     crds_p.set_defaults(func=cmd_crds)
+    rbac_p = sub.add_parser("rbac", help="print the ClusterRole and leader-election Role, from the table of kinds")
+    rbac_p.add_argument("-o", "--output-dir", help="write role.yaml and leader_election_role.yaml here")
+    rbac_p.set_defaults(func=cmd_rbac)
     return p
 
 

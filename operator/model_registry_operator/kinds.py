@@ -4,8 +4,8 @@ One row per kind: where it lives (group / version / plural, namespaced or cluste
 whether it belongs to an optional API the cluster may not serve (and which capability says it
 does), what the operator does with it, and the API verbs it needs for that. The handlers read
 the watches from it, the reconcile its prune and finalizer lists, discovery the optional API
-groups, :mod:`kube` its request paths, and ``config/rbac/role.yaml`` must grant every verb in it
-(``tests/unit/test_kinds.py``).
+groups, :mod:`kube` its request paths, and :mod:`rbac` generates ``config/rbac/role.yaml`` from it
+(``make manifests``): adding a permission is one row here.
 
 Flags:
 
@@ -83,6 +83,8 @@ class Kind:
     watched: frozenset[str] = field(default_factory=frozenset)
     prunable: bool = False
     unowned: bool = False
+    why: str = ""
+    """Why the operator needs a verb the flags do not explain (the generated role's comment)."""
 
     @property
     def api_version(self) -> str:
@@ -126,16 +128,18 @@ MODEL_REGISTRY: Final = Kind(
     MODEL_REGISTRY_VERSION,
     MODEL_REGISTRY_KIND,
     MODEL_REGISTRY_PLURAL,
-    verbs=(*READ, "patch"),  # kopf's finalizer
+    verbs=(*READ, "patch"),
     subresources=_CR_SUBRESOURCES,
+    why="patch: kopf's finalizer and its annotations",
 )
 MODEL_UPLOAD_JOB: Final = Kind(
     GROUP,
     MODEL_UPLOAD_JOB_VERSION,
     MODEL_UPLOAD_JOB_KIND,
     MODEL_UPLOAD_JOB_PLURAL,
-    verbs=(*READ, "patch"),  # kopf's progress annotations
+    verbs=(*READ, "patch"),
     subresources=_CR_SUBRESOURCES,
+    why="patch: kopf's progress annotations",
 )
 SERVICE_ACCOUNT: Final = Kind("", "v1", "ServiceAccount", "serviceaccounts", verbs=MANAGE, prunable=True)
 SERVICE: Final = Kind("", "v1", "Service", "services", verbs=MANAGE, watched=_REGISTRY, prunable=True)
@@ -145,8 +149,7 @@ CONFIG_MAP: Final = Kind("", "v1", "ConfigMap", "configmaps", verbs=MANAGE, prun
 """Watched like :data:`SECRET`."""
 PVC: Final = Kind("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", verbs=MANAGE, prunable=True)
 POD: Final = Kind("", "v1", "Pod", "pods", watched=_REGISTRY | _UPLOAD)
-EVENT: Final = Kind("", "v1", "Event", "events", verbs=("create",))
-"""Posted through kopf."""
+EVENT: Final = Kind("", "v1", "Event", "events", verbs=("create",), why="posted through kopf")
 DEPLOYMENT: Final = Kind("apps", "v1", "Deployment", "deployments", verbs=MANAGE, watched=_REGISTRY, prunable=True)
 JOB: Final = Kind("batch", "v1", "Job", "jobs", verbs=MANAGE, watched=_UPLOAD)
 ENDPOINT_SLICE: Final = Kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", watched=_REGISTRY)
@@ -267,36 +270,65 @@ def kind_of(obj: Mapping[str, Any]) -> Kind:
         raise ValueError(f"unknown kind {key[1]} in {key[0]}") from None
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A permission the operator needs for no kind of the table: one row of the generated role."""
+
+    api_groups: tuple[str, ...]
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+    """Said in the generated role's comment and in docs/operations.md."""
+    resource_names: tuple[str, ...] = ()
+
+
 EXTRA_RULES: Final = (
-    # The ClusterRoleBinding <name>-auth-delegator binds system:auth-delegator to a proxy's
-    # ServiceAccount: the API server lets the operator create it when it may bind that role,
-    # or holds what the role grants (what the proxies do with it).
-    {
-        "apiGroups": ["rbac.authorization.k8s.io"],
-        "resources": ["clusterroles"],
-        "resourceNames": ["system:auth-delegator"],
-        "verbs": ["bind"],
-    },
-    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
-    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
-    # The Role registry-user-<name> grants get on the registry's Service and its Endpoints.
-    {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
-    # The admission webhooks' own certificate (ENABLE_WEBHOOKS, WEBHOOK_CERT_SOURCE=operator): its CA
-    # bundle patched into config/webhook's two configurations, by name (the Secret holding the
-    # certificate is covered by the Secret row).
-    {
-        "apiGroups": ["admissionregistration.k8s.io"],
-        "resources": ["validatingwebhookconfigurations"],
-        "resourceNames": ["model-registry-operator-validating-webhook-configuration"],
-        "verbs": ["get", "patch"],
-    },
-    {
-        "apiGroups": ["admissionregistration.k8s.io"],
-        "resources": ["mutatingwebhookconfigurations"],
-        "resourceNames": ["model-registry-operator-mutating-webhook-configuration"],
-        "verbs": ["get", "patch"],
-    },
+    Rule(
+        ("authentication.k8s.io",),
+        ("tokenreviews",),
+        ("create",),
+        "the metrics endpoint authenticates its callers; holding what system:auth-delegator grants lets the "
+        "operator bind it to the proxies' ServiceAccounts (ClusterRoleBinding <name>-auth-delegator) without bind",
+    ),
+    Rule(
+        ("authorization.k8s.io",),
+        ("subjectaccessreviews",),
+        ("create",),
+        "the metrics endpoint authorizes its callers; the other half of system:auth-delegator (as above)",
+    ),
+    Rule(
+        ("",),
+        ("endpoints",),
+        ("get",),
+        "not used by the operator: the Role registry-user-<name> grants it, and the API server lets the "
+        "operator create a Role only for what it holds itself (no escalate)",
+    ),
+    Rule(
+        ("admissionregistration.k8s.io",),
+        ("validatingwebhookconfigurations",),
+        ("get", "patch"),
+        "the admission webhooks' own certificate (ENABLE_WEBHOOKS, WEBHOOK_CERT_SOURCE=operator): its CA bundle "
+        "patched into config/webhook's configuration, by name (the Secret holding it is covered by the Secret row)",
+        resource_names=("model-registry-operator-validating-webhook-configuration",),
+    ),
+    Rule(
+        ("admissionregistration.k8s.io",),
+        ("mutatingwebhookconfigurations",),
+        ("get", "patch"),
+        "as above, for the mutating webhook's configuration",
+        resource_names=("model-registry-operator-mutating-webhook-configuration",),
+    ),
 )
-"""Permissions the operator holds for no kind of the table: only so that it may grant them
-(the API server lets it create a Role or a binding only for what it holds itself, unless it has
-``escalate`` / ``bind``, which it does not need then)."""
+"""Permissions the operator holds for no kind of the table (the API server lets it create a Role
+or a binding only for what it holds itself, so holding them spares ``escalate`` and ``bind``)."""
+
+LEADER_ELECTION_RULES: Final = (
+    Rule(
+        ("coordination.k8s.io",),
+        ("leases",),
+        ("get", "create", "update"),
+        "leader election (--leader-elect): the Lease the active replica holds and renews",
+    ),
+)
+"""The namespaced Role ``leader-election-role`` in the operator's own namespace
+(``config/rbac/leader_election_role.yaml``): what one replica needs to take the lead."""

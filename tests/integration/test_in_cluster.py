@@ -33,6 +33,7 @@ from model_registry_devcluster.operator_image import OPERATOR_IMAGE, provide_ope
 from model_registry_devcluster.testing import DevCluster, run_dev_cluster, second_pod_network
 from model_registry_operator.kinds import PRUNABLE, UNOWNED, Kind
 from model_registry_operator.kube import ApiError, lookup
+from model_registry_operator.settings import LEADER_ELECTION_ID
 from tests.backends.models import model_files, s3_upload
 from tests.backends.oci import DistributionRegistry
 from tests.backends.process import LOOPBACK
@@ -55,6 +56,7 @@ OPERATOR_SELECTOR = "control-plane=controller-manager"
 CRDS = ("modelregistries.modelregistry.opendatahub.io", "modeluploadjobs.modelregistry.opendatahub.io")
 DATABASE_SAMPLES = ("postgres", "mysql", "mariadb", "postgres-auto")
 NAME = "modelregistry-sample"
+REPLICAS = 2
 
 POD = lookup("v1", "Pod")
 # Kinds the operator never touches (not in its table): for the tests to look at.
@@ -62,6 +64,8 @@ NAMESPACE = Kind("", "v1", "Namespace", "namespaces", namespaced=False)
 SERVICE = lookup("v1", "Service")
 CONFIG_MAP = lookup("v1", "ConfigMap")
 DEPLOYMENT = lookup("apps/v1", "Deployment")
+LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases")
+PDB = Kind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets")
 CRD = lookup("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 CLUSTER_ROLE = Kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", namespaced=False)
 CLUSTER_ROLE_BINDING = lookup("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
@@ -82,12 +86,20 @@ def kc(own_cluster: DevCluster) -> Cluster:
     return Cluster(own_cluster.kubeconfig)
 
 
-def operator_pod(kc: Cluster) -> dict[str, Any]:
+def operator_pods(kc: Cluster) -> list[dict[str, Any]]:
+    """The Deployment's two replicas (Pods being deleted left out)."""
     pods = [
         p for p in kc.list(POD, OPERATOR_NAMESPACE, OPERATOR_SELECTOR) if not p["metadata"].get("deletionTimestamp")
     ]
-    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
-    return pods[0]
+    assert len(pods) == REPLICAS, [p["metadata"]["name"] for p in pods]
+    return pods
+
+
+def leader(kc: Cluster) -> str | None:
+    """The Pod name holding the leader election Lease (identity ``<hostname>_<uuid>``)."""
+    lease = kc.get(LEASE, OPERATOR_NAMESPACE, LEADER_ELECTION_ID)
+    holder = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+    return holder.rpartition("_")[0] or None
 
 
 def operator_logs(own_cluster: DevCluster) -> list[Path]:
@@ -120,6 +132,10 @@ def healthz(address: str) -> int:
         return 0
 
 
+def wait_healthy(address: str) -> None:
+    wait_for(lambda: healthz(address) == 200, 60, what=f"the operator's /healthz on its Pod IP {address}")
+
+
 def test_the_overlay_only_swaps_the_image() -> None:
     """What the tests below deploy is config/default as `make deploy` applies it, but the image."""
 
@@ -135,16 +151,20 @@ def test_the_overlay_only_swaps_the_image() -> None:
 
 @pytest.fixture(scope="module")
 def deployed(own_cluster: DevCluster, kc: Cluster) -> dict[str, Any]:
-    """config/default applied through the overlay; the operator Pod once it answers its liveness endpoint."""
+    """config/default applied through the overlay; the leader's Pod once both replicas answer
+    their liveness endpoint and one holds the Lease."""
     kc.kubectl("apply", "--server-side", "-k", str(OVERLAY))
     for crd in CRDS:
         kc.wait_established(f"crd/{crd}")
     kc.kubectl("rollout", "status", "-n", OPERATOR_NAMESPACE, f"deployment/{OPERATOR_DEPLOYMENT}", "--timeout=120s")
-    pod = wait_for(lambda: operator_pod(kc) if operator_pod(kc).get("status", {}).get("podIP") else None, 30)
+    pods = wait_for(lambda: all(p.get("status", {}).get("podIP") for p in operator_pods(kc)) and operator_pods(kc), 30)
     try:
-        wait_for(lambda: healthz(pod["status"]["podIP"]) == 200, 60, what="the operator's /healthz on its Pod IP")
+        for pod in pods:
+            wait_healthy(pod["status"]["podIP"])
+        holder = wait_for(lambda: leader(kc), 60, what="a replica holding the leader election Lease")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\noperator log:\n{log_text(own_cluster)[-4000:]}") from None
+    (pod,) = [p for p in pods if p["metadata"]["name"] == holder]
     return pod
 
 
@@ -158,14 +178,25 @@ def test_operator_runs_in_its_pod_on_the_in_cluster_configuration(
     assert container["image"] == f"{OPERATOR_IMAGE}:dev"
     assert spec["serviceAccountName"] == "model-registry-operator-controller-manager"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health", "scheme": "HTTP"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health", "scheme": "HTTP"}
+    assert "--leader-elect" in container["args"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     env = {e["name"]: e for e in container["env"]}
-    assert env["HEALTH_PROBE_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["HEALTH_PROBE_HOST"]["value"] == "$(POD_IP)"
+    budget = kc.get(PDB, OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT)
+    assert budget is not None
+    assert budget["spec"]["minAvailable"] == 1
     assert "KUBECONFIG" not in env
     # /healthz answered on the Pod's own address (the fixture), one of this cluster's pod network.
     assert ipaddress.ip_address(deployed["status"]["podIP"]) in ipaddress.ip_network(second_pod_network())
-    (container_status,) = operator_pod(kc)["status"]["containerStatuses"]
-    assert container_status["ready"]
-    assert container_status["restartCount"] == 0
+    # Both replicas ready (a standby is too, so rollouts do not stall), neither restarted.
+    for pod in operator_pods(kc):
+        (container_status,) = pod["status"]["containerStatuses"]
+        assert container_status["ready"], pod["metadata"]["name"]
+        assert container_status["restartCount"] == 0, pod["metadata"]["name"]
+    # One of them leads (its hostname, the Pod's name, is the Lease holder's identity).
+    assert leader(kc) == deployed["metadata"]["name"]
     assert operator_logs(own_cluster), "no log of the operator's process on the node"
 
 
@@ -287,7 +318,7 @@ def test_operator_log_has_no_403_and_no_traceback(
     own_cluster: DevCluster, kc: Cluster, deployed: dict[str, Any]
 ) -> None:
     assert_clean_log(own_cluster)
-    assert operator_pod(kc)["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert all(p["status"]["containerStatuses"][0]["restartCount"] == 0 for p in operator_pods(kc))
 
 
 def test_make_undeploy_removes_the_registries_then_the_operator(
@@ -335,13 +366,13 @@ def test_make_deploy_with_an_image_override(own_cluster: DevCluster, kc: Cluster
     make("deploy", own_cluster, IMG=f"{OPERATOR_IMAGE}:make-deploy", UPLOAD_IMG=UPLOAD_IMAGE)
     deployment = kc.get(DEPLOYMENT, OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT)
     assert deployment is not None
-    assert deployment["status"].get("availableReplicas") == 1
+    assert deployment["status"].get("availableReplicas") == REPLICAS
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"{OPERATOR_IMAGE}:make-deploy"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RELATED_IMAGE_MODEL_UPLOAD_JOB_IMAGE"] == UPLOAD_IMAGE
-    pod = operator_pod(kc)
-    wait_for(lambda: healthz(pod["status"]["podIP"]) == 200, 60, what="the operator's /healthz")
+    for pod in operator_pods(kc):
+        wait_healthy(pod["status"]["podIP"])
     after = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert after.stdout == before.stdout
     make("undeploy", own_cluster)

@@ -72,7 +72,6 @@ def test_invalid_input_is_the_specs_fault_with_no_traceback(exc: BaseException, 
         KeyError("spec"),
         RuntimeError("boom"),
         TypeError("unsupported operand"),
-        ApiError(403, "Forbidden", "no"),  # RBAC: a bug of the install
         HandlerTimeout("the reconcile of ns/a took longer than 1 s (RECONCILE_TIMEOUT_SECONDS)"),
     ],
 )

@@ -55,8 +55,8 @@ def manager(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_default_with_webhooks_matches_what_the_operator_serves_and_patches(config: Path) -> None:
     settings = OperatorSettings()
     docs = build(config / "default")
-    service = one(docs, "Service")
-    assert (service["metadata"]["name"], service["metadata"]["namespace"]) == (settings.webhook_service, NAMESPACE)
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == settings.webhook_service]
+    assert service["metadata"]["namespace"] == NAMESPACE
     for kind, name, path in (
         ("ValidatingWebhookConfiguration", settings.webhook_validating_configuration, VALIDATE_ID),
         ("MutatingWebhookConfiguration", settings.webhook_mutating_configuration, MUTATE_ID),
@@ -71,10 +71,8 @@ def test_default_with_webhooks_matches_what_the_operator_serves_and_patches(conf
         }
         assert webhook["rules"][0]["apiVersions"] == ["v1beta1"]  # what the handlers are registered for
         # The ClusterRole may patch exactly this configuration's CA bundle.
-        assert any(rule.get("resourceNames") == [name] and rule["verbs"] == ["get", "patch"] for rule in EXTRA_RULES), (
-            name
-        )
-        role = one(docs, "ClusterRole")
+        assert any(rule.resource_names == (name,) and rule.verbs == ("get", "patch") for rule in EXTRA_RULES), name
+        (role,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("manager-role")]
         assert any(rule.get("resourceNames") == [name] and "patch" in rule["verbs"] for rule in role["rules"])
     container = manager(docs)
     env = {e["name"]: e for e in container["env"]}

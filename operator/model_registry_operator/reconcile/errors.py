@@ -7,6 +7,9 @@ The taxonomy, one :func:`category` for both reconcilers:
   retry until the spec or a referenced object changes (or the slow resync comes round);
 - ``TRANSIENT``: API trouble (404 / 409 of a read-modify race, 429, 5xx, a connection or read
   timeout): one log line, retried with backoff;
+- ``FORBIDDEN``: the API server refused the operator a request (403): its ClusterRole lacks the
+  permission (or a quota, a terminating namespace): a condition with reason ``Forbidden`` naming
+  the verb and resource, one log line, retried with backoff (a fixed role takes at the retry);
 - ``BUG``: anything else, a bug or an input nobody foresaw, a reconcile that ran past its time
   limit (:class:`HandlerTimeout`) included: its traceback is logged once (and again only when the
   error changes), the condition says ``ReconcileError``, retried with backoff.
@@ -34,6 +37,8 @@ from typing import Any, Literal
 import urllib3.exceptions
 
 from ..kube import ApiError
+from ..names import FORBIDDEN as FORBIDDEN_REASON
+from ..names import RECONCILE_ERROR
 from ..observability.metrics import RECONCILE_ERRORS
 from ..render.values import value_problems as value_problems
 from .claims import ClaimRace
@@ -53,9 +58,10 @@ REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 4
 
 
-Category = Literal["transient", "invalid", "bug"]
+Category = Literal["transient", "invalid", "forbidden", "bug"]
 TRANSIENT: Category = "transient"
 INVALID: Category = "invalid"
+FORBIDDEN: Category = "forbidden"
 BUG: Category = "bug"
 # The API server refused what the spec rendered: the spec's fault, not the operator's.
 INVALID_STATUSES = frozenset({400, 422})
@@ -78,6 +84,11 @@ class Failure:
     message: str  # for the condition: redacted, one line, bounded
     signature: str  # equal for repeats of the same error (a changed error is logged again)
     details: str  # for the log: the redacted traceback, or the one line of a transient error
+
+    @property
+    def reason(self) -> str:
+        """The conditions' reason: ``Forbidden`` for a refused request, else ``ReconcileError``."""
+        return FORBIDDEN_REASON if self.category == FORBIDDEN else RECONCILE_ERROR
 
     @property
     def transient(self) -> bool:
@@ -141,9 +152,47 @@ def is_invalid(exc: BaseException) -> bool:
     return isinstance(exc, ConfigurationError)
 
 
+def is_forbidden(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and exc.status == 403
+
+
+# The RBAC authorizer's words: `User "u" cannot create resource "deployments" in API group "apps"
+# in the namespace "ns"` (or `... at the cluster scope`), after `<resource> "<name>" is forbidden: `.
+_DENIED = re.compile(
+    r'cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group "(?P<group>[^"]*)"'
+    r'(?: in the namespace "(?P<namespace>[^"]+)"| at the cluster scope)?'
+)
+
+
+# RBAC's escalation check refusing a Role or binding, followed by the permissions not held.
+_ESCALATION = "is attempting to grant RBAC permissions not currently held"
+
+
+def forbidden_message(exc: ApiError) -> str:
+    """The condition's message for a 403: the permission the operator lacks, when RBAC denied it."""
+    denied = _DENIED.search(exc.message)
+    if denied is None and _ESCALATION in exc.message:  # a Role or binding granting more than it holds
+        # What is not held comes last in the API server's message: first here, before the bound cuts it.
+        what, _, not_held = exc.message.partition(_ESCALATION)
+        return (
+            f"the operator may not grant permissions it does not hold itself: {not_held.lstrip(': ')}; "
+            f"its ClusterRole lacks them (config/rbac/role.yaml; docs/operations.md, RBAC): {what.strip()}"
+        )
+    if denied is None:  # a quota, a terminating namespace: the API server's words say it
+        return f"the Kubernetes API refused the operator a request (403 Forbidden): {exc.message}"
+    resource = denied["resource"] + (f".{denied['group']}" if denied["group"] else "")
+    where = f"in namespace {denied['namespace']}" if denied["namespace"] else "cluster-wide"
+    return (
+        f"the operator may not {denied['verb']} {resource} {where}: its ClusterRole lacks the permission "
+        f"(config/rbac/role.yaml; docs/operations.md, RBAC): {exc.message}"
+    )
+
+
 def category(exc: BaseException) -> Category:
     if is_invalid(exc):
         return INVALID
+    if is_forbidden(exc):
+        return FORBIDDEN
     return TRANSIENT if is_transient(exc) else BUG
 
 
@@ -174,6 +223,9 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> Failure:
     if is_invalid(exc):
         message = one_line(redact(invalid_message(exc), secrets))
         return Failure(INVALID, message, message, message)
+    if isinstance(exc, ApiError) and is_forbidden(exc):
+        message = one_line(redact(forbidden_message(exc), secrets))
+        return Failure(FORBIDDEN, message, message, message)
     if is_transient(exc):
         if isinstance(exc, ApiError):
             summary = f"the Kubernetes API answered {exc.status} {exc.reason}: {exc.message}"

@@ -403,7 +403,7 @@ class RegistryReconciler:
     async def _reconcile_failed(
         self, key: Key, state: RegistryState, body: Obj, exc: Exception, read_secrets: set[str]
     ) -> ReconcileResult:
-        """A condition saying what went wrong (``ReconcileError``), and a retry with backoff."""
+        """A condition saying what went wrong (``ReconcileError``, ``Forbidden``), and a retry with backoff."""
         state.applied = None  # what was applied is unknown now: the retry renders anew
         if await self.kube.get(MODEL_REGISTRY, *key) is None:
             self.forget(*key)  # deleted while we worked: nothing to report
@@ -411,8 +411,9 @@ class RegistryReconciler:
         delay, failure = self.queue.failed(key, body, exc, read_secrets)
         generation = int(body["metadata"].get("generation") or 0)
         message = f"{failure.message} (retrying in {delay:.0f} s)"
+        observation = Observation(generation, reconcile_error=message, reconcile_reason=failure.reason)
         try:
-            await self._write_status(key, state, body, Observation(generation=generation, reconcile_error=message), "")
+            await self._write_status(key, state, body, observation, "")
         except Exception as write_exc:  # the API server is in trouble too: the retry reports it
             log.debug("%s/%s: the failure could not be reported in the status: %s", *key, write_exc)
         return ReconcileResult(retry_in=delay)

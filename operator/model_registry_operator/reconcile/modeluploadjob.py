@@ -29,6 +29,7 @@ from ..names import (
     AVAILABLE,
     CONFIGURATION_ERROR,
     FAILED,
+    FORBIDDEN,
     JOB_CREATED,
     MODEL_UPLOAD_JOB_KIND,
     RECONCILE_ERROR,
@@ -199,10 +200,10 @@ class UploadJobReconciler:
         self.queue.succeeded(key)
         return status, None
 
-    def _note_failure(self, key: Key, body: Obj | None, exc: Exception) -> tuple[float, str]:
-        """Count a failure and log it (its traceback once): the delay and the condition's message."""
+    def _note_failure(self, key: Key, body: Obj | None, exc: Exception) -> tuple[float, str, str]:
+        """Count a failure and log it (its traceback once): the delay, the condition's message and reason."""
         delay, failure = self.queue.failed(key, body, exc)
-        return delay, f"{failure.message} (retrying in {delay:.0f} s)"
+        return delay, f"{failure.message} (retrying in {delay:.0f} s)", failure.reason
 
     async def _reconcile_failed(self, key: Key, exc: Exception) -> float | None:
         """Report a failure (a condition while no Job exists); the delay of the retry."""
@@ -210,7 +211,7 @@ class UploadJobReconciler:
         if body is None:
             self.forget(*key)
             return None
-        delay, message = self._note_failure(key, body, exc)
+        delay, message, reason = self._note_failure(key, body, exc)
         previous: Obj = body.get("status") or {}
         if previous.get("phase") in TERMINAL or await self.kube.get(JOB, key[0], job_name(key[1])) is not None:
             return delay  # the Job's own status stays what the status says; the log has the failure
@@ -218,7 +219,7 @@ class UploadJobReconciler:
             generation=int(body["metadata"].get("generation", 0)),
             job_name=job_name(key[1]),
             config_map_name=config_map_name(key[1]),
-            problem=Problem(RECONCILE_ERROR, message),
+            problem=Problem(reason, message),
         )
         await self._write_status(body, upload_status(observation, previous))
         return delay
@@ -384,7 +385,7 @@ class UploadJobReconciler:
             self.emit(body, "Warning", problem_reason, str(status.fields.get("message") or ""))
 
 
-_WAIT_REASONS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE, CONFIGURATION_ERROR, RECONCILE_ERROR})
+_WAIT_REASONS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE, CONFIGURATION_ERROR, RECONCILE_ERROR, FORBIDDEN})
 _REGISTRY_WAITS = frozenset({REGISTRY_NOT_FOUND, REGISTRY_NOT_AVAILABLE})
 
 

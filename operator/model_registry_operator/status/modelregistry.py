@@ -63,6 +63,7 @@ class Observation:
     generation: int
     configuration_error: str | None = None
     reconcile_error: str | None = None
+    reconcile_reason: str = RECONCILE_ERROR  # Forbidden when the API server refused a request
     deployment: Obj | None = None
     ready_endpoints: int = 0
     pods: list[Obj] = field(default_factory=list)
@@ -127,7 +128,7 @@ def _available(obs: Observation, previous: Obj | None) -> Cond:
     if obs.configuration_error:
         return Cond(AVAILABLE, FALSE, CONFIGURATION_ERROR, obs.configuration_error)
     if obs.reconcile_error:
-        return Cond(AVAILABLE, FALSE, RECONCILE_ERROR, obs.reconcile_error)
+        return Cond(AVAILABLE, FALSE, obs.reconcile_reason, obs.reconcile_error)
     if obs.name_conflicts:
         return Cond(AVAILABLE, FALSE, NAME_CONFLICT, "; ".join(obs.name_conflicts))
     failure = pod_failure(obs.pods)
@@ -163,7 +164,7 @@ def _progressing(obs: Observation) -> Cond:
     if obs.configuration_error:
         return Cond(PROGRESSING, FALSE, CONFIGURATION_ERROR, obs.configuration_error)
     if obs.reconcile_error:
-        return Cond(PROGRESSING, FALSE, RECONCILE_ERROR, obs.reconcile_error)
+        return Cond(PROGRESSING, FALSE, obs.reconcile_reason, obs.reconcile_error)
     if obs.deployment is None:
         return Cond(PROGRESSING, TRUE, ROLLING_OUT, "Creating deployment")
     progressing = _deployment_condition(obs.deployment, "Progressing")
@@ -184,7 +185,7 @@ def _degraded(obs: Observation) -> Cond:
     if obs.configuration_error:
         return Cond(DEGRADED, TRUE, CONFIGURATION_ERROR, obs.configuration_error)
     if obs.reconcile_error:
-        return Cond(DEGRADED, TRUE, RECONCILE_ERROR, obs.reconcile_error)
+        return Cond(DEGRADED, TRUE, obs.reconcile_reason, obs.reconcile_error)
     if obs.name_conflicts:
         return Cond(DEGRADED, TRUE, NAME_CONFLICT, "; ".join(obs.name_conflicts))
     failure = pod_failure(obs.pods)
@@ -207,7 +208,7 @@ def _database(obs: Observation) -> Cond:
     if obs.configuration_error:
         return Cond(DATABASE_AVAILABLE, UNKNOWN, CONFIGURATION_ERROR, "database settings are incomplete")
     if obs.reconcile_error:
-        return Cond(DATABASE_AVAILABLE, UNKNOWN, RECONCILE_ERROR, "not probed: the reconcile failed")
+        return Cond(DATABASE_AVAILABLE, UNKNOWN, obs.reconcile_reason, "not probed: the reconcile failed")
     if obs.database is None:
         return Cond(DATABASE_AVAILABLE, UNKNOWN, PROBE_DISABLED, "the operator does not probe the database")
     return Cond(DATABASE_AVAILABLE, obs.database.status, obs.database.reason, obs.database.message)

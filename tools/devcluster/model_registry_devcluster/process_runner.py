@@ -7,7 +7,8 @@ The simulated node uses it for containers whose image contains ``sim-exec`` (see
   ``configMapKeyRef``, ``fieldRef``) and ``envFrom``, read through the API like a kubelet does;
   ``PATH`` also holds the directory of the running Python (so the operator's console scripts
   resolve);
-* it runs in its own mount namespace (``unshare --mount``, needs root): Secret, ConfigMap,
+* it runs in its own mount and UTS namespaces (``unshare --mount --uts``, needs root; the
+  hostname is the Pod's name, as in a container): Secret, ConfigMap,
   emptyDir, hostPath and PersistentVolumeClaim volumes (a claim bound to a ``hostPath`` / ``local``
   volume, or annotated with :data:`HOST_PATH_ANNOTATION`) are materialised in a temporary
   directory and bind-mounted at their ``mountPath`` (read-only when asked), a private
@@ -417,14 +418,18 @@ class ProcessRunner:
         full_env = {"PATH": base_path, "HOME": "/root", "HOSTNAME": ctx.pod_name, **env}
         full_env["PATH"] = kubelet_expand(full_env["PATH"], {"PATH": base_path})
         read_only_root = bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem"))
-        script = _mount_script(mounts, read_only_root=read_only_root)
+        # Its own UTS namespace named after the Pod, as a runtime gives it (the kubelet truncates
+        # the name to 63 characters): in-cluster programs take their identity from the hostname.
+        hostname = ctx.pod_name[:63].rstrip("-.")
+        script = f"hostname {shlex.quote(hostname)}\n" + _mount_script(mounts, read_only_root=read_only_root)
         log_name = f"{ctx.namespace}_{ctx.pod_name}_{c['name']}_{ctx.restart_count}.log"
         log_path = self.log_dir / log_name
         cwd = c.get("workingDir") or "/"
         try:
             with log_path.open("wb") as out:
                 proc = subprocess.Popen(
-                    ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", *argv],
+                    ["unshare", "--mount", "--uts", "--propagation", "private", "--"]
+                    + ["/bin/sh", "-c", script, "sh", *argv],
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from ...names import (
     AVAILABLE,
     CONFIGURATION_ERROR,
     DEPLOYMENT_UNAVAILABLE,
+    FORBIDDEN,
     MODE_CONDITIONS,
     NAME_CONFLICT,
     RECONCILE_ERROR,
@@ -116,8 +117,12 @@ def events(
         return
     if available["status"] == TRUE:
         env.emit(body, "Normal", AVAILABLE, available["message"])
-    elif available["reason"] in (CONFIGURATION_ERROR, RECONCILE_ERROR, NAME_CONFLICT, DEPLOYMENT_UNAVAILABLE):
+    elif available["reason"] in _WARNED:
         env.emit(body, "Warning", available["reason"], available["message"])
+
+
+_WARNED = (CONFIGURATION_ERROR, RECONCILE_ERROR, FORBIDDEN, NAME_CONFLICT, DEPLOYMENT_UNAVAILABLE)
+"""The Available reasons posted as Warning events."""
 
 
 def _states(conditions: list[Obj] | None) -> list[tuple[Any, Any, Any]]:
