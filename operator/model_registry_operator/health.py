@@ -50,6 +50,10 @@ class Readiness:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     """kopf's startup handlers have run (its ready flag)."""
     listed: set[str] = field(default_factory=set)
+    webhooks: Callable[[], str | None] | None = None
+    """Why the admission webhook server does not answer yet (None: it does); unset: webhooks off.
+    Every replica serves them, so a replica is not ready until it does (as controller-runtime's
+    webhook readiness check)."""
 
     def watch_listed(self, resource: str) -> None:
         self.listed.add(resource)
@@ -108,6 +112,8 @@ class HealthServer:
         r = self.readiness
         checks: list[tuple[str, str | None, str]] = []
         checks.append(("apiserver", await self.api_check(), ""))
+        if r.webhooks is not None:
+            checks.append(("webhooks", r.webhooks(), ""))
         if r.standby():
             checks.append(("leader", None, " (standby)"))
             checks.append(("watches", None, " (standby: not watching)"))

@@ -266,6 +266,9 @@ def run(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
     namespaces = [settings.watch_namespace] if settings.watch_namespace else []
     metrics = MetricsEndpoint.from_settings(settings, kube)
     webhooks = webhook_handlers.WebhookService(kube, settings) if settings.enable_webhooks else None
+    if webhooks is not None:
+        service = webhooks
+        readiness.webhooks = lambda: None if service.listening else "the admission webhook server is not listening yet"
 
     # kopf handles SIGTERM / SIGINT itself (no stop_flag: its waiter would hold kopf's exit 5 s).
     def reconcile(ready_flag: asyncio.Event) -> Awaitable[None]:

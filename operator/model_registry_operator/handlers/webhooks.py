@@ -59,6 +59,8 @@ class WebhookService:
         # not run on a standby; on the leader this is one more discovery read per interval.
         self.capabilities = CapabilityWatcher(kube, settings.capability_refresh_seconds)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.listening = False
+        """Whether the server accepts requests now (``/readyz``: the Service routes none here before)."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -110,13 +112,15 @@ class WebhookService:
                     keeping = asyncio.get_running_loop().create_task(
                         _keep(keeper, self.settings.webhook_cert_check_seconds)
                     )
-                async for _ in server(cast(kopf.WebhookFn, self.review)):
+                async for _ in server(cast(kopf.WebhookFn, self.review)):  # each time it listens
+                    self.listening = True
                     log.info("serving the admission webhooks on port %s", self.settings.webhook_port)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("the admission webhook server failed; starting it again in %s s", RETRY_SECONDS)
             finally:
+                self.listening = False
                 if keeping is not None:
                     keeping.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
