@@ -141,3 +141,17 @@ class CertificateAuthority:
     def issue_client(self, common_name: str) -> CertPair:
         """A client certificate whose CN is ``common_name`` (e.g. a database user)."""
         return self._issue(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, (), ())
+
+
+def served_certificate(port: int, host: str = "127.0.0.1") -> x509.Certificate:
+    """The leaf certificate a TLS server on ``host:port`` presents (not verified: what it serves)."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)

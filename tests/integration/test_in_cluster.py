@@ -44,6 +44,7 @@ from tests.conftest import fail_without_k8s
 
 from .conftest import ROOT
 from .kube import KUBECTL, MR, Cluster, wait_for
+from .test_name_conflicts import registry_yaml
 from .uploads import BUCKET, UPLOAD_IMAGE, s3_to_oci_spec, secrets, upload, wait_succeeded
 
 pytestmark = pytest.mark.integration
@@ -251,13 +252,7 @@ def test_model_upload_job_succeeds(
 
 
 def registry(name: str, **mode: Any) -> str:
-    body = {
-        "apiVersion": "modelregistry.opendatahub.io/v1beta1",
-        "kind": "ModelRegistry",
-        "metadata": {"name": name},
-        "spec": {"rest": {}, "postgres": {"generateDeployment": True}, **mode},
-    }
-    return yaml.safe_dump(body)
+    return registry_yaml(name, mode)
 
 
 def labelled(kc: Cluster, namespace: str, name: str) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import signal
 import socket
-import ssl
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from cryptography import x509
 
 from model_registry_operator.kube import lookup
 from model_registry_operator.webhooks.certificates import Material, generate, service_names
+from tests.backends.certs import served_certificate
 
 from .conftest import OperatorProcess, _free_port
 from .kube import MR, Cluster, wait_for
@@ -60,13 +60,7 @@ class Replica:
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
     def served_serial(self) -> int:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
-            der = tls.getpeercert(binary_form=True)
-        assert der is not None
-        return int(x509.load_der_x509_certificate(der).serial_number)
+        return int(served_certificate(self.port).serial_number)
 
     def refusals(self, name: str) -> list[str]:
         return [line for line in self.operator.text().splitlines() if f"/{name}: metadata.name:" in line]

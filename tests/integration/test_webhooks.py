@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import copy
 import socket
-import ssl
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from cryptography import x509
 
 from model_registry_devcluster.simnode import SimulatedNode
 from model_registry_operator.kube import lookup
+from tests.backends.certs import served_certificate
 
 from .conftest import ROOT, OperatorProcess, _free_port
 from .kube import MR, Cluster, wait_for
@@ -68,13 +68,7 @@ class Webhooks:
         return str(secret["data"]["ca.crt"]) if secret else None
 
     def served_certificate(self) -> x509.Certificate:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
-            der = tls.getpeercert(binary_form=True)
-        assert der is not None
-        return x509.load_der_x509_certificate(der)
+        return served_certificate(self.port)
 
     def restart(self, operator: OperatorProcess, **env: str) -> None:
         operator.stop()
