@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from model_registry_devcluster.operator_image import OPERATOR_IMAGE, provide_operator_image
 from model_registry_devcluster.testing import DevCluster, run_dev_cluster, second_pod_network
