@@ -64,6 +64,26 @@ def test_flags_as_upstream_manifests_write_them() -> None:
     assert (str(endpoint.cert_file), str(endpoint.key_file)) == ("/certs/cert.pem", "/certs/key.pem")
 
 
+def test_upstreams_zap_flags_start_the_operator_as_they_would_upstreams() -> None:
+    """A Deployment written for upstream's manager may carry controller-runtime's zap flags."""
+    settings = settings_of("--zap-log-level=debug", "--zap-encoder=json", "--zap-stacktrace-level=error")
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
+    assert settings_of("--zap-log-level", "error").log_level == "ERROR"
+    assert settings_of("--zap-log-level=2").log_level == "DEBUG"
+    assert settings_of("--zap-devel").log_level == "DEBUG"
+    assert settings_of("--zap-devel=false").log_level == "INFO"
+    assert settings_of("--zap-encoder=console").log_format == "text"
+    assert settings_of("--zap-encoder=json", "--log-format=text").log_format == "text"  # ours win
+    assert settings_of("--zap-time-encoding=iso8601").log_level == "INFO"
+
+
+def test_a_bad_zap_level_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.parser().parse_args(["run", "--zap-log-level=loud"])
+    assert exc.value.code == 2
+    assert "--zap-log-level" in capsys.readouterr().err
+
+
 def test_zero_turns_the_endpoint_off() -> None:
     assert endpoint_of(settings_of("--metrics-bind-address=0")) is None
 
